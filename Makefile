@@ -1,0 +1,48 @@
+# Weir's front door. `make up` runs the stack on the sample models; `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+MODELS := models/digits/1/model.onnx models/digits/2/model.onnx models/cnn/1/model.onnx
+
+.PHONY: up test lint bench render deps system-deps models clean
+
+up: deps models
+	$(VENV)/bin/weir up
+
+test: deps models
+	$(PY) -m pytest -q
+	busted --lpath='lua/?.lua;lua/?/init.lua' tests/lua
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	luacheck lua tests/lua
+	$(VENV)/bin/hadolint Dockerfile
+
+bench: deps models
+	$(PY) -m tests.bench.run
+
+render: deps
+	$(VENV)/bin/weir render release.yaml
+
+deps: system-deps $(VENV)/.installed
+
+system-deps:
+	@scripts/install_system_deps.sh
+
+# Pinned by constraints.txt; meinheld goes in without its stale greenlet<0.5 pin.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	$(PIP) install -q -c constraints.txt --no-deps meinheld
+	touch $@
+
+models: $(MODELS)
+
+$(MODELS) &: models/build_samples.py | $(VENV)/.installed
+	$(PY) models/build_samples.py
+
+clean:
+	rm -rf $(VENV) .weir models/*/[0-9]*/

@@ -1,0 +1,158 @@
+"""Build Weir's bundled sample models into the model repository.
+
+Nothing is downloaded: `digits` is trained on scikit-learn's bundled digits data set and
+`cnn` uses fixed random weights drawn from a seeded generator, so every build is identical.
+
+    models/digits/1/model.onnx   logistic regression   input [N,64] FP32 -> probabilities [N,10]
+    models/digits/2/model.onnx   small MLP              input [N,64] FP32 -> probabilities [N,10]
+    models/cnn/1/model.onnx      4 conv layers + dense  input [N,3,64,64] FP32 -> probabilities [N,10]
+
+The graphs are written with `onnx.helper` from the trained weights, so they carry exactly one
+input and one output with the names clients see in metadata (`input`, `probabilities`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+INPUT = "input"
+OUTPUT = "probabilities"
+REPOSITORY = Path(__file__).resolve().parent
+
+
+def _save(graph: onnx.GraphProto, path: Path) -> None:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8  # readable by every onnxruntime release of the last three years
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    onnx.save(model, tmp)
+    tmp.replace(path)  # a half-written model must never be picked up by a sidecar
+
+
+def _io(shape_in: list[int | str], classes: int) -> tuple[onnx.ValueInfoProto, onnx.ValueInfoProto]:
+    return (
+        helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, shape_in),
+        helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", classes]),
+    )
+
+
+def dense_graph(name: str, layers: list[tuple[np.ndarray, np.ndarray]]) -> onnx.GraphProto:
+    """A stack of Gemm layers, ReLU between them, softmax at the end."""
+    nodes, inits = [], []
+    current = INPUT
+    for i, (weight, bias) in enumerate(layers):
+        w, b, out = f"w{i}", f"b{i}", f"dense{i}"
+        inits += [
+            numpy_helper.from_array(weight.astype(np.float32), w),
+            numpy_helper.from_array(bias.astype(np.float32), b),
+        ]
+        nodes.append(helper.make_node("Gemm", [current, w, b], [out]))
+        current = out
+        if i < len(layers) - 1:
+            nodes.append(helper.make_node("Relu", [out], [f"relu{i}"]))
+            current = f"relu{i}"
+    nodes.append(helper.make_node("Softmax", [current], [OUTPUT], axis=-1))
+    inp, out = _io(["N", layers[0][0].shape[0]], layers[-1][0].shape[1])
+    return helper.make_graph(nodes, name, [inp], [out], initializer=inits)
+
+
+def cnn_graph(seed: int = 7) -> onnx.GraphProto:
+    """Conv(3->32) -> pool -> Conv(32->64) -> pool -> Conv(64->128) -> Conv(128->128) -> global pool -> dense(10).
+
+    About 80M multiply-adds a sample: a few ms on one CPU core, heavy enough to make batching matter.
+    """
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    current, channels = INPUT, 3
+    for i, out_channels in enumerate((32, 64, 128, 128)):
+        fan_in = channels * 9
+        weight = rng.normal(0, np.sqrt(2.0 / fan_in), (out_channels, channels, 3, 3))
+        inits += [
+            numpy_helper.from_array(weight.astype(np.float32), f"conv{i}_w"),
+            numpy_helper.from_array(np.zeros(out_channels, np.float32), f"conv{i}_b"),
+        ]
+        nodes += [
+            helper.make_node(
+                "Conv", [current, f"conv{i}_w", f"conv{i}_b"], [f"conv{i}"], pads=[1, 1, 1, 1]
+            ),
+            helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]),
+        ]
+        current, channels = f"relu{i}", out_channels
+        if i < 2:
+            nodes.append(
+                helper.make_node("MaxPool", [current], [f"pool{i}"], kernel_shape=[2, 2], strides=[2, 2])
+            )
+            current = f"pool{i}"
+    dense_w = rng.normal(0, np.sqrt(1.0 / channels), (channels, 10)).astype(np.float32)
+    inits += [
+        numpy_helper.from_array(dense_w, "dense_w"),
+        numpy_helper.from_array(np.zeros(10, np.float32), "dense_b"),
+    ]
+    nodes += [
+        helper.make_node("GlobalAveragePool", [current], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "dense_w", "dense_b"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], [OUTPUT], axis=-1),
+    ]
+    inp, out = _io(["N", 3, 64, 64], 10)
+    return helper.make_graph(nodes, "cnn", [inp], [out], initializer=inits)
+
+
+def build_digits(repository: Path) -> dict[str, float]:
+    """Train both digits versions on a fixed split; return their held-out accuracy."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)  # pixel intensities 0..16 -> 0..1; clients send the same scale
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0)
+
+    logistic = LogisticRegression(max_iter=2000).fit(x_train, y_train)
+    mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=600, random_state=0).fit(x_train, y_train)
+
+    layers_v1 = [(logistic.coef_.T, logistic.intercept_)]
+    layers_v2 = list(zip(mlp.coefs_, mlp.intercepts_, strict=True))
+    _save(dense_graph("digits_v1", layers_v1), repository / "digits" / "1" / "model.onnx")
+    _save(dense_graph("digits_v2", layers_v2), repository / "digits" / "2" / "model.onnx")
+    return {
+        "digits/1": float(logistic.score(x_test, y_test)),
+        "digits/2": float(mlp.score(x_test, y_test)),
+    }
+
+
+def build(repository: Path, force: bool = False) -> dict[str, float]:
+    targets = [repository / p / "model.onnx" for p in ("digits/1", "digits/2", "cnn/1")]
+    if not force and all(t.exists() for t in targets):
+        return {}
+    accuracy = build_digits(repository)
+    _save(cnn_graph(), repository / "cnn" / "1" / "model.onnx")
+    return accuracy
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repository", type=Path, default=REPOSITORY, help="model repository root")
+    parser.add_argument("--force", action="store_true", help="rebuild even when the models exist")
+    args = parser.parse_args(argv)
+    accuracy = build(args.repository, args.force)
+    if not accuracy:
+        print(f"sample models already present in {args.repository} (use --force to rebuild)")
+        return 0
+    for model, score in accuracy.items():
+        print(f"built {model}: held-out accuracy {score:.4f}")
+    print(f"built cnn/1: fixed random weights (seed 7), in {args.repository}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

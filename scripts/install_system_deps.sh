@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Weir needs from the system's packages, only when it is missing:
+# nginx with the Lua module (OpenResty when present, else Debian's nginx + lua module),
+# wrk for benchmarks, busted and luacheck for the Lua tests.
+set -euo pipefail
+
+need=()
+have_lua_nginx() {
+    command -v openresty >/dev/null 2>&1 && return 0
+    [ -x /usr/sbin/nginx ] && [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] \
+        && [ -d /usr/share/lua/5.1/resty/core ] || return 1
+}
+have_lua_nginx || need+=(nginx-light libnginx-mod-http-lua lua-resty-core)
+[ -f /usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so ] || ls /usr/lib/*/lua/5.1/cjson.so >/dev/null 2>&1 \
+    || command -v openresty >/dev/null 2>&1 || need+=(lua-cjson)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v busted >/dev/null 2>&1 || need+=(lua-busted)
+command -v luacheck >/dev/null 2>&1 || need+=(lua-check)
+
+[ ${#need[@]} -eq 0 ] && exit 0
+
+echo "weir: installing system packages: ${need[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+        echo "weir: need root or sudo to install: ${need[*]}" >&2
+        echo "      run: sudo apt-get install -y ${need[*]}" >&2
+        exit 1
+    }
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian enables the packaged nginx as a system service on :80; Weir runs its own instances.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now nginx >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,45 @@
+"""The sample models build offline, deterministically, with the signatures the docs promise."""
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from models import build_samples
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+    repository = tmp_path_factory.mktemp("repository")
+    return repository, build_samples.build(repository)
+
+
+@pytest.mark.parametrize(
+    ("model", "shape"),
+    [("digits/1", [2, 64]), ("digits/2", [2, 64]), ("cnn/1", [2, 3, 64, 64])],
+)
+def test_each_model_maps_its_input_to_class_probabilities(built, model, shape):
+    repository, _ = built
+    session = ort.InferenceSession(
+        str(repository / model / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert [o.name for o in session.get_outputs()] == ["probabilities"]
+    (probabilities,) = session.run(None, {"input": np.random.rand(*shape).astype(np.float32)})
+    assert probabilities.shape == (2, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_digits_versions_are_accurate_on_held_out_data(built):
+    _, accuracy = built
+    assert accuracy["digits/1"] > 0.93
+    assert accuracy["digits/2"] > 0.95
+
+
+def test_rebuild_is_skipped_when_models_exist_and_identical_when_forced(built):
+    repository, _ = built
+    before = (repository / "cnn/1/model.onnx").read_bytes()
+    assert build_samples.build(repository) == {}
+    build_samples.build(repository, force=True)
+    assert (repository / "cnn/1/model.onnx").read_bytes() == before
