@@ -1,0 +1,97 @@
+"""Baseline (b): the fastest honest Python server, with none of Weir's features.
+
+A Falcon app on gunicorn's meinheld worker that calls ONNX Runtime once per request: no
+validation, no batching, no metrics, no error mapping. It speaks just enough V2 (JSON, and the
+binary tensor extension in and out) to answer the benchmark's requests. Sessions are created in
+each worker after fork (no --preload), with the thread settings the sidecar uses.
+
+    WEIR_BENCH_MODELS=models gunicorn -k meinheld.gmeinheld.MeinheldWorker -w 1 \
+        -b 127.0.0.1:8000 tests.bench.bare_meinheld:app
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import falcon
+import numpy as np
+import onnxruntime as ort
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class Infer:
+    def __init__(self, models_dir: Path, threads: int) -> None:
+        self._sessions = {
+            (p.parent.parent.name, p.parent.name): _session(p, threads)
+            for p in sorted(models_dir.glob("*/*/model.onnx"))
+        }
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, model: str, version: str) -> None:
+        session = self._sessions[(model, version)]
+        body = req.bounded_stream.read()
+        header_length = req.get_header(HEADER_LENGTH)
+        if header_length is None:
+            request = json.loads(body)
+            feeds = {
+                i["name"]: np.asarray(i["data"], dtype=np.float32).reshape(i["shape"])
+                for i in request["inputs"]
+            }
+        else:
+            offset = int(header_length)
+            request = json.loads(body[:offset])
+            feeds = {}
+            for i in request["inputs"]:
+                size = i["parameters"]["binary_data_size"]
+                raw = body[offset : offset + size]
+                feeds[i["name"]] = np.frombuffer(raw, dtype="<f4").reshape(i["shape"])
+                offset += size
+        names = [o.name for o in session.get_outputs()]
+        results = session.run(names, feeds)
+        head: dict[str, object] = {"model_name": model, "model_version": version}
+        head["id"] = request.get("id", "")
+        if request.get("parameters", {}).get("binary_data_output"):
+            raws = [r.astype("<f4").tobytes() for r in results]
+            head["outputs"] = [
+                {"name": n, "shape": list(r.shape), "datatype": "FP32"}
+                | {"parameters": {"binary_data_size": len(b)}}
+                for n, r, b in zip(names, results, raws, strict=True)
+            ]
+            header = json.dumps(head).encode()
+            resp.set_header(HEADER_LENGTH, str(len(header)))
+            resp.content_type = "application/octet-stream"
+            resp.data = header + b"".join(raws)
+            return
+        head["outputs"] = [
+            {"name": n, "shape": list(r.shape), "datatype": "FP32", "data": r.ravel().tolist()}
+            for n, r in zip(names, results, strict=True)
+        ]
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = json.dumps(head).encode()
+
+
+class Ready:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.data = b'{"ready": true}'
+
+
+def create_app(models_dir: Path, threads: int) -> falcon.App:
+    app = falcon.App()
+    app.add_route("/v2/health/ready", Ready())
+    app.add_route("/v2/models/{model}/versions/{version}/infer", Infer(models_dir, threads))
+    return app
+
+
+app = create_app(
+    Path(os.environ.get("WEIR_BENCH_MODELS", "models")),
+    int(os.environ.get("WEIR_BENCH_INTRA_THREADS", "1")),
+)

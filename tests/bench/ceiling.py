@@ -1,0 +1,49 @@
+"""Baseline (d): the ceiling, in-process ONNX Runtime on the same model at its best batch size.
+
+No HTTP, no JSON, no copies: `session.run` on a ready tensor in a loop, with the thread settings
+the sidecar uses. The sidecar's samples/s divided by this is how much of the hardware it delivers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    model: str
+    threads: int
+    best_batch: int
+    samples_per_s: float
+    by_batch: dict[int, float]
+
+
+def measure(
+    model_path: Path,
+    threads: int,
+    batches: tuple[int, ...] = (1, 8, 16, 32, 64),
+    seconds: float = 1.0,
+) -> Ceiling:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0]
+    rng = np.random.default_rng(0)
+    by_batch: dict[int, float] = {}
+    for batch in batches:
+        x = rng.random((batch, *(int(d) for d in inp.shape[1:])), dtype=np.float32)
+        session.run(None, {inp.name: x})  # warm: allocations and thread pool
+        calls, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            session.run(None, {inp.name: x})
+            calls += 1
+        by_batch[batch] = calls * batch / elapsed
+    best = max(by_batch, key=by_batch.__getitem__)
+    name = f"{model_path.parent.parent.name}/v{model_path.parent.name}"
+    return Ceiling(name, threads, best, by_batch[best], by_batch)

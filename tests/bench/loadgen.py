@@ -1,0 +1,121 @@
+"""Closed-loop load with wrk: N keep-alive connections replaying one request for D seconds.
+
+wrk (C, epoll) is the client so the client is not Python-bound. A generated Lua script loads the
+body from a file (binary-safe) and, in `done()`, prints one JSON line with the request count,
+latency percentiles and every error class wrk counts; that line is what we parse, not wrk's
+human-readable summary.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.bench.payloads import Payload
+
+MARKER = "WEIR_BENCH_JSON "
+
+_SCRIPT = """\
+local f = assert(io.open({body_path}, "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+{header_lines}
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{marker}{{"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string of printable ASCII is a valid Lua string literal
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    socket_errors: int  # connect + read + write + timeout
+    non2xx: int  # wrk counts statuses above 399
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def errors(self) -> int:
+        return self.socket_errors + self.non2xx
+
+
+def write_script(
+    payload: Payload, workdir: Path, extra_headers: dict[str, str] | None = None
+) -> Path:
+    """The wrk Lua script for `payload` (its body goes next to it, in `workdir`)."""
+    stem = payload.key.replace("/", "_")
+    body_path = workdir / f"{stem}.body"
+    body_path.write_bytes(payload.body)
+    headers = {**payload.headers, **(extra_headers or {})}
+    lines = "\n".join(
+        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()
+    )
+    script = workdir / f"{stem}.lua"
+    script.write_text(
+        _SCRIPT.format(body_path=_lua_string(str(body_path)), header_lines=lines, marker=MARKER)
+    )
+    return script
+
+
+def run_wrk(
+    url: str,
+    script: Path,
+    connections: int,
+    duration: int,
+    threads: int = 1,
+    timeout: int = 10,
+) -> LoadResult:
+    """Run wrk against `url` for `duration` whole seconds (wrk takes no fractions)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk not found: install it with `apt-get install wrk` (make deps does)")
+    argv = [
+        wrk,
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        f"--timeout={timeout}s",
+        "-s",
+        str(script),
+        url,
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + timeout + 30)
+    for line in proc.stdout.splitlines():
+        if line.startswith(MARKER):
+            raw = json.loads(line[len(MARKER) :])
+            break
+    else:
+        raise RuntimeError(
+            f"wrk failed ({proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-500:]}"
+        )
+    return LoadResult(
+        requests=raw["requests"],
+        seconds=raw["duration_us"] / 1e6,
+        p50_ms=raw["p50_us"] / 1e3,
+        p90_ms=raw["p90_us"] / 1e3,
+        p99_ms=raw["p99_us"] / 1e3,
+        max_ms=raw["max_us"] / 1e3,
+        socket_errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
+        non2xx=raw["status"],
+    )

@@ -1,0 +1,187 @@
+"""Start, watch and stop the servers under test: dynamic loopback ports, readiness, tree RSS.
+
+Every process is started by us in its own session and stopped by PID (the leader first, then
+whatever is left of the tree it grew), so Ctrl-C or a failed cell never leaves a server behind
+and nothing that someone else started is ever touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PAGE_KIB = 1024
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: split after the last ')'.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def process_tree(root: int) -> list[int]:
+    """PIDs of `root` and all its descendants that are alive now."""
+    children = _children_map()
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Sum of VmRSS over `pids` (shared pages count once per process, as `ps` shows them)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * PAGE_KIB
+                    break
+        except OSError:
+            continue
+    return total
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class Server:
+    """One server process (and its workers) started from `argv`, ready when `ready_path` is 200."""
+
+    label: str
+    argv: list[str]
+    port: int
+    log_path: Path
+    ready_path: str = "/v2/health/ready"
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_timeout: float = 90.0) -> None:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+            )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.label} exited with {self.proc.returncode}: {self.log_tail()}"
+                )
+            with contextlib.suppress(OSError):
+                if http_get(self.base_url + self.ready_path, timeout=1.0)[0] == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.label} not ready after {ready_timeout:.0f}s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return "(no log)"
+        return f"log {self.log_path}:\n  " + "\n  ".join(text)
+
+    def pids(self) -> list[int]:
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        return process_tree(self.proc.pid)
+
+    def rss(self) -> int:
+        return rss_bytes(self.pids())
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the leader (gunicorn drains its workers), SIGKILL what is left after `grace`."""
+        if self.proc is None:
+            return
+        tree = self.pids()
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace)
+        self.proc = None
+
+
+class RssSampler:
+    """Peak RSS of a server's process tree, sampled in the background while a cell runs."""
+
+    def __init__(self, server: Server, interval: float = 0.25) -> None:
+        self._server, self._interval = server, interval
+        self._stop = threading.Event()
+        self.peak = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._server.rss())
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._server.rss())
+
+
+@contextlib.contextmanager
+def running(servers: list[Server]) -> Iterator[list[Server]]:
+    """Start each server in turn; stop every started one on the way out, whatever happened."""
+    started: list[Server] = []
+    try:
+        for server in servers:
+            started.append(server)
+            server.start()
+        yield started
+    finally:
+        for server in reversed(started):
+            server.stop()

@@ -1,0 +1,68 @@
+"""The servers under test, as `Target`s: where to send requests, whose RSS to report.
+
+A target separates the process measured (`server`) from the URL loaded (`base_url`), so an
+edge-hop cell later is one more target: requests to the edge, RSS and /metrics of the sidecar
+behind it, next to a target sending the same requests straight to that sidecar.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.bench.procs import Server, free_port
+
+VENV_BIN = Path(sys.executable).parent
+BATCH_METRIC = "weir_batch_size"  # the sidecar's batch-size histogram (sidecar/metrics.py)
+
+
+@dataclass
+class Target:
+    name: str  # row label
+    role: str  # "flask" | "bare" | "weir" (later "edge")
+    server: Server  # the process tree whose RSS is reported
+    encodings: frozenset[str] = frozenset({"json", "binary"})
+    metrics_path: str | None = None  # Prometheus text with the batch-size histogram
+    base: str = field(default="")  # request URL base; the server's own when empty
+
+    @property
+    def base_url(self) -> str:
+        return self.base or self.server.base_url
+
+
+def flask_target(models: Path, logs: Path) -> Target:
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.bench.naive_flask", "--models", str(models)]
+    server = Server("flask", [*argv, "--port", str(port)], port, logs / "flask.log")
+    return Target("flask", "flask", server, encodings=frozenset({"json"}))
+
+
+def bare_target(models: Path, logs: Path, workers: int, threads: int) -> Target:
+    port = free_port()
+    argv = [
+        str(VENV_BIN / "gunicorn"),
+        "--worker-class=meinheld.gmeinheld.MeinheldWorker",
+        f"--workers={workers}",
+        f"--bind=127.0.0.1:{port}",
+        "--log-level=warning",
+        "tests.bench.bare_meinheld:app",
+    ]
+    env = {"WEIR_BENCH_MODELS": str(models), "WEIR_BENCH_INTRA_THREADS": str(threads)}
+    server = Server("bare", argv, port, logs / "bare.log", env=env)
+    return Target(f"bare meinheld w{workers}", "bare", server)
+
+
+def weir_target(
+    models: Path, logs: Path, workers: int | None, worker_class: str | None, label: str
+) -> Target:
+    """The sidecar; `worker_class`/`workers` None leave the launcher's defaults."""
+    port = free_port()
+    argv = [str(VENV_BIN / "weir"), "sidecar", "--models", str(models), "--device", "cpu"]
+    argv += ["--port", str(port)]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    if worker_class is not None:
+        argv += ["--worker-class", worker_class]
+    server = Server(label, argv, port, logs / f"{label.replace(' ', '_')}.log")
+    return Target(label, "weir", server, metrics_path="/metrics")
