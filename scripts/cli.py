@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "split": ("scripts.admin_client:split_main", "set live grey-release weights"),
     "up": ("scripts.up:main", "run sidecars and edge on this machine"),
     "k8s": ("scripts.k8s:main", "print Kubernetes manifests for a release"),
+    "probe": ("scripts.probe:main", "exit 0 when a sidecar's health endpoint answers 200"),
 }
 
 
