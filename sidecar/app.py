@@ -1,0 +1,124 @@
+"""The Falcon application: routes, one error mapping, and `get_app()` for gunicorn.
+
+`create_app(state, max_body_bytes)` takes its collaborators (tests pass a real repository);
+`get_app()` builds them from `WEIR_*` settings inside the worker, after fork.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import falcon
+
+from sidecar.batching import Batcher, BatchPolicy, ThreadedDriver
+from sidecar.errors import Unavailable, WeirError
+from sidecar.model import DriverFactory
+from sidecar.repository import Repository
+from sidecar.resources import health, infer, metadata
+from sidecar.resources import metrics as metrics_resource
+from sidecar.runtime import default_intra_op_threads
+from sidecar.settings import Settings
+from sidecar.state import ServerState
+
+log = logging.getLogger(__name__)
+
+
+def _error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+def _weir_error(req: falcon.Request, resp: falcon.Response, exc: WeirError, params: Any) -> None:
+    resp.status = falcon.code_to_http_status(exc.status)
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = _error_body(exc.message)
+    for name, value in exc.headers().items():
+        resp.set_header(name, value)
+
+
+def _http_error(
+    req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params: Any
+) -> None:
+    resp.status = exc.status
+    resp.content_type = falcon.MEDIA_JSON
+    text = exc.title or "error"
+    if exc.description:
+        text = f"{text}: {exc.description}"
+    resp.data = _error_body(text)
+    for name, value in (exc.headers or {}).items():
+        resp.set_header(name, value)
+
+
+def _internal_error(
+    req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any
+) -> None:
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    resp.status = falcon.HTTP_500
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = _error_body("internal error in the sidecar; it has been logged")
+
+
+def create_app(state: ServerState, max_body_bytes: int) -> falcon.App:
+    app = falcon.App()
+    app.req_options.strip_url_path_trailing_slash = True
+    live, ready = health.Live(), health.Ready(state)
+    model_meta, model_ready = metadata.ModelMetadata(state), health.ModelReady(state)
+    infer_res = infer.Infer(state, max_body_bytes)
+    app.add_route("/v2/health/live", live)
+    app.add_route("/v2/health/ready", ready)
+    app.add_route("/v2", health.ServerMetadata())
+    app.add_route("/v2/models/{model}", model_meta)
+    app.add_route("/v2/models/{model}/versions/{version}", model_meta)
+    app.add_route("/v2/models/{model}/ready", model_ready)
+    app.add_route("/v2/models/{model}/versions/{version}/ready", model_ready)
+    app.add_route("/v2/models/{model}/infer", infer_res)
+    app.add_route("/v2/models/{model}/versions/{version}/infer", infer_res)
+    app.add_route("/metrics", metrics_resource.Metrics())
+    app.add_sink(health.not_found, "/")
+    app.add_error_handler(Exception, _internal_error)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(WeirError, _weir_error)
+    return app
+
+
+def threaded_drivers(batcher: Batcher) -> ThreadedDriver:
+    return ThreadedDriver(batcher)
+
+
+def load_state(settings: Settings, driver_factory: DriverFactory) -> ServerState:
+    """Load, warm up and publish every model version, then report ready."""
+    threads = settings.intra_op_threads or default_intra_op_threads(settings.workers)
+    defaults = BatchPolicy(
+        settings.max_batch_size, settings.max_queue_delay_ms / 1000.0, settings.max_queue_size
+    )
+    repository = Repository.load(
+        Path(settings.models), defaults, settings.device, threads, driver_factory
+    )
+    state = ServerState(repository)
+    state.ready = True
+    return state
+
+
+# The worker's state, so the gunicorn hooks can flip `draining` on SIGTERM.
+CURRENT: ServerState | None = None
+
+
+def get_app() -> Any:
+    """gunicorn entry point (`sidecar.app:get_app()`), called in each worker after fork."""
+    global CURRENT
+    settings = Settings.from_env()
+    if settings.worker_class == "meinheld":
+        from sidecar import meinheld_loop
+
+        state = load_state(settings, meinheld_loop.LoopDriver)
+        CURRENT = state
+        return meinheld_loop.wrap(create_app(state, settings.max_body_bytes))
+    state = load_state(settings, threaded_drivers)
+    CURRENT = state
+    return create_app(state, settings.max_body_bytes)
+
+
+def draining_error() -> Unavailable:
+    return Unavailable("this sidecar is shutting down")

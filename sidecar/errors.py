@@ -1,0 +1,69 @@
+"""Domain errors: each carries its HTTP status, so the mapping to responses lives in one place.
+
+Messages are written for the client: what was wrong and what to do. Internal failures never
+leak `str(exc)`; they are logged and answered with a fixed message.
+"""
+
+from __future__ import annotations
+
+
+class WeirError(Exception):
+    """A failure the client should see, with the HTTP status it maps to."""
+
+    status: int = 500
+    reason: str = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class BadRequest(WeirError):
+    """The request itself is wrong: the client must change it."""
+
+    status = 400
+    reason = "bad_request"
+
+
+class PayloadTooLarge(BadRequest):
+    """The body is over the configured limit."""
+
+    status = 413
+    reason = "too_large"
+
+
+class NotFound(WeirError):
+    """Unknown model or version."""
+
+    status = 404
+    reason = "not_found"
+
+
+class Unavailable(WeirError):
+    """Overloaded or not ready: retry later."""
+
+    status = 503
+    reason = "unavailable"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class QueueFull(Unavailable):
+    """The model version's batching queue is at its bound."""
+
+    reason = "queue_full"
+
+
+class InferenceFailed(WeirError):
+    """The runtime failed on a batch; the message is ours, never the runtime's."""
+
+    status = 500
+    reason = "inference_error"

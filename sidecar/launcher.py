@@ -1,0 +1,114 @@
+"""`weir sidecar`: run one sidecar (a gunicorn process group) in the foreground.
+
+Environment first: device pinning and the Prometheus multiprocess directory are exported
+before gunicorn starts, so no CUDA call and no metric file ever predates them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from sidecar.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="weir sidecar",
+        description="Serve every model version of a repository over the V2 inference protocol. "
+        "Flags override WEIR_* environment variables.",
+    )
+    p.add_argument("--models", help="model repository (<name>/<version>/model.onnx)")
+    p.add_argument("--device", help="'cpu' or a GPU index")
+    p.add_argument("--host", help="TCP address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (0: any free port)")
+    p.add_argument("--socket", help="unix socket path instead of TCP")
+    p.add_argument("--workers", type=int, help="worker processes")
+    p.add_argument("--worker-class", choices=["meinheld", "gthread"], dest="worker_class")
+    p.add_argument("--threads", type=int, help="threads per gthread worker")
+    p.add_argument("--intra-op-threads", type=int, dest="intra_op_threads")
+    p.add_argument("--max-body-bytes", type=int, dest="max_body_bytes")
+    p.add_argument("--max-batch-size", type=int, dest="max_batch_size")
+    p.add_argument("--max-queue-delay-ms", type=float, dest="max_queue_delay_ms")
+    p.add_argument("--max-queue-size", type=int, dest="max_queue_size")
+    p.add_argument("--drain-seconds", type=float, dest="drain_seconds")
+    p.add_argument("--graceful-timeout", type=int, dest="graceful_timeout")
+    p.add_argument("--metrics-dir", dest="metrics_dir")
+    p.add_argument("--log-level", dest="log_level")
+    return p
+
+
+def _metrics_dir(configured: str | None) -> str:
+    """A clean PROMETHEUS_MULTIPROC_DIR: stale files from a previous run would be summed."""
+    if configured is None:
+        return tempfile.mkdtemp(prefix="weir-metrics-")
+    path = Path(configured)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return str(path)
+
+
+def _run_gunicorn() -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Sidecar(BaseApplication):
+        def load_config(self) -> None:
+            from sidecar import gunicorn_conf
+
+            for key in dir(gunicorn_conf):
+                if key in self.cfg.settings:
+                    self.cfg.set(key, getattr(gunicorn_conf, key))
+
+        def load(self) -> object:
+            from sidecar.app import get_app
+
+            return get_app()
+
+    Sidecar().run()
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(**vars(args))
+    except ValidationError as exc:
+        for err in exc.errors():
+            print(f"weir sidecar: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+        return 2
+    if not Path(settings.models).is_dir():
+        print(f"weir sidecar: model repository {settings.models} does not exist", file=sys.stderr)
+        return 2
+    from sidecar.runtime import gpu_present
+
+    if settings.device != "cpu":
+        if not gpu_present():
+            print(
+                f"weir sidecar: --device {settings.device} asked for a GPU but this machine has "
+                "none (no /dev/nvidia*, no nvidia-smi); use --device cpu",
+                file=sys.stderr,
+            )
+            return 2
+        os.environ["CUDA_VISIBLE_DEVICES"] = settings.device
+    metrics_dir = _metrics_dir(settings.metrics_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    os.environ.update(settings.to_env())
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+    )
+    sys.argv = ["weir sidecar"]  # gunicorn parses sys.argv; ours are already consumed
+    try:
+        _run_gunicorn()
+    finally:
+        if settings.metrics_dir is None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0

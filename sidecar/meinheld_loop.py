@@ -1,0 +1,132 @@
+"""Batching on meinheld's event loop: waiting requests are suspended greenlets, not threads.
+
+meinheld runs every request in a greenlet on one thread. A handler that blocked on a queue
+would stall every connection, so instead:
+
+1. the infer handler enqueues its request and switches to the hub (its parent greenlet);
+2. the first enqueue of a loop turn schedules `flush` with `meinheld.server.schedule_call(0)`,
+   which the loop runs right after the current turn, i.e. after every request that arrived
+   together has been read, decoded, validated and enqueued;
+3. `flush` runs the batch (ONNX Runtime uses its own intra-op threads) and switches back into
+   each request's greenlet, which finishes its Falcon response.
+
+Under load, requests arriving while a batch computes pile up in the kernel and form the next
+batch: the batch size tracks the load without a timer. `max_queue_delay` is therefore not
+waited for here (batches never wait longer than one loop turn); the queue bound still holds.
+
+Why not meinheld's own `_suspend_client`/`_resume_client`/`trampoline`: the meinheld 1.0.2
+extension is compiled against greenlet 0.4's struct layout and reads a greenlet's parent
+from a field greenlet 3 no longer has (TypeError or SIGSEGV). Plain greenlet switching works.
+But meinheld's `start_response` is one global object bound to the client whose handler
+started last, so a resumed handler cannot call it: it writes its own complete HTTP response
+to the client socket and marks the response closed (`client.set_closed(1)`); meinheld then
+only finishes the connection (keep-alive or close).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import greenlet
+from meinheld import server
+
+from sidecar.batching import Batcher, Pending
+
+log = logging.getLogger(__name__)
+
+WRITE_TIMEOUT = 10.0
+_REASONS: dict[str, bytes] = {}
+
+
+class LoopDriver:
+    """Runs a model version's batches on the event loop (see the module docstring)."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher = batcher
+        self._scheduled = False
+
+    def depth(self) -> int:
+        return len(self.batcher.queue)
+
+    def infer(self, item: Pending) -> None:
+        self.batcher.enqueue(item)
+        current = greenlet.getcurrent()
+        item.waiter = current
+        if not self._scheduled:
+            self._scheduled = True
+            server.schedule_call(0, self._flush)
+        current.weir_suspended = True
+        hub = current.parent
+        while not item.done:
+            hub.switch()
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batcher = self.batcher
+        while batcher.queue:
+            batch = batcher.take()
+            batcher.execute(batch)
+            for item in batch:
+                try:
+                    item.waiter.switch()  # type: ignore[attr-defined]
+                except Exception:  # the greenlet's own failures are meinheld's to report
+                    log.exception("resuming a request after its batch failed")
+
+
+def _keep_alive(environ: dict[str, Any]) -> bool:
+    connection = environ.get("HTTP_CONNECTION", "").lower()
+    if environ.get("SERVER_PROTOCOL") == "HTTP/1.1":
+        return connection != "close"
+    return connection == "keep-alive"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            sent = os.write(fd, view)
+        except BlockingIOError:
+            _, writable, _ = select.select([], [fd], [], WRITE_TIMEOUT)
+            if not writable:
+                raise TimeoutError("client did not read its response") from None
+            continue
+        view = view[sent:]
+
+
+def raw_response(status: str, headers: list[tuple[str, str]], body: bytes, keep: bool) -> bytes:
+    lines = [f"HTTP/1.1 {status}"]
+    lines += [f"{name}: {value}" for name, value in headers if name.lower() != "content-length"]
+    lines.append(f"Content-Length: {len(body)}")
+    lines.append("Connection: Keep-Alive" if keep else "Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def wrap(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """A WSGI callable that answers suspended-and-resumed requests itself (see above)."""
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        captured: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured[:] = (status, headers)
+            return None
+
+        body = app(environ, capture)
+        current = greenlet.getcurrent()
+        if not getattr(current, "weir_suspended", False):
+            start_response(*captured)
+            return body
+        data = b"".join(body)
+        client = environ["meinheld.client"]
+        try:
+            _write_all(client.get_fd(), raw_response(*captured, data, _keep_alive(environ)))
+        except OSError as exc:
+            log.info("client went away before its response was written: %s", exc.strerror)
+        client.set_closed(1)
+        return []
+
+    return wsgi

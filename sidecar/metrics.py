@@ -1,0 +1,162 @@
+"""Every Prometheus metric of the sidecar, defined once. Base units; counters end in _total.
+
+In gunicorn the launcher sets PROMETHEUS_MULTIPROC_DIR before any import of prometheus_client,
+so values live in per-process files that `/metrics` aggregates.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LABELS = ("model", "version")
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+REQUEST_SUCCESS = Counter("weir_inference_request_success", "Infer requests answered 200.", LABELS)
+REQUEST_FAILURE = Counter(
+    "weir_inference_request_failure",
+    "Infer requests refused or failed, by reason.",
+    (*LABELS, "reason"),
+)
+INFERENCE_COUNT = Counter(
+    "weir_inference_count", "Rows (samples) inferred, summed over batches.", LABELS
+)
+EXECUTION_COUNT = Counter("weir_inference_exec_count", "Model executions (batches run).", LABELS)
+REQUEST_SECONDS = Histogram(
+    "weir_request_duration_seconds",
+    "Infer request time in the sidecar, body read to response ready.",
+    LABELS,
+    buckets=LATENCY_BUCKETS,
+)
+QUEUE_SECONDS = Histogram(
+    "weir_queue_duration_seconds",
+    "Time a request waited in the batching queue.",
+    LABELS,
+    buckets=LATENCY_BUCKETS,
+)
+COMPUTE_SECONDS = Histogram(
+    "weir_compute_duration_seconds",
+    "Model execution time per batch.",
+    LABELS,
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "weir_batch_size", "Rows per model execution.", LABELS, buckets=BATCH_BUCKETS
+)
+CONFIDENCE = Histogram(
+    "weir_prediction_confidence",
+    "Top-class probability per inferred row.",
+    LABELS,
+    buckets=CONFIDENCE_BUCKETS,
+)
+QUEUE_DEPTH = Gauge(
+    "weir_queue_depth",
+    "Requests waiting in the batching queue.",
+    LABELS,
+    multiprocess_mode="livesum",
+)
+MODEL_LOAD_SECONDS = Gauge(
+    "weir_model_load_seconds",
+    "Seconds to load and warm up the model version.",
+    LABELS,
+    multiprocess_mode="max",
+)
+MODEL_READY = Gauge(
+    "weir_model_ready",
+    "1 when the model version is loaded and warmed up in a live worker.",
+    LABELS,
+    multiprocess_mode="livemin",
+)
+
+FAILURE_REASONS = (
+    "bad_request",
+    "too_large",
+    "not_found",
+    "queue_full",
+    "unavailable",
+    "inference_error",
+    "internal",
+)
+
+
+class ModelMetrics:
+    """Label children of one model version, resolved once: `.labels()` is not free."""
+
+    __slots__ = (
+        "batch_size",
+        "compute",
+        "confidence",
+        "executions",
+        "failures",
+        "inferences",
+        "queue",
+        "queue_depth",
+        "request",
+        "success",
+    )
+
+    def __init__(self, model: str, version: str) -> None:
+        self.success = REQUEST_SUCCESS.labels(model, version)
+        self.failures = {r: REQUEST_FAILURE.labels(model, version, r) for r in FAILURE_REASONS}
+        self.inferences = INFERENCE_COUNT.labels(model, version)
+        self.executions = EXECUTION_COUNT.labels(model, version)
+        self.request = REQUEST_SECONDS.labels(model, version)
+        self.queue = QUEUE_SECONDS.labels(model, version)
+        self.compute = COMPUTE_SECONDS.labels(model, version)
+        self.batch_size = BATCH_SIZE.labels(model, version)
+        self.confidence = CONFIDENCE.labels(model, version)
+        self.queue_depth = QUEUE_DEPTH.labels(model, version)
+
+    def failure(self, reason: str) -> None:
+        counter = self.failures.get(reason) or self.failures["internal"]
+        counter.inc()
+
+
+# Requests for models that do not exist share one label set: client input never makes labels.
+UNKNOWN = ("_unknown", "")
+
+
+def unknown_model_failure(reason: str) -> None:
+    REQUEST_FAILURE.labels(*UNKNOWN, reason).inc()
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text: aggregated over live and dead workers in multiprocess mode."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    """gunicorn child_exit: drop the dead worker's live gauges."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)

@@ -1,0 +1,158 @@
+"""One loaded model version: session, signature, batching and its metric children."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from sidecar.batching import Batcher, BatchPolicy, Pending
+from sidecar.metrics import MODEL_LOAD_SECONDS, MODEL_READY, ModelMetrics
+from sidecar.model_config import ModelConfig
+from sidecar.runtime import Session
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[dict[str, np.ndarray], list[str] | None], dict[str, np.ndarray]]
+
+
+class Driver(Protocol):
+    def infer(self, item: Pending) -> None: ...
+
+    def depth(self) -> int: ...
+
+
+DriverFactory = Callable[[Batcher], Driver]
+
+
+def _load_hook(model_dir: Path, filename: str) -> Hook:
+    path = (model_dir / filename).resolve()
+    if model_dir.resolve() not in path.parents:
+        raise ValueError(f"hook {filename!r} must be a file inside {model_dir}")
+    spec = importlib.util.spec_from_file_location(f"weir_hook_{model_dir.name}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"hook {path} cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    hook = getattr(module, "postprocess", None)
+    if not callable(hook):
+        raise ValueError(f"hook {path} must define postprocess(outputs, labels)")
+    return hook
+
+
+def _top_confidence(values: np.ndarray, mode: str) -> np.ndarray:
+    """Top-class probability per row, from probabilities or logits."""
+    values = values.reshape(values.shape[0], -1).astype(np.float64, copy=False)
+    if mode == "auto":
+        mode = "probabilities" if values.min() >= 0.0 and values.max() <= 1.0 else "logits"
+    if mode == "logits":
+        shifted = values - values.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        return 1.0 / exp.sum(axis=1)  # the top class has exp(0) == 1
+    return values.max(axis=1)
+
+
+class ModelVersion:
+    """A model version ready to serve: `infer` validates nothing, it runs decoded feeds."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        path: Path,
+        config: ModelConfig,
+        defaults: BatchPolicy,
+        device: str,
+        intra_op_threads: int,
+        driver_factory: DriverFactory,
+    ) -> None:
+        started = time.perf_counter()
+        self.name = name
+        self.version = version
+        self.config = config
+        self.metrics = ModelMetrics(name, version)
+        self.session = Session(str(path), device, intra_op_threads)
+        self.inputs = self.session.inputs
+        self.outputs = self.session.outputs
+        self.output_index = {spec.name: i for i, spec in enumerate(self.outputs)}
+        # Batching needs a dynamic first dimension on every input and output.
+        self.batchable = all(
+            spec.shape and spec.shape[0] is None for spec in (*self.inputs, *self.outputs)
+        )
+        override = config.versions.get(version)
+        policy = BatchPolicy(
+            max_batch_size=_pick("max_batch_size", override, config, defaults.max_batch_size),
+            max_queue_delay=_pick("max_queue_delay_ms", override, config, None) / 1000.0
+            if _pick("max_queue_delay_ms", override, config, None) is not None
+            else defaults.max_queue_delay,
+            max_queue_size=_pick("max_queue_size", override, config, defaults.max_queue_size),
+        )
+        if not self.batchable:
+            policy = BatchPolicy(0, 0.0, policy.max_queue_size)
+        self.policy = policy
+        self.hook: Hook | None = (
+            _load_hook(path.parent.parent, config.hook) if config.hook else None
+        )
+        conf_name = config.confidence_output or (self.outputs[0].name if self.outputs else None)
+        self._confidence_index = (
+            None
+            if config.confidence == "none" or conf_name not in self.output_index
+            else self.output_index[conf_name]
+        )
+        self.session.warmup(policy.max_batch_size or 1)
+        self.batcher = Batcher(
+            f"model '{name}' version {version}", policy, self.session.run, self._observe
+        )
+        self.driver: Driver = driver_factory(self.batcher)
+        self.load_seconds = time.perf_counter() - started
+        MODEL_LOAD_SECONDS.labels(name, version).set(self.load_seconds)
+        MODEL_READY.labels(name, version).set(1)
+        log.info(
+            "loaded model %s version %s in %.2fs (providers %s, batching %s)",
+            name,
+            version,
+            self.load_seconds,
+            ",".join(self.session.providers),
+            policy,
+        )
+
+    def _observe(
+        self, batch: list[Pending], outputs: list[np.ndarray], started: float, finished: float
+    ) -> None:
+        m = self.metrics
+        rows = sum(item.rows for item in batch)
+        m.executions.inc()
+        m.inferences.inc(rows)
+        m.batch_size.observe(rows)
+        m.compute.observe(finished - started)
+        queue = m.queue
+        for item in batch:
+            queue.observe(started - item.enqueued)
+        m.queue_depth.set(len(self.batcher.queue))
+        if self._confidence_index is not None:
+            observe = m.confidence.observe
+            top = _top_confidence(outputs[self._confidence_index], self.config.confidence)
+            for value in top.tolist():
+                observe(value)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": "onnx_onnxv1",
+            "inputs": [spec.metadata() for spec in self.inputs],
+            "outputs": [spec.metadata() for spec in self.outputs],
+        }
+
+
+def _pick(key: str, override: Any, config: ModelConfig, default: Any) -> Any:
+    for source in (override, config.batching):
+        value = getattr(source, key, None) if source is not None else None
+        if value is not None:
+            return value
+    return default

@@ -1,0 +1,263 @@
+"""The Open Inference Protocol (KServe V2) codec: bytes in, decoded tensors out, and back.
+
+Pure functions, no HTTP framework: the infer resource passes the raw body and headers. Shapes
+and datatypes are checked against the model in `validation`; here only the wire format is.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sidecar.datatypes import ACCEPTED_KINDS, V2_TO_NUMPY, v2_name
+from sidecar.errors import BadRequest
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+JSON_TYPE = "application/json"
+BINARY_TYPE = "application/octet-stream"
+
+
+@dataclass(slots=True)
+class InputTensor:
+    """One request input as sent: shape and datatype as claimed, data still undecoded."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: Any = None
+    raw: memoryview | None = None
+
+
+@dataclass(slots=True)
+class InferRequest:
+    """A decoded request envelope."""
+
+    id: str | None
+    inputs: list[InputTensor]
+    # None: every output, as JSON. Otherwise output name -> binary?
+    outputs: dict[str, bool] | None = None
+    binary_default: bool = False
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _load_json(raw: bytes | memoryview) -> Any:
+    try:
+        return json.loads(bytes(raw) if isinstance(raw, memoryview) else raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(
+            "request body is not valid JSON: send a V2 inference request "
+            '{"inputs": [{"name", "shape", "datatype", "data"}]}'
+        ) from None
+
+
+def _shape(value: Any, name: str) -> list[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise BadRequest(f"input '{name}': 'shape' must be a list of non-negative integers")
+    return value
+
+
+def decode_request(body: bytes, header_length: str | None) -> InferRequest:
+    """Split JSON and binary parts and check the envelope's structure."""
+    view = memoryview(body)
+    if header_length is not None:
+        try:
+            json_len = int(header_length)
+        except ValueError:
+            raise BadRequest(f"{HEADER_LENGTH} must be an integer, got {header_length!r}") from None
+        if not 0 < json_len <= len(body):
+            raise BadRequest(
+                f"{HEADER_LENGTH} is {json_len} but the body has {len(body)} bytes: "
+                "it must be the length of the JSON part that starts the body"
+            )
+        doc = _load_json(view[:json_len])
+        rest = view[json_len:]
+    else:
+        doc = _load_json(body)
+        rest = view[len(body) :]
+    if not isinstance(doc, dict):
+        raise BadRequest("request body must be a JSON object with an 'inputs' list")
+    raw_inputs = doc.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise BadRequest("request needs a non-empty 'inputs' list")
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest("'id' must be a string")
+    params = doc.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise BadRequest("'parameters' must be an object")
+
+    inputs: list[InputTensor] = []
+    offset = 0
+    for item in raw_inputs:
+        if not isinstance(item, dict):
+            raise BadRequest("each entry of 'inputs' must be an object")
+        name = item.get("name")
+        if not isinstance(name, str):
+            raise BadRequest("each input needs a 'name' string")
+        datatype = item.get("datatype")
+        if datatype not in V2_TO_NUMPY:
+            raise BadRequest(
+                f"input '{name}': unknown datatype {datatype!r}; "
+                f"use one of {', '.join(V2_TO_NUMPY)}"
+            )
+        tensor = InputTensor(name, datatype, _shape(item.get("shape"), name))
+        iparams = item.get("parameters") or {}
+        size = iparams.get("binary_data_size") if isinstance(iparams, dict) else None
+        if size is not None:
+            if not isinstance(size, int) or size < 0:
+                raise BadRequest(f"input '{name}': binary_data_size must be a byte count")
+            if offset + size > len(rest):
+                raise BadRequest(
+                    f"input '{name}': binary_data_size {size} runs past the end of the body "
+                    f"({len(rest) - offset} bytes left after the JSON header)"
+                )
+            tensor.raw = rest[offset : offset + size]
+            offset += size
+        elif "data" not in item:
+            raise BadRequest(f"input '{name}' has no 'data' and no binary_data_size")
+        else:
+            tensor.data = item["data"]
+        inputs.append(tensor)
+    if offset != len(rest):
+        raise BadRequest(
+            f"{len(rest) - offset} bytes of binary data are not claimed by any input's "
+            "binary_data_size"
+        )
+
+    outputs = None
+    raw_outputs = doc.get("outputs")
+    binary_default = bool(params.get("binary_data_output", False))
+    if raw_outputs is not None:
+        if not isinstance(raw_outputs, list):
+            raise BadRequest("'outputs' must be a list of {name, parameters}")
+        outputs = {}
+        for out in raw_outputs:
+            if not isinstance(out, dict) or not isinstance(out.get("name"), str):
+                raise BadRequest("each entry of 'outputs' needs a 'name' string")
+            oparams = out.get("parameters") or {}
+            outputs[out["name"]] = bool(oparams.get("binary_data", binary_default))
+    return InferRequest(request_id, inputs, outputs, binary_default, params)
+
+
+def tensor_from_json(tensor: InputTensor, count: int) -> np.ndarray:
+    """Decode JSON `data` (flat or nested, row-major) into an array of `count` elements."""
+    dtype = V2_TO_NUMPY[tensor.datatype]
+    try:
+        arr = np.array(tensor.data)
+    except (ValueError, TypeError):
+        raise BadRequest(
+            f"input '{tensor.name}': 'data' is ragged; nest it exactly as the shape "
+            f"{tensor.shape} or send it flat"
+        ) from None
+    if arr.size != count:
+        raise BadRequest(
+            f"input '{tensor.name}': shape {tensor.shape} needs {count} elements, "
+            f"'data' has {arr.size}"
+        )
+    if arr.dtype.kind not in ACCEPTED_KINDS[tensor.datatype] and arr.size:
+        if tensor.datatype == "BYTES":
+            raise BadRequest(f"input '{tensor.name}': BYTES data must be strings")
+        raise BadRequest(
+            f"input '{tensor.name}': 'data' must hold {tensor.datatype} values "
+            f"({_describe(tensor.datatype)}); found non-numeric or wrong-kind values"
+        )
+    if tensor.datatype == "BYTES":
+        return np.array(
+            [s.encode() if isinstance(s, str) else s for s in arr.ravel()], dtype=object
+        ).reshape(tensor.shape)
+    return arr.astype(dtype, copy=False).reshape(tensor.shape)
+
+
+def tensor_from_raw(tensor: InputTensor, count: int) -> np.ndarray:
+    """Decode little-endian binary data (BYTES: 4-byte length-prefixed items)."""
+    raw = tensor.raw
+    assert raw is not None
+    if tensor.datatype == "BYTES":
+        items: list[bytes] = []
+        pos = 0
+        while pos < len(raw):
+            if pos + 4 > len(raw):
+                raise BadRequest(f"input '{tensor.name}': truncated BYTES length prefix")
+            (n,) = struct.unpack_from("<I", raw, pos)
+            items.append(bytes(raw[pos + 4 : pos + 4 + n]))
+            pos += 4 + n
+        if len(items) != count or pos != len(raw):
+            raise BadRequest(
+                f"input '{tensor.name}': shape {tensor.shape} needs {count} BYTES items, "
+                f"binary data holds {len(items)}"
+            )
+        return np.array(items, dtype=object).reshape(tensor.shape)
+    dtype = V2_TO_NUMPY[tensor.datatype].newbyteorder("<")
+    expected = count * dtype.itemsize
+    if len(raw) != expected:
+        raise BadRequest(
+            f"input '{tensor.name}': shape {tensor.shape} of {tensor.datatype} needs "
+            f"{expected} bytes, binary_data_size is {len(raw)}"
+        )
+    return np.frombuffer(raw, dtype=dtype).reshape(tensor.shape)
+
+
+def _describe(datatype: str) -> str:
+    if datatype == "BOOL":
+        return "true/false"
+    if datatype.startswith(("INT", "UINT")):
+        return "integers"
+    return "numbers"
+
+
+def _bytes_payload(arr: np.ndarray) -> bytes:
+    parts = []
+    for item in arr.ravel():
+        b = item if isinstance(item, bytes) else str(item).encode()
+        parts.append(struct.pack("<I", len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def _json_data(arr: np.ndarray) -> list[Any]:
+    if arr.dtype.kind in "OUS":
+        return [x.decode(errors="replace") if isinstance(x, bytes) else str(x) for x in arr.ravel()]
+    return arr.ravel().tolist()
+
+
+def encode_response(
+    model_name: str,
+    model_version: str,
+    request_id: str | None,
+    outputs: list[tuple[str, np.ndarray]],
+    binary: dict[str, bool],
+) -> tuple[bytes, int | None]:
+    """Serialize outputs. Returns (body, JSON header length or None when all JSON)."""
+    out_docs = []
+    blobs: list[bytes] = []
+    for name, arr in outputs:
+        doc: dict[str, Any] = {
+            "name": name,
+            "datatype": v2_name(arr.dtype),
+            "shape": list(arr.shape),
+        }
+        if binary.get(name, False):
+            blob = (
+                _bytes_payload(arr)
+                if arr.dtype.kind in "OUS"
+                else np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+            )
+            doc["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            doc["data"] = _json_data(arr)
+        out_docs.append(doc)
+    head: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
+    if request_id is not None:
+        head["id"] = request_id
+    head["outputs"] = out_docs
+    header = json.dumps(head, separators=(",", ":")).encode()
+    if not blobs:
+        return header, None
+    return header + b"".join(blobs), len(header)

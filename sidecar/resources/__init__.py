@@ -1,0 +1,1 @@
+"""Falcon resources: thin HTTP adapters over the repository and the batchers."""

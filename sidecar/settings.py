@@ -1,0 +1,82 @@
+"""Sidecar settings: command-line flags override `WEIR_*` environment variables override defaults.
+
+Every field is documented; `Settings.from_env()` reads `WEIR_<FIELD>` (upper case).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "WEIR_"
+
+
+class Settings(BaseModel):
+    """How one sidecar process group runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: str = Field("models", description="Model repository: <name>/<version>/model.onnx.")
+    device: str = Field("cpu", description="'cpu', or the index of the GPU this sidecar owns.")
+    host: str = Field("127.0.0.1", description="TCP address to bind when no socket is given.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to bind (0: any free port).")
+    socket: str | None = Field(None, description="Unix socket path; replaces host and port.")
+    workers: int = Field(1, ge=1, le=64, description="gunicorn worker processes.")
+    worker_class: Literal["meinheld", "gthread"] = Field(
+        "meinheld", description="meinheld: one event loop per worker; gthread: thread pool."
+    )
+    threads: int = Field(32, ge=1, description="Threads per worker under gthread.")
+    intra_op_threads: int = Field(
+        0, ge=0, description="ORT intra-op threads per session; 0: CPUs divided by workers."
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes."
+    )
+    max_batch_size: int = Field(
+        64, ge=0, description="Default rows per batch for models whose config says nothing."
+    )
+    max_queue_delay_ms: float = Field(
+        2.0, ge=0, description="Default wait for company before a partial batch runs (ms)."
+    )
+    max_queue_size: int = Field(
+        256, ge=1, description="Default bound on queued requests per model version."
+    )
+    drain_seconds: float = Field(
+        1.0, ge=0, description="After SIGTERM: seconds to keep serving with readiness 503."
+    )
+    graceful_timeout: int = Field(
+        30, ge=1, description="Seconds in-flight requests get to finish after draining."
+    )
+    metrics_dir: str | None = Field(
+        None, description="PROMETHEUS_MULTIPROC_DIR; default: a fresh temporary directory."
+    )
+    log_level: str = Field("info", description="gunicorn and sidecar log level.")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value != "cpu" and not value.isdigit():
+            raise ValueError("device must be 'cpu' or a GPU index such as 0")
+        return value
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from WEIR_* variables, then explicit overrides (flags) on top."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            key = ENV_PREFIX + name.upper()
+            if key in env:
+                values[name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    def to_env(self) -> dict[str, str]:
+        """The WEIR_* variables that reproduce these settings in a worker process."""
+        return {
+            ENV_PREFIX + name.upper(): str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }

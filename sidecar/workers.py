@@ -1,0 +1,76 @@
+"""gunicorn worker classes with Weir's drain: SIGTERM → readiness 503 → stop accepting → exit.
+
+meinheld's own worker maps SIGTERM to an immediate stop with a one-second grace, and its C
+loop replaces Python's SIGTERM handler when it starts. `MeinheldWorker` reinstalls a Python
+handler from the loop's first turn and keeps a one-second tick so that handler runs promptly.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType
+
+from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
+
+from sidecar import app as sidecar_app
+
+
+def _start_draining() -> None:
+    state = sidecar_app.CURRENT
+    if state is not None:
+        state.draining = True
+
+
+class ThreadWorker(_ThreadWorker):
+    """gthread, serving on for `drain_seconds` after SIGTERM with readiness 503."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        _start_draining()
+        timer = threading.Timer(_drain_seconds(), super().handle_exit, (sig, frame))
+        timer.daemon = True
+        timer.start()
+
+
+def _drain_seconds() -> float:
+    from sidecar.settings import Settings
+
+    return Settings.from_env().drain_seconds
+
+
+try:
+    from meinheld import server
+    from meinheld.gmeinheld import MeinheldWorker as _MeinheldWorker
+except ImportError:  # pragma: no cover - meinheld is optional for gthread deployments
+    _MeinheldWorker = None  # type: ignore[assignment,misc]
+else:
+
+    class MeinheldWorker(_MeinheldWorker):  # type: ignore[no-redef,valid-type,misc]
+        """meinheld, with a real drain (see the module docstring)."""
+
+        _stop_at: float | None = None
+        _stopped = False
+
+        def run(self) -> None:
+            server.schedule_call(0, self._install_handlers)
+            server.schedule_call(1, self._tick)
+            super().run()
+
+        def _install_handlers(self) -> None:
+            signal.signal(signal.SIGTERM, self._on_term)
+
+        def _on_term(self, sig: int, frame: FrameType | None) -> None:
+            if self._stop_at is None:
+                _start_draining()
+                self._stop_at = time.monotonic() + _drain_seconds()
+                self.log.info("SIGTERM: draining, readiness is now 503")
+
+        def _tick(self) -> None:
+            if self._stop_at is not None and time.monotonic() >= self._stop_at:
+                if not self._stopped:
+                    self._stopped = True
+                    self.log.info("drained: no longer accepting, finishing in-flight requests")
+                    server.stop(int(self.cfg.graceful_timeout))
+                return
+            server.schedule_call(1, self._tick)
