@@ -1,0 +1,142 @@
+-- Edge metrics in a shared dict, exposed in Prometheus text format on the admin listener.
+-- Counters are one incr each on the hot path; histogram buckets are stored non-cumulative and
+-- summed at scrape time, so a request touches one bucket only.
+local _M = {}
+
+local BUCKETS = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+_M.BUCKETS = BUCKETS
+
+local dict = ngx.shared.weir_metrics
+
+function _M.set_dict(value)  -- for tests
+    dict = value
+end
+
+local function incr(key, by)
+    local _, err, forcible = dict:incr(key, by or 1, 0)
+    if err and not forcible then
+        ngx.log(ngx.WARN, "weir metrics: ", err)
+    end
+end
+
+function _M.request(model, version, status)
+    incr("req|" .. model .. "|" .. version .. "|" .. status)
+end
+
+function _M.rate_limited(model)
+    incr("rl|" .. model)
+end
+
+function _M.fallback(model, reason)
+    incr("fb|" .. model .. "|" .. reason)
+end
+
+function _M.transition(model, version, from, to)
+    incr("bt|" .. model .. "|" .. version .. "|" .. from .. "|" .. to)
+end
+
+function _M.upstream_seconds(model, version, seconds)
+    local index = #BUCKETS + 1
+    for i = 1, #BUCKETS do
+        if seconds <= BUCKETS[i] then
+            index = i
+            break
+        end
+    end
+    local prefix = "|" .. model .. "|" .. version
+    incr("hb" .. prefix .. "|" .. index)
+    incr("hs" .. prefix, seconds)
+end
+
+-- Rendering -----------------------------------------------------------------------------------
+
+local function split(key)
+    local parts = {}
+    for part in (key .. "|"):gmatch("([^|]*)|") do
+        parts[#parts + 1] = part
+    end
+    return parts
+end
+
+local function labels(names, values)
+    local out = {}
+    for i, name in ipairs(names) do
+        out[i] = name .. '="' .. tostring(values[i]):gsub('[\\"\n]', "_") .. '"'
+    end
+    return "{" .. table.concat(out, ",") .. "}"
+end
+
+local COUNTERS = {
+    req = { "weir_edge_requests_total", { "model", "version", "status" },
+        "Requests that passed the rate limit, by answering version (empty: placeholder) and status." },
+    rl = { "weir_edge_rate_limited_total", { "model" }, "Requests rejected with 429 by the rate limit." },
+    fb = { "weir_edge_fallbacks_total", { "model", "reason" },
+        "Requests answered by the fallback (killed, breaker-open, upstream-error, overloaded)." },
+    bt = { "weir_edge_breaker_transitions_total", { "model", "version", "from", "to" },
+        "Circuit breaker state changes." },
+}
+local ORDER = { "req", "rl", "fb", "bt" }
+
+-- extra: list of {name, help, type, rows = {{labels_names, label_values, value}}} (gauges).
+function _M.render(extra)
+    local series, hist = {}, {}
+    for _, key in ipairs(dict:get_keys(0)) do
+        local parts = split(key)
+        local kind = table.remove(parts, 1)
+        local value = dict:get(key)
+        if COUNTERS[kind] and value then
+            series[kind] = series[kind] or {}
+            table.insert(series[kind], { parts, value })
+        elseif (kind == "hb" or kind == "hs") and value then
+            local id = parts[1] .. "|" .. parts[2]
+            local h = hist[id] or { model = parts[1], version = parts[2], buckets = {}, sum = 0 }
+            hist[id] = h
+            if kind == "hb" then
+                h.buckets[tonumber(parts[3])] = value
+            else
+                h.sum = value
+            end
+        end
+    end
+    local out = {}
+    for _, kind in ipairs(ORDER) do
+        local name, names, help = COUNTERS[kind][1], COUNTERS[kind][2], COUNTERS[kind][3]
+        out[#out + 1] = "# HELP " .. name .. " " .. help
+        out[#out + 1] = "# TYPE " .. name .. " counter"
+        local rows = series[kind] or {}
+        table.sort(rows, function(a, b) return table.concat(a[1], "|") < table.concat(b[1], "|") end)
+        for _, row in ipairs(rows) do
+            out[#out + 1] = name .. labels(names, row[1]) .. " " .. string.format("%.17g", row[2])
+        end
+    end
+    local hname = "weir_edge_upstream_response_seconds"
+    out[#out + 1] = "# HELP " .. hname .. " Upstream response time seen by the edge."
+    out[#out + 1] = "# TYPE " .. hname .. " histogram"
+    local ids = {}
+    for id in pairs(hist) do
+        ids[#ids + 1] = id
+    end
+    table.sort(ids)
+    for _, id in ipairs(ids) do
+        local h, acc = hist[id], 0
+        for i = 1, #BUCKETS + 1 do
+            acc = acc + (h.buckets[i] or 0)
+            local le = BUCKETS[i] and string.format("%g", BUCKETS[i]) or "+Inf"
+            out[#out + 1] = hname .. "_bucket" .. labels({ "model", "version", "le" },
+                { h.model, h.version, le }) .. " " .. acc
+        end
+        local l = labels({ "model", "version" }, { h.model, h.version })
+        out[#out + 1] = hname .. "_sum" .. l .. " " .. string.format("%.6f", h.sum)
+        out[#out + 1] = hname .. "_count" .. l .. " " .. acc
+    end
+    for _, gauge in ipairs(extra or {}) do
+        out[#out + 1] = "# HELP " .. gauge.name .. " " .. gauge.help
+        out[#out + 1] = "# TYPE " .. gauge.name .. " gauge"
+        for _, row in ipairs(gauge.rows) do
+            out[#out + 1] = gauge.name .. labels(row[1], row[2]) .. " " .. tostring(row[3])
+        end
+    end
+    return table.concat(out, "\n") .. "\n"
+end
+
+return _M

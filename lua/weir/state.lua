@@ -1,0 +1,153 @@
+-- Live state set through the admin API: kill switches and split overrides.
+-- It lives in the `weir_state` shared dict (shared by all workers, kept across reloads) and is
+-- persisted to a JSON file, read back when nginx starts with an empty dict: a restart does not
+-- silently revive a killed model.
+local cjson = require("cjson.safe")
+
+local _M = {}
+
+local SERIAL = "serial"   -- bumped on every change; workers rebuild their snapshot when it moves
+local LOADED = "loaded"
+
+local dict = ngx.shared.weir_state
+local cached_serial, cached = -1, nil
+
+function _M.set_dict(value)  -- for tests
+    dict = value
+    cached_serial, cached = -1, nil
+end
+
+local function kill_key(model, version)
+    if version then
+        return "kill|" .. model .. "|" .. version
+    end
+    return "kill|" .. model
+end
+
+-- The whole live state as one table, rebuilt only when the serial changed.
+-- {models = {name = {killed = bool, killed_versions = {v = true}, split = {v = w} | nil}}}
+function _M.snapshot()
+    local serial = dict:get(SERIAL) or 0
+    if serial == cached_serial and cached then
+        return cached
+    end
+    local models = {}
+    local function entry(name)
+        local m = models[name]
+        if not m then
+            m = { killed = false, killed_versions = {}, split = nil }
+            models[name] = m
+        end
+        return m
+    end
+    for _, key in ipairs(dict:get_keys(0)) do
+        local kind, model, version = key:match("^(%a+)|([^|]+)|?([^|]*)$")
+        if kind == "kill" then
+            if version ~= "" then
+                entry(model).killed_versions[version] = true
+            else
+                entry(model).killed = true
+            end
+        elseif kind == "split" then
+            entry(model).split = cjson.decode(dict:get(key) or "null")
+        end
+    end
+    cached_serial, cached = serial, { models = models }
+    return cached
+end
+
+local EMPTY = { killed = false, killed_versions = {}, split = nil }
+
+function _M.model(name)
+    return _M.snapshot().models[name] or EMPTY
+end
+
+local function changed()
+    dict:incr(SERIAL, 1, 0)
+end
+
+function _M.kill(model, version)
+    dict:set(kill_key(model, version), true)
+    changed()
+end
+
+function _M.revive(model, version)
+    dict:delete(kill_key(model, version))
+    changed()
+end
+
+function _M.set_split(model, split)
+    if split then
+        dict:set("split|" .. model, cjson.encode(split))
+    else
+        dict:delete("split|" .. model)
+    end
+    changed()
+end
+
+-- Persistence -------------------------------------------------------------------------------
+
+function _M.encode()
+    local out = { killed_models = {}, killed_versions = {}, splits = {} }
+    for name, m in pairs(_M.snapshot().models) do
+        if m.killed then
+            out.killed_models[#out.killed_models + 1] = name
+        end
+        for version in pairs(m.killed_versions) do
+            out.killed_versions[#out.killed_versions + 1] = name .. "/" .. version
+        end
+        if m.split then
+            out.splits[name] = m.split
+        end
+    end
+    table.sort(out.killed_models)
+    table.sort(out.killed_versions)
+    return cjson.encode(out)
+end
+
+-- Write the state file atomically (a crash never leaves half a file).
+function _M.save(path)
+    local tmp = path .. ".tmp"
+    local handle, err = io.open(tmp, "wb")
+    if not handle then
+        return nil, err
+    end
+    handle:write(_M.encode(), "\n")
+    handle:close()
+    local ok, rerr = os.rename(tmp, path)
+    if not ok then
+        return nil, rerr
+    end
+    return true
+end
+
+-- Fill the dict from the state file unless this dict already holds state (a reload).
+function _M.load_once(path, read_file)
+    if not dict:add(LOADED, true) then
+        return true, "kept"
+    end
+    local data = read_file(path)
+    if not data then
+        return true, "none"
+    end
+    local decoded = cjson.decode(data)
+    if type(decoded) ~= "table" then
+        return nil, "the state file " .. path .. " is not valid JSON: fix or delete it"
+    end
+    for _, name in ipairs(decoded.killed_models or {}) do
+        dict:set(kill_key(name), true)
+    end
+    for _, pair in ipairs(decoded.killed_versions or {}) do
+        local name, version = pair:match("^([^/]+)/(.+)$")
+        if name then
+            dict:set(kill_key(name, version), true)
+        end
+    end
+    for name, split in pairs(decoded.splits or {}) do
+        dict:set("split|" .. name, cjson.encode(split))
+    end
+    changed()
+    return true, "loaded"
+end
+
+return _M

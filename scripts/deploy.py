@@ -1,0 +1,252 @@
+"""The steps of putting a release live, each of which leaves the previous config serving on failure.
+
+render into a fresh directory -> `nginx -t` it -> switch `current` (one rename) -> reload (HUP)
+-> verify that the running workers report the new checksum -> record it in the history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.admin_client import AdminClient, AdminError
+from scripts.history import Entry, History
+from scripts.nginx_bin import NginxBinary, find_nginx
+from scripts.release import LoadedRelease, Release, load_release
+from scripts.render import CONF_NAME, SETTINGS_NAME, render
+from scripts.runtime import RuntimeDir, TokenError, read_token
+
+KEEP_REVISIONS = 20
+VERIFY_SECONDS = 10.0
+
+
+class DeployError(RuntimeError):
+    """Something stopped a change; the message says what still serves and what to do."""
+
+
+@dataclass(frozen=True)
+class Revision:
+    revision: int
+    checksum: str
+    dir: Path
+
+    @property
+    def conf(self) -> Path:
+        return self.dir / CONF_NAME
+
+    @classmethod
+    def at(cls, directory: Path) -> Revision:
+        settings = json.loads((directory / SETTINGS_NAME).read_text())
+        return cls(settings["revision"], settings["checksum"], directory)
+
+
+def check_token(release: Release, runtime: RuntimeDir) -> None:
+    if release.edge.admin_auth == "open":
+        return
+    try:
+        token = read_token(runtime)
+    except TokenError as exc:
+        raise DeployError(str(exc)) from None
+    if not token:
+        raise DeployError(
+            "no admin token: export WEIR_ADMIN_TOKEN, or create the token file with "
+            f"`weir edge --init-token` ({runtime.token_file}, mode 0600); a loopback admin API "
+            "without a token needs `edge: {admin_auth: open}` in the release"
+        )
+
+
+def nginx_test(nginx: NginxBinary, runtime: RuntimeDir, conf: Path) -> None:
+    result = subprocess.run(
+        [nginx.path, "-t", "-q", "-p", str(runtime.edge), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().replace("\n", "\n    ")
+        raise DeployError(f"nginx -t rejected the rendered config {conf}:\n    {detail}")
+
+
+def render_revision(loaded: LoadedRelease, runtime: RuntimeDir, nginx: NginxBinary) -> Revision:
+    """Render and `nginx -t` a release into a fresh revision directory (removed on failure)."""
+    runtime.ensure()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**6:06d}"
+    final = runtime.revisions / f"r{loaded.release.revision}-{stamp}"
+    try:
+        rendered = render(loaded.release, runtime, nginx, final, release_text=loaded.text)
+        nginx_test(nginx, runtime, final / CONF_NAME)
+    except Exception:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    return Revision(loaded.release.revision, rendered.checksum, final)
+
+
+def current_revision(runtime: RuntimeDir) -> Revision | None:
+    try:
+        return Revision.at(runtime.current.resolve(strict=True))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def switch_current(runtime: RuntimeDir, target: Path) -> None:
+    """Point `current` at target with one atomic rename."""
+    tmp = runtime.edge / f".current.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(os.path.relpath(target, runtime.edge))
+    os.replace(tmp, runtime.current)
+
+
+def running_checksum(runtime: RuntimeDir, revision: Revision) -> str | None:
+    settings = json.loads((revision.dir / SETTINGS_NAME).read_text())
+    client = AdminClient(settings["admin_listen"], _token_or_none(runtime), timeout=2.0)
+    try:
+        status, data = client.request("GET", "/admin/checksum")
+    except AdminError:
+        return None
+    if status != 200 or not isinstance(data, dict):
+        return None
+    return data.get("checksum")
+
+
+def _token_or_none(runtime: RuntimeDir) -> str | None:
+    try:
+        return read_token(runtime)
+    except TokenError:
+        return None
+
+
+def _new_errors(log: Path, offset: int) -> list[str]:
+    try:
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if "[emerg]" in line or "[alert]" in line]
+
+
+def wait_for_checksum(
+    runtime: RuntimeDir, revision: Revision, log_offset: int = 0, timeout: float = VERIFY_SECONDS
+) -> None:
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = running_checksum(runtime, revision)
+        if seen == revision.checksum:
+            return
+        errors = _new_errors(runtime.error_log, log_offset)
+        if errors:
+            raise DeployError("nginx refused the new config:\n    " + "\n    ".join(errors[-5:]))
+        time.sleep(0.05)
+    raise DeployError(
+        f"the edge did not report the new checksum within {timeout:g}s "
+        f"(it reports {seen or 'nothing'}); see {runtime.error_log}"
+    )
+
+
+def reload_and_verify(runtime: RuntimeDir, pid: int, revision: Revision) -> None:
+    offset = runtime.error_log.stat().st_size if runtime.error_log.exists() else 0
+    os.kill(pid, signal.SIGHUP)
+    wait_for_checksum(runtime, revision, offset)
+
+
+def go_live(runtime: RuntimeDir, revision: Revision, action: str, source: str = "") -> str:
+    """Switch to revision and, if an edge runs, reload it and verify; undo on any failure.
+
+    Returns a one-line description of what happened.
+    """
+    previous = current_revision(runtime)
+    switch_current(runtime, revision.dir)
+    pid = runtime.edge_pid()
+    if pid is not None:
+        try:
+            reload_and_verify(runtime, pid, revision)
+        except DeployError as exc:
+            if previous is not None:
+                switch_current(runtime, previous.dir)
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGHUP)
+                serving = f"revision {previous.revision} is still serving"
+            else:
+                serving = "no previous revision existed"
+            raise DeployError(f"{exc}\n{serving}; nothing was changed") from None
+    History(runtime.history).record(
+        Entry(
+            revision=revision.revision,
+            checksum=revision.checksum,
+            dir=revision.dir.name,
+            action=action,
+            applied_at=time.time(),
+            source=source,
+        )
+    )
+    prune_revisions(runtime)
+    where = (
+        f"edge pid {pid} reloaded and verified" if pid else "no edge running; `weir edge` starts it"
+    )
+    return f"revision {revision.revision} is live ({where}; checksum {revision.checksum[:12]})"
+
+
+def prune_revisions(runtime: RuntimeDir) -> None:
+    """Keep the directories the recent history refers to, and the live one."""
+    entries = History(runtime.history).entries()
+    keep = {e.dir for e in entries[-KEEP_REVISIONS:]}
+    current = current_revision(runtime)
+    if current is not None:
+        keep.add(current.dir.name)
+    referenced = {e.dir for e in entries}
+    for directory in runtime.revisions.iterdir():
+        if directory.name in referenced and directory.name not in keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def apply_release(
+    path: Path | str,
+    runtime: RuntimeDir,
+    nginx: NginxBinary | None = None,
+    *,
+    allow_same: bool = False,
+) -> str:
+    """validate -> render -> nginx -t -> switch -> reload -> verify -> history."""
+    loaded = load_release(path)
+    release = loaded.release
+    check_token(release, runtime)
+    history = History(runtime.history)
+    highest = history.highest_revision()
+    if highest is not None and release.revision <= highest:
+        current = current_revision(runtime)
+        if allow_same and current is not None and current.revision == release.revision:
+            return f"revision {release.revision} is already current"
+        raise DeployError(
+            f"{path}: revision {release.revision} is not newer than revision {highest}, the "
+            f"highest applied here: raise `revision:` above {highest} (or `weir rollback --to "
+            f"{release.revision}` to go back to an applied one); nothing was changed"
+        )
+    revision = render_revision(loaded, runtime, nginx or find_nginx())
+    return go_live(runtime, revision, "apply", source=str(Path(path).absolute()))
+
+
+def rollback(runtime: RuntimeDir, to: int | None = None, nginx: NginxBinary | None = None) -> str:
+    history = History(runtime.history)
+    current = history.current()
+    if current is None:
+        raise DeployError("no history in this runtime directory: nothing to roll back to")
+    target = history.latest_of(to) if to is not None else history.previous()
+    if target is None:
+        known = ", ".join(map(str, sorted({e.revision for e in history.entries()})))
+        why = f"revision {to} was never applied" if to else "nothing older than the current one"
+        raise DeployError(f"no revision to roll back to ({why}); applied revisions: {known}")
+    directory = runtime.revisions / target.dir
+    if not (directory / CONF_NAME).exists():
+        raise DeployError(f"revision {target.revision}'s rendered config {directory} is gone")
+    revision = Revision.at(directory)
+    nginx_test(nginx or find_nginx(), runtime, revision.conf)
+    return go_live(runtime, revision, "rollback")

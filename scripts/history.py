@@ -1,0 +1,69 @@
+"""The edge's history of applied revisions: one JSON line per apply or rollback."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Entry:
+    revision: int
+    checksum: str
+    dir: str
+    action: str  # apply | rollback | start
+    applied_at: float
+    source: str = ""
+
+    def when(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.applied_at))
+
+
+class History:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self) -> list[Entry]:
+        if not self.path.exists():
+            return []
+        entries = []
+        for line in self.path.read_text().splitlines():
+            if line.strip():
+                try:
+                    entries.append(Entry(**json.loads(line)))
+                except (TypeError, ValueError):
+                    continue  # a torn line from a crash: skip it, keep the rest
+        return entries
+
+    def record(self, entry: Entry) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(asdict(entry), sort_keys=True) + "\n")
+
+    def current(self) -> Entry | None:
+        entries = self.entries()
+        return entries[-1] if entries else None
+
+    def highest_revision(self) -> int | None:
+        entries = self.entries()
+        return max((e.revision for e in entries), default=None)
+
+    def latest_of(self, revision: int) -> Entry | None:
+        for entry in reversed(self.entries()):
+            if entry.revision == revision:
+                return entry
+        return None
+
+    def previous(self) -> Entry | None:
+        """The newest revision older than the current one: rolling back twice goes back twice."""
+        entries = self.entries()
+        if not entries:
+            return None
+        current = entries[-1].revision
+        older = [e for e in entries if e.revision < current]
+        if not older:
+            return None
+        best = max(e.revision for e in older)
+        return self.latest_of(best)

@@ -1,0 +1,239 @@
+"""Render a release into an nginx config and a JSON file of Lua settings.
+
+Jinja2 runs with StrictUndefined, and every value it prints passes `_finalize`, which refuses
+anything that could end a directive or open a block: a bug or a hostile value fails the render
+instead of reaching nginx.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import json
+import math
+import os
+import pwd
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from scripts.nginx_bin import NginxBinary
+from scripts.release import Model, Release
+from scripts.runtime import RuntimeDir, resolve_devices
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DIR = REPO_ROOT / "nginx" / "templates"
+LUA_DIR = REPO_ROOT / "lua"
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/%*\[\]=$@+-]*$")
+CONF_NAME = "nginx.conf"
+SETTINGS_NAME = "settings.json"
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        raise RenderError(f"template printed {value!r}: a template bug, not a release problem")
+    text = str(value)
+    if not SAFE_VALUE.match(text) or ";" in text:
+        raise RenderError(f"refusing to write {text!r} into nginx.conf: it could inject directives")
+    return text
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _seconds(value: float) -> str:
+    """nginx time: whole milliseconds when needed."""
+    if value == int(value):
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _header_var(header: str) -> str:
+    return "http_" + header.lower().replace("-", "_")
+
+
+def _upstream_name(model: str, version: str) -> str:
+    return f"weir_{model}_v{version}"
+
+
+def _split_lines(weights: dict[str, float]) -> list[tuple[str, str]]:
+    positive = [(v, w) for v, w in weights.items() if w > 0]
+    lines = [(f"{w:g}%", v) for v, w in positive[:-1]]
+    lines.append(("*", positive[-1][0]))
+    return lines
+
+
+def _rate_limit(name: str, model: Model) -> dict[str, Any] | None:
+    limit = model.rate_limit
+    if limit is None:
+        return None
+    if limit.key == "remote_addr":
+        key = "$binary_remote_addr"
+    elif limit.key == "global":
+        key = "weir_global"
+    else:
+        key = "$" + _header_var(limit.key[7:])
+    digest = hashlib.sha256(f"{key}|{limit.zone_size}".encode()).hexdigest()[:10]
+    if limit.delay is not None:
+        delay = f"delay={limit.delay}"
+    else:
+        delay = "nodelay" if limit.nodelay else ""
+    return {
+        "key": key,
+        "zone": f"weir_rl_{name.replace('-', '_')}_{digest}",
+        "zone_size": f"{max(limit.zone_size // 1024, 32)}k",
+        "rate": limit.rate,
+        "burst": limit.burst,
+        "delay": delay,
+    }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    conf: str
+    settings: dict[str, Any]
+    checksum: str
+
+
+def render(
+    release: Release,
+    runtime: RuntimeDir,
+    nginx: NginxBinary,
+    out_dir: Path,
+    *,
+    release_text: str = "",
+) -> Rendered:
+    """Render into out_dir (which the caller owns and later switches to)."""
+    devices = resolve_devices(release.sidecars.devices)
+    default_servers = [f"unix:{runtime.sidecar_socket(d)}" for d in devices]
+    models = []
+    for name, model in release.models.items():
+        sticky = model.release.sticky_key
+        sticky_header_var = _header_var(sticky[7:]) if sticky.startswith("header:") else None
+        var = name.replace("-", "_")
+        models.append(
+            {
+                "name": name,
+                "var": var,
+                "sticky_header_var": sticky_header_var,
+                "sticky_var": f"weir_key_{var}" if sticky_header_var else "remote_addr",
+                "split": _split_lines(model.weights()),
+                "rate_limit": _rate_limit(name, model),
+                "timeout": _seconds(model.timeout),
+                "connect_timeout": _seconds(min(model.timeout, 1.0)),
+                "upstreams": [
+                    {
+                        "name": _upstream_name(name, version),
+                        "servers": spec.upstreams or default_servers,
+                    }
+                    for version, spec in model.versions.items()
+                ],
+            }
+        )
+    # As root, nginx would run its workers as `nobody`, who cannot write the state file:
+    # run them as the runtime directory's owner instead.
+    user = None
+    if os.geteuid() == 0:
+        entry = pwd.getpwuid(runtime.root.stat().st_uid)
+        user = (entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name)
+    longest = release.longest_timeout
+    settings_file = out_dir / SETTINGS_NAME
+    context = {
+        "revision": release.revision,
+        "lua_dir": LUA_DIR,
+        "load_modules": list(nginx.load_modules),
+        "user": user,
+        "workers": release.edge.workers,
+        "worker_connections": release.edge.worker_connections,
+        "pid_file": runtime.pid_file,
+        "error_log": runtime.error_log,
+        "access_log": runtime.access_log if release.edge.access_log else None,
+        "shutdown_timeout": math.ceil(2 * longest + 5),
+        "settings_file": settings_file,
+        "tmp_dir": runtime.tmp,
+        "max_body": release.edge.max_body,
+        "body_buffer": min(release.edge.max_body, 1024 * 1024),
+        "keepalive": release.edge.keepalive,
+        "models": models,
+        "listen": release.edge.listen,
+        "admin_listen": release.edge.admin_listen,
+        "longest_timeout": _seconds(longest),
+        "max_connect_timeout": _seconds(min(longest, 1.0)),
+    }
+    try:
+        body = _environment().get_template("nginx.conf.j2").render(context)
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"template error: {exc}") from None
+    settings = lua_settings(release, runtime)
+    checksum = hashlib.sha256(
+        (body + json.dumps(settings, sort_keys=True) + release_text).encode()
+    ).hexdigest()
+    settings["checksum"] = checksum
+    conf = f"# weir checksum {checksum}\n{body}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONF_NAME).write_text(conf)
+    settings_file.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    if release_text:
+        (out_dir / "release.yaml").write_text(release_text)
+    return Rendered(conf=conf, settings=settings, checksum=checksum)
+
+
+def lua_settings(release: Release, runtime: RuntimeDir) -> dict[str, Any]:
+    """What the Lua modules read at start: one entry per model, times in seconds."""
+    models: dict[str, Any] = {}
+    for name, model in release.models.items():
+        fallback: dict[str, Any]
+        if model.fallback is None:
+            fallback = {
+                "status": 503,
+                "body": {"error": f"model {name} is unavailable at the moment; retry shortly"},
+            }
+        elif model.fallback.version is not None:
+            fallback = {"version": model.fallback.version}
+        else:
+            body = model.fallback.body
+            if body is None:
+                body = {"error": f"model {name} is unavailable at the moment; retry shortly"}
+            fallback = {"status": model.fallback.status, "body": body}
+        if "body" in fallback:
+            fallback["body"] = json.dumps(fallback["body"], separators=(",", ":"))
+        sticky = model.release.sticky_key
+        limit = model.rate_limit
+        models[name] = {
+            "var": name.replace("-", "_"),
+            "versions": list(model.versions),
+            "upstreams": {v: _upstream_name(name, v) for v in model.versions},
+            "weights": model.weights(),
+            "sticky_var": _header_var(sticky[7:]) if sticky.startswith("header:") else None,
+            "force_var": (
+                _header_var(model.release.force_header) if model.release.force_header else None
+            ),
+            "fallback": fallback,
+            "breaker": model.breaker.model_dump(),
+            "timeout": model.timeout,
+            "retry_after": max(1, math.ceil(1 / limit.per_second)) if limit else 1,
+        }
+    return {
+        "revision": release.revision,
+        "admin_auth": release.edge.admin_auth,
+        "admin_listen": release.edge.admin_listen,
+        "token_file": str(runtime.token_file),
+        "state_file": str(runtime.state_file),
+        "models": models,
+    }
