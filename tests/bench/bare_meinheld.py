@@ -3,7 +3,8 @@
 A Falcon app on gunicorn's meinheld worker that calls ONNX Runtime once per request: no
 validation, no batching, no metrics, no error mapping. It speaks just enough V2 (JSON, and the
 binary tensor extension in and out) to answer the benchmark's requests. Sessions are created in
-each worker after fork (no --preload), with the thread settings the sidecar uses.
+each worker after fork (no --preload), with the sidecar's session options (intra-op threads,
+spinning off): the comparison isolates what Weir's features cost, not a runtime setting.
 
     WEIR_BENCH_MODELS=models gunicorn -k meinheld.gmeinheld.MeinheldWorker -w 1 \
         -b 127.0.0.1:8000 tests.bench.bare_meinheld:app
@@ -22,17 +23,18 @@ import onnxruntime as ort
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
+def _session(path: Path, threads: int, spinning: bool) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class Infer:
-    def __init__(self, models_dir: Path, threads: int) -> None:
+    def __init__(self, models_dir: Path, threads: int, spinning: bool) -> None:
         self._sessions = {
-            (p.parent.parent.name, p.parent.name): _session(p, threads)
+            (p.parent.parent.name, p.parent.name): _session(p, threads, spinning)
             for p in sorted(models_dir.glob("*/*/model.onnx"))
         }
 
@@ -84,14 +86,17 @@ class Ready:
         resp.data = b'{"ready": true}'
 
 
-def create_app(models_dir: Path, threads: int) -> falcon.App:
+def create_app(models_dir: Path, threads: int, spinning: bool = False) -> falcon.App:
     app = falcon.App()
     app.add_route("/v2/health/ready", Ready())
-    app.add_route("/v2/models/{model}/versions/{version}/infer", Infer(models_dir, threads))
+    app.add_route(
+        "/v2/models/{model}/versions/{version}/infer", Infer(models_dir, threads, spinning)
+    )
     return app
 
 
 app = create_app(
     Path(os.environ.get("WEIR_BENCH_MODELS", "models")),
     int(os.environ.get("WEIR_BENCH_INTRA_THREADS", "1")),
+    os.environ.get("WEIR_BENCH_SPINNING", "0") == "1",
 )

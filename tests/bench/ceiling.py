@@ -1,7 +1,9 @@
 """Baseline (d): the ceiling, in-process ONNX Runtime on the same model at its best batch size.
 
-No HTTP, no JSON, no copies: `session.run` on a ready tensor in a loop, with the thread settings
-the sidecar uses. The sidecar's samples/s divided by this is how much of the hardware it delivers.
+No HTTP, no JSON, no copies: `session.run` on a ready tensor in a loop, with the sidecar's
+intra-op thread count. Measured with intra-op spinning on (ORT's default) and off (the sidecar's
+choice) and the better kept, so the ceiling is never flattered down. The sidecar's samples/s
+divided by this is how much of the hardware it delivers.
 """
 
 from __future__ import annotations
@@ -19,19 +21,18 @@ class Ceiling:
     model: str
     threads: int
     best_batch: int
+    spinning: bool
     samples_per_s: float
-    by_batch: dict[int, float]
+    by_batch: dict[int, float]  # with the better spinning setting
 
 
-def measure(
-    model_path: Path,
-    threads: int,
-    batches: tuple[int, ...] = (1, 8, 16, 32, 64),
-    seconds: float = 1.0,
-) -> Ceiling:
+def _by_batch(
+    model_path: Path, threads: int, spinning: bool, batches: tuple[int, ...], seconds: float
+) -> dict[int, float]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
     rng = np.random.default_rng(0)
@@ -44,6 +45,18 @@ def measure(
             session.run(None, {inp.name: x})
             calls += 1
         by_batch[batch] = calls * batch / elapsed
+    return by_batch
+
+
+def measure(
+    model_path: Path,
+    threads: int,
+    batches: tuple[int, ...] = (1, 16, 32, 64),
+    seconds: float = 1.0,
+) -> Ceiling:
+    runs = {spin: _by_batch(model_path, threads, spin, batches, seconds) for spin in (True, False)}
+    spinning = max(runs, key=lambda spin: max(runs[spin].values()))
+    by_batch = runs[spinning]
     best = max(by_batch, key=by_batch.__getitem__)
     name = f"{model_path.parent.parent.name}/v{model_path.parent.name}"
-    return Ceiling(name, threads, best, by_batch[best], by_batch)
+    return Ceiling(name, threads, best, spinning, by_batch[best], by_batch)

@@ -68,7 +68,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--models", type=Path, default=ROOT / "models")
     p.add_argument("--workers", type=int, default=1, help="sidecar and bare server workers")
-    p.add_argument("--threads", type=int, default=2, help="ORT intra-op threads (bare, ceiling)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="ORT intra-op threads for bare and ceiling; "
+        "0: CPUs / workers, as the sidecar",
+    )  # fmt: skip
+    p.add_argument(
+        "--bare-spinning",
+        action="store_true",
+        help="bare server with ORT intra-op spinning on (the sidecar turns it off)",
+    )
     p.add_argument("--worker-classes", default="meinheld,gthread", help="sidecar worker classes")
     p.add_argument("--default-class", default="meinheld", help="the sidecar's default class")
     p.add_argument("--no-sidecar", action="store_true", help="baselines only")
@@ -76,6 +84,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown goes")
     p.add_argument("--no-write", action="store_true", help="print the table, write nothing")
     args = p.parse_args(argv)
+    if args.threads == 0:
+        args.threads = max(1, len(os.sched_getaffinity(0)) // args.workers)
     if args.quick:
         args.duration, args.warmup, args.clients = 2, 1, "64"
     return args
@@ -90,7 +100,7 @@ def _select(names: list[str], only: list[str]) -> list[str]:
 def _targets(args: argparse.Namespace, logs: Path, only: list[str]) -> list[Target]:
     targets = [
         flask_target(args.models, logs),
-        bare_target(args.models, logs, args.workers, args.threads),
+        bare_target(args.models, logs, args.workers, args.threads, args.bare_spinning),
     ]
     has_sidecar = (ROOT / "sidecar" / "launcher.py").exists()
     if not args.no_sidecar and not has_sidecar:
@@ -224,7 +234,7 @@ def _markdown(
   default session options, JSON only; binary rows' "x flask" compares with its JSON row.
   bare: `tests/bench/bare_meinheld.py`, gunicorn + meinheld worker + Falcon, ORT per request,
   no validation, batching or metrics, {args.workers} worker(s), {args.threads} ORT intra-op
-  thread(s).
+  thread(s), spinning {"on" if args.bare_spinning else "off"} (the sidecar's session options).
   weir: `weir sidecar --device cpu --workers {args.workers} --worker-class CLASS`.
 - Mean batch: delta of the sidecar's `{BATCH_METRIC}` histogram (`_sum` / `_count`) over the
   measured seconds. RSS: peak over the cell of VmRSS summed over the server's process tree.

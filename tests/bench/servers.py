@@ -38,7 +38,9 @@ def flask_target(models: Path, logs: Path) -> Target:
     return Target("flask", "flask", server, encodings=frozenset({"json"}))
 
 
-def bare_target(models: Path, logs: Path, workers: int, threads: int) -> Target:
+def bare_target(
+    models: Path, logs: Path, workers: int, threads: int, spinning: bool = False
+) -> Target:
     port = free_port()
     argv = [
         str(VENV_BIN / "gunicorn"),
@@ -48,7 +50,11 @@ def bare_target(models: Path, logs: Path, workers: int, threads: int) -> Target:
         "--log-level=warning",
         "tests.bench.bare_meinheld:app",
     ]
-    env = {"WEIR_BENCH_MODELS": str(models), "WEIR_BENCH_INTRA_THREADS": str(threads)}
+    env = {
+        "WEIR_BENCH_MODELS": str(models),
+        "WEIR_BENCH_INTRA_THREADS": str(threads),
+        "WEIR_BENCH_SPINNING": "1" if spinning else "0",
+    }
     server = Server("bare", argv, port, logs / "bare.log", env=env)
     return Target(f"bare meinheld w{workers}", "bare", server)
 
