@@ -1,0 +1,284 @@
+"""Real nginx + Lua in front of real upstream processes, in a temporary runtime directory.
+
+Every process here is started by these fixtures and stopped by its PID; ports are picked
+dynamically on loopback.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scripts.edge import Edge
+from scripts.nginx_bin import NginxNotFound, find_nginx
+from scripts.runtime import RuntimeDir
+
+HERE = Path(__file__).resolve().parent
+TOKEN = "test-token-0123456789"
+
+try:
+    find_nginx()
+except NginxNotFound as exc:  # pragma: no cover - depends on the machine
+    pytest.skip(str(exc), allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Upstream:
+    """tests/integration/edge/fake_upstream.py in its own process."""
+
+    def __init__(self, version: str, port: int | None = None) -> None:
+        self.version = version
+        self.port = port or free_port()
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Upstream:
+        deadline = time.monotonic() + 10
+        while True:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(HERE / "fake_upstream.py"),
+                    "--port",
+                    str(self.port),
+                    "--version",
+                    self.version,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if line.startswith("READY"):
+                self.process = process
+                return self
+            process.wait(5)
+            if time.monotonic() > deadline:  # the port is still held by a dying process
+                raise RuntimeError(
+                    f"upstream {self.version} did not start: {process.stderr.read()}"
+                )
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, exactly like a crashed sidecar."""
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+        self.process = None
+
+    def control(self, **changes: Any) -> dict[str, Any]:
+        return request("POST", self.address, "/_control", changes)[2]
+
+    def count(self) -> int:
+        return request("GET", self.address, "/_control")[2]["count"]
+
+
+def request(
+    method: str,
+    address: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+) -> tuple[int, dict[str, str], Any]:
+    """One request on a fresh connection: (status, headers lower-cased, JSON or text)."""
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    payload = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    try:
+        conn.request(method, path, body=payload, headers=headers or {})
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    hdrs = {k.lower(): v for k, v in response.getheaders()}
+    try:
+        data: Any = json.loads(raw)
+    except ValueError:
+        data = raw.decode(errors="replace")
+    return response.status, hdrs, data
+
+
+class Client:
+    """A keep-alive HTTP/1.1 client for one thread (load loops)."""
+
+    def __init__(self, address: str, timeout: float = 10) -> None:
+        host, port = address.rsplit(":", 1)
+        self.host, self.port, self.timeout = host, int(port), timeout
+        self.conn: http.client.HTTPConnection | None = None
+
+    def post(
+        self, path: str, body: bytes = b"{}", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            self.conn.request("POST", path, body=body, headers=headers or {})
+            response = self.conn.getresponse()
+            data = response.read()
+        except Exception:
+            self.close()
+            raise
+        if response.getheader("Connection", "").lower() == "close":
+            self.close()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+@dataclass
+class EdgeHarness:
+    """A running edge for one test: its release, addresses and helpers."""
+
+    runtime: RuntimeDir
+    tmp: Path
+    listen: str = field(default_factory=lambda: f"127.0.0.1:{free_port()}")
+    admin: str = field(default_factory=lambda: f"127.0.0.1:{free_port()}")
+    edge: Edge | None = None
+    revision: int = 0
+
+    def release(self, models: dict[str, Any], **edge: Any) -> dict[str, Any]:
+        self.revision += 1
+        return {
+            "revision": self.revision,
+            "edge": {"listen": self.listen, "admin_listen": self.admin, "workers": 2, **edge},
+            "sidecars": {"devices": "cpu"},
+            "models": models,
+        }
+
+    def write(self, release: dict[str, Any], name: str | None = None) -> Path:
+        path = self.tmp / (name or f"release-{release['revision']}.yaml")
+        path.write_text(yaml.safe_dump(release, sort_keys=False))
+        return path
+
+    def start(self, models: dict[str, Any], **edge: Any) -> EdgeHarness:
+        path = self.write(self.release(models, **edge))
+        self.edge = Edge(self.runtime).start(path)
+        return self
+
+    def restart(self) -> None:
+        assert self.edge is not None
+        self.edge.stop()
+        self.edge = Edge(self.runtime).start()
+
+    def stop(self) -> None:
+        if self.edge is not None:
+            self.edge.stop()
+            self.edge = None
+
+    def infer(
+        self,
+        model: str,
+        version: str | None = None,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> tuple[int, dict[str, str], Any]:
+        path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+        return request("POST", self.listen, path, body if body is not None else {}, headers)
+
+    def admin_call(
+        self, method: str, path: str, body: Any = None, token: str | None = TOKEN
+    ) -> tuple[int, dict[str, str], Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return request(method, self.admin, path, body, headers)
+
+    def status(self) -> dict[str, Any]:
+        status, _, data = self.admin_call("GET", "/admin/status")
+        assert status == 200, data
+        return data
+
+    def breaker(self, model: str, version: str) -> str:
+        return self.status()["models"][model]["versions"][version]["breaker"]["state"]
+
+    def metrics(self) -> str:
+        status, _, data = self.admin_call("GET", "/metrics")
+        assert status == 200
+        return data
+
+
+@pytest.fixture
+def upstreams() -> Iterator[dict[str, Upstream]]:
+    """Start with `upstreams["2"] = Upstream("2").start()`; all are killed at teardown."""
+    started: dict[str, Upstream] = {}
+    yield started
+    for upstream in started.values():
+        upstream.kill()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EdgeHarness]:
+    monkeypatch.setenv("WEIR_ADMIN_TOKEN", TOKEN)
+    runtime = RuntimeDir(tmp_path / "rt")
+    h = EdgeHarness(runtime=runtime, tmp=tmp_path)
+    yield h
+    h.stop()
+
+
+def two_versions(ups: dict[str, Upstream], **overrides: Any) -> dict[str, Any]:
+    """A `digits` model with versions 1 and 2 on their own upstreams."""
+    for version in ("1", "2"):
+        if version not in ups:
+            ups[version] = Upstream(version).start()
+    model: dict[str, Any] = {
+        "versions": {
+            "1": {"upstreams": [ups["1"].address]},
+            "2": {"upstreams": [ups["2"].address]},
+        },
+        "release": {
+            "split": {"1": 50, "2": 50},
+            "sticky_key": "header:X-User-Id",
+            "force_header": "X-Weir-Version",
+        },
+        "breaker": {
+            "failures": 3,
+            "window": "10s",
+            "open_for": "1s",
+            "max_open_for": "4s",
+            "probes": 2,
+        },
+        "fallback": {"version": "1"},
+        "timeout": "1s",
+    }
+    model.update(overrides)
+    return {"digits": model}
+
+
+class Tools:
+    """The helpers above, for test modules (importlib mode cannot import conftest)."""
+
+    Upstream = Upstream
+    Client = Client
+    request = staticmethod(request)
+    free_port = staticmethod(free_port)
+    two_versions = staticmethod(two_versions)
+    TOKEN = TOKEN
+
+
+@pytest.fixture
+def tools() -> type[Tools]:
+    return Tools

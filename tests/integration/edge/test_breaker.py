@@ -1,0 +1,113 @@
+"""Circuit breaker per version: which upstream outcomes open it, how probes close it, and that
+the edge's own answers (429s, fallbacks) never count."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+# (upstream statuses in order, breaker state afterwards) with failures: 3 within 10s.
+SEQUENCES = [
+    ([500, 500, 500], "open"),
+    ([502, 503, 504], "open"),
+    ([500, 200, 500, 200, 500], "open"),  # failures within the window, not necessarily in a row
+    ([500, 500], "closed"),
+    ([400, 404, 422, 400, 404], "closed"),  # the client's mistakes are not the sidecar's failures
+    ([200] * 5, "closed"),
+]
+
+
+@pytest.mark.parametrize(("statuses", "expected"), SEQUENCES)
+def test_status_sequences(harness, upstreams, tools, statuses, expected) -> None:
+    harness.start(tools.two_versions(upstreams))
+    for status in statuses:
+        upstreams["2"].control(status=0 if status == 200 else status)
+        code, headers, _ = harness.infer("digits", version="2")
+        if status >= 500:
+            # Never the sidecar's 5xx: the fallback version answers, marked.
+            assert code == 200 and headers["x-weir-model-version"] == "1"
+            reason = "overloaded" if status == 503 else "upstream-error"
+            assert headers["x-weir-fallback"] == reason
+        else:
+            assert code == status and "x-weir-fallback" not in headers
+    assert harness.breaker("digits", "2") == expected
+    assert harness.breaker("digits", "1") == "closed"
+
+
+def test_timeouts_and_connect_errors_open_it(harness, upstreams, tools) -> None:
+    harness.start(tools.two_versions(upstreams))
+    upstreams["2"].control(delay=1.5)  # longer than the 1s timeout
+    for _ in range(3):
+        code, headers, _ = harness.infer("digits", version="2")
+        assert code == 200 and headers["x-weir-fallback"] == "upstream-error"
+    assert harness.breaker("digits", "2") == "open"
+    upstreams["1"].kill()  # now a connect error: fallback v1 is gone too
+    for _ in range(3):
+        code, headers, body = harness.infer("digits", version="1")
+        assert code == 503 and headers["x-weir-fallback"] == "upstream-error" and "error" in body
+        assert headers["retry-after"]
+    assert harness.breaker("digits", "1") == "open"
+
+
+def test_open_breaker_answers_with_fallback_and_probes_close_it(harness, upstreams, tools) -> None:
+    harness.start(tools.two_versions(upstreams))
+    upstreams["2"].control(status=500)
+    for _ in range(3):
+        harness.infer("digits", version="2")
+    calls = upstreams["2"].count()
+    assert harness.breaker("digits", "2") == "open"
+    # While open, version 2 is not even asked; its share meets the fallback.
+    for _ in range(10):
+        code, headers, _ = harness.infer("digits", version="2")
+        assert (
+            headers["x-weir-fallback"] == "breaker-open" and headers["x-weir-model-version"] == "1"
+        )
+    assert upstreams["2"].count() == calls
+    # Fallback answers never feed a breaker: one transition to open, not more.
+    assert _transitions(harness, "closed", "open") == 1
+
+    upstreams["2"].control(status=0)
+    time.sleep(1.1)  # open_for: 1s
+    for _ in range(2):  # probes: 2
+        code, headers, _ = harness.infer("digits", version="2")
+        assert code == 200 and headers["x-weir-model-version"] == "2"
+        assert "x-weir-fallback" not in headers
+    assert harness.breaker("digits", "2") == "closed"
+    assert _transitions(harness, "open", "half_open") == 1
+    assert _transitions(harness, "half_open", "closed") == 1
+
+
+def test_failed_probe_reopens_for_twice_as_long(harness, upstreams, tools) -> None:
+    harness.start(tools.two_versions(upstreams))
+    upstreams["2"].control(status=500)
+    for _ in range(3):
+        harness.infer("digits", version="2")
+    time.sleep(1.1)
+    harness.infer("digits", version="2")  # the probe fails
+    opened = time.time()
+    status = harness.status()["models"]["digits"]["versions"]["2"]["breaker"]
+    assert status["state"] == "open"
+    assert 1.6 < status["open_until"] - opened < 2.2  # 2 x open_for
+    assert _transitions(harness, "half_open", "open") == 1
+
+
+def test_rate_limited_requests_never_count(harness, upstreams, tools) -> None:
+    models = tools.two_versions(upstreams, rate_limit={"rate": "2r/s", "burst": 1, "key": "global"})
+    harness.start(models)
+    upstreams["2"].control(status=500)
+    codes = [harness.infer("digits", version="2")[0] for _ in range(20)]
+    assert codes.count(429) >= 15
+    reached = upstreams["2"].count()
+    assert reached < 3
+    assert harness.breaker("digits", "2") == "closed"  # only `reached` real failures so far
+
+
+def _transitions(harness, source: str, target: str) -> int:
+    pattern = (
+        r'weir_edge_breaker_transitions_total\{model="digits",version="2",'
+        rf'from="{source}",to="{target}"\}} (\d+)'
+    )
+    match = re.search(pattern, harness.metrics())
+    return int(match.group(1)) if match else 0
