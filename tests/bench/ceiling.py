@@ -1,13 +1,15 @@
 """Baseline (d): the ceiling, in-process ONNX Runtime on the same model at its best batch size.
 
 No HTTP, no JSON, no copies: `session.run` on a ready tensor in a loop, with the sidecar's
-intra-op thread count. Measured with intra-op spinning on (ORT's default) and off (the sidecar's
-choice) and the better kept, so the ceiling is never flattered down. The sidecar's samples/s
-divided by this is how much of the hardware it delivers.
+intra-op thread count. The sweep tries intra-op spinning on (ORT's default) and off (the
+sidecar's choice) and keeps the better, so the ceiling is never flattered down. The benchmark
+then re-measures the chosen setting next to every group of cells, so "x ceiling" compares two
+numbers taken under the same background load on this shared machine.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,48 +17,61 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from tests.bench.loadgen import LoadResult
+
 
 @dataclass(frozen=True)
-class Ceiling:
+class Sweep:
     model: str
     threads: int
-    best_batch: int
     spinning: bool
-    samples_per_s: float
-    by_batch: dict[int, float]  # with the better spinning setting
+    best_batch: int
+    by_batch: dict[int, float]  # samples/s, with the better spinning setting
 
 
-def _by_batch(
-    model_path: Path, threads: int, spinning: bool, batches: tuple[int, ...], seconds: float
-) -> dict[int, float]:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    inp = session.get_inputs()[0]
-    rng = np.random.default_rng(0)
-    by_batch: dict[int, float] = {}
-    for batch in batches:
-        x = rng.random((batch, *(int(d) for d in inp.shape[1:])), dtype=np.float32)
-        session.run(None, {inp.name: x})  # warm: allocations and thread pool
-        calls, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds:
-            session.run(None, {inp.name: x})
-            calls += 1
-        by_batch[batch] = calls * batch / elapsed
-    return by_batch
+class InProcess:
+    """One ORT session on the CPU provider, timed at a given batch size."""
+
+    def __init__(self, model_path: Path, threads: int, spinning: bool) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        spin = "1" if spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        self.session = ort.InferenceSession(
+            str(model_path), options, providers=["CPUExecutionProvider"]
+        )
+        self._input = self.session.get_inputs()[0]
+
+    def run(self, batch: int, seconds: float) -> LoadResult:
+        """Samples (as `requests`) and per-call latencies of `seconds` of back-to-back runs."""
+        shape = (batch, *(int(d) for d in self._input.shape[1:]))
+        feeds = {self._input.name: np.random.default_rng(0).random(shape, dtype=np.float32)}
+        self.session.run(None, feeds)  # warm: allocations and thread pool
+        calls: list[float] = []
+        start = time.perf_counter()
+        while (now := time.perf_counter()) - start < seconds:
+            self.session.run(None, feeds)
+            calls.append(time.perf_counter() - now)
+        elapsed = time.perf_counter() - start
+        q = statistics.quantiles(calls, n=100) if len(calls) > 1 else calls * 99
+        return LoadResult(len(calls) * batch, elapsed, q[49] * 1e3, q[89] * 1e3, q[98] * 1e3,
+                          max(calls) * 1e3, 0, 0)  # fmt: skip
 
 
-def measure(
+def sweep(
     model_path: Path,
     threads: int,
     batches: tuple[int, ...] = (1, 16, 32, 64),
     seconds: float = 1.0,
-) -> Ceiling:
-    runs = {spin: _by_batch(model_path, threads, spin, batches, seconds) for spin in (True, False)}
+) -> Sweep:
+    """Samples/s at each batch size, spinning on and off; the better spinning setting wins."""
+    runs: dict[bool, dict[int, float]] = {}
+    for spin in (True, False):
+        probe = InProcess(model_path, threads, spin)
+        runs[spin] = {b: probe.run(b, seconds).rps for b in batches}
     spinning = max(runs, key=lambda spin: max(runs[spin].values()))
     by_batch = runs[spinning]
     best = max(by_batch, key=by_batch.__getitem__)
     name = f"{model_path.parent.parent.name}/v{model_path.parent.name}"
-    return Ceiling(name, threads, best, spinning, by_batch[best], by_batch)
+    return Sweep(name, threads, spinning, best, by_batch)

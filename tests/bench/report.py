@@ -1,10 +1,14 @@
-"""Rows, ratios, targets and the Markdown the benchmark prints and commits as RESULTS.md."""
+"""Rows, ratios, targets and the Markdown the benchmark prints and commits as RESULTS.md.
+
+A group is one (model, body, clients) cell measured on every server, plus the in-process ceiling
+re-measured next to it; ratios are only taken within a group.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tests.bench.ceiling import Ceiling
+from tests.bench.ceiling import Sweep
 from tests.bench.loadgen import LoadResult
 
 MIB = 1024 * 1024
@@ -16,11 +20,15 @@ class Row:
     encoding: str  # "json" | "binary"
     clients: int
     target: str  # row label
-    role: str  # "flask" | "bare" | "weir" | ...
-    load: LoadResult
+    role: str  # "flask" | "bare" | "weir" | "ceiling" (later "edge")
+    load: LoadResult  # for the ceiling: samples as requests, latency per batch run
     mean_batch: float | None
-    rss_bytes: int
+    rss_bytes: int | None
     default: bool = False  # the sidecar's default configuration
+
+    @property
+    def group(self) -> tuple[str, str, int]:
+        return (self.model, self.encoding, self.clients)
 
 
 @dataclass(frozen=True)
@@ -28,50 +36,45 @@ class Goal:
     """One line of the issue's "Speed" targets, evaluated on the default sidecar's row."""
 
     text: str
-    model: str
-    encoding: str
-    clients: int
+    group: tuple[str, str, int]
     measure: str  # "x_flask" | "x_bare" | "x_ceiling" | "mean_batch"
     minimum: float
 
 
+DIGITS_64 = ("digits/v2", "json", 64)
+CNN_BINARY_64 = ("cnn/v1", "binary", 64)
 GOALS = (
-    Goal("digits v2 JSON, 64 clients: >= 25x naive Flask", "digits/v2", "json", 64, "x_flask", 25),
-    Goal("digits v2 JSON, 64 clients: >= 1.0x bare meinheld", "digits/v2", "json", 64, "x_bare", 1),
-    Goal("cnn binary, 64 clients: >= 85% of ceiling", "cnn/v1", "binary", 64, "x_ceiling", 0.85),
+    Goal("digits v2 JSON, 64 clients: >= 25x naive Flask", DIGITS_64, "x_flask", 25),
+    Goal("digits v2 JSON, 64 clients: >= 1.0x bare meinheld", DIGITS_64, "x_bare", 1),
+    Goal("cnn binary, 64 clients: >= 85% of ceiling", CNN_BINARY_64, "x_ceiling", 0.85),
     # "well above 1": at 64 clients and ~2 ms a sample, batches of 4+ are what batching gives.
-    Goal("cnn binary, 64 clients: mean batch well above 1 (>= 4)", "cnn/v1", "binary", 64,
-         "mean_batch", 4),
-)  # fmt: skip
+    Goal("cnn binary, 64 clients: mean batch well above 1 (>= 4)", CNN_BINARY_64, "mean_batch", 4),
+)
 
 
-def _find(rows: list[Row], role: str, model: str, clients: int, encoding: str | None) -> Row | None:
-    for row in rows:
-        same_encoding = encoding is None or row.encoding == encoding
-        if row.role == role and row.model == model and row.clients == clients and same_encoding:
-            return row
-    return None
+def _find(rows: list[Row], role: str, model: str, clients: int, encoding: str) -> Row | None:
+    return next((r for r in rows if r.role == role and r.group == (model, encoding, clients)), None)
 
 
-def ratios(row: Row, rows: list[Row], ceilings: dict[str, Ceiling]) -> dict[str, float | None]:
-    """Requests/s over the baselines at the same model and clients.
+def ratios(row: Row, rows: list[Row]) -> dict[str, float | None]:
+    """Requests/s over each baseline of the row's group.
 
-    Flask only speaks JSON (the lab server), so binary rows are compared with its JSON row: that
-    is the speed-up a client gets by moving from the lab server to Weir with binary tensors.
+    Flask only speaks JSON (the lab server), so binary rows are compared with its JSON row: the
+    speed-up a client gets by moving from the lab server to Weir with binary tensors.
     """
-    flask = _find(rows, "flask", row.model, row.clients, row.encoding) or _find(
-        rows, "flask", row.model, row.clients, None
-    )
-    bare = _find(rows, "bare", row.model, row.clients, row.encoding)
-    ceiling = ceilings.get(row.model)
-    out: dict[str, float | None] = {"x_flask": None, "x_bare": None, "x_ceiling": None}
-    if flask and flask is not row and flask.load.rps:
-        out["x_flask"] = row.load.rps / flask.load.rps
-    if bare and row.role not in ("flask", "bare") and bare.load.rps:
-        out["x_bare"] = row.load.rps / bare.load.rps
-    if ceiling:
-        out["x_ceiling"] = row.load.rps / ceiling.samples_per_s
-    return out
+    model, encoding, clients = row.group
+    refs = {
+        "x_flask": _find(rows, "flask", model, clients, encoding)
+        or _find(rows, "flask", model, clients, "json"),
+        "x_bare": _find(rows, "bare", model, clients, encoding),
+        "x_ceiling": _find(rows, "ceiling", model, clients, encoding),
+    }
+    # Baselines are compared with weaker baselines only: bare with flask.
+    shown = {"flask": (), "bare": ("x_flask",), "ceiling": ()}.get(row.role, tuple(refs))
+    return {
+        key: row.load.rps / ref.load.rps if ref and ref.load.rps and key in shown else None
+        for key, ref in refs.items()
+    }
 
 
 def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
@@ -82,59 +85,50 @@ def _pct(value: float | None) -> str:
     return _fmt(value, ".1%" if value is not None and value < 0.1 else ".0%")
 
 
-def results_table(rows: list[Row], ceilings: dict[str, Ceiling]) -> str:
+def results_table(rows: list[Row]) -> str:
     head = (
         "| model | body | clients | server | req/s | p50 ms | p99 ms | errors | mean batch "
         "| RSS MiB | x flask | x bare | x ceiling |"
     )
     lines = [head, "|" + "---|" * 13]
     for row in rows:
-        r = ratios(row, rows, ceilings)
-        errors = f"{row.load.errors}" + (f" ({row.load.non2xx} non-2xx)" if row.load.non2xx else "")
+        r = ratios(row, rows)
+        load = row.load
+        errors = f"{load.errors}" + (f" ({load.non2xx} non-2xx)" if load.non2xx else "")
         name = f"**{row.target}**" if row.default else row.target
+        rss = None if row.rss_bytes is None else row.rss_bytes / MIB
         lines.append(
-            f"| {row.model} | {row.encoding} | {row.clients} | {name} | {row.load.rps:,.0f} "
-            f"| {row.load.p50_ms:.2f} | {row.load.p99_ms:.2f} | {errors} "
-            f"| {_fmt(row.mean_batch, '.1f')} | {row.rss_bytes / MIB:.0f} "
+            f"| {row.model} | {row.encoding} | {row.clients} | {name} | {load.rps:,.0f} "
+            f"| {load.p50_ms:.2f} | {load.p99_ms:.2f} | {errors} "
+            f"| {_fmt(row.mean_batch, '.1f')} | {_fmt(rss, '.0f')} "
             f"| {_fmt(r['x_flask'], '.1f', 'x')} | {_fmt(r['x_bare'], '.2f', 'x')} "
             f"| {_pct(r['x_ceiling'])} |"
         )
     return "\n".join(lines)
 
 
-def ceilings_table(ceilings: dict[str, Ceiling]) -> str:
+def sweep_table(sweeps: list[Sweep]) -> str:
     lines = [
-        "| model | ORT threads | best batch | samples/s | samples/s by batch |",
+        "| model | ORT threads | spinning | best batch | samples/s by batch |",
         "|---|---|---|---|---|",
     ]
-    for c in ceilings.values():
-        by = ", ".join(f"{b}: {v:,.0f}" for b, v in c.by_batch.items())
-        lines.append(
-            f"| {c.model} | {c.threads} | {c.best_batch} | {c.samples_per_s:,.0f} | {by} |"
-        )
+    for s in sweeps:
+        by = ", ".join(f"{b}: {v:,.0f}" for b, v in s.by_batch.items())
+        spin = "on" if s.spinning else "off"
+        lines.append(f"| {s.model} | {s.threads} | {spin} | {s.best_batch} | {by} |")
     return "\n".join(lines)
 
 
-def goals_table(rows: list[Row], ceilings: dict[str, Ceiling]) -> tuple[str, bool]:
+def goals_table(rows: list[Row]) -> tuple[str, bool]:
     """The issue's targets against the default sidecar's rows; also whether all of them hold."""
     lines = ["| target | measured | verdict |", "|---|---|---|"]
     all_met = True
     for goal in GOALS:
-        row = next(
-            (
-                r
-                for r in rows
-                if r.default
-                and (r.model, r.encoding, r.clients) == (goal.model, goal.encoding, goal.clients)
-            ),
-            None,
-        )
+        row = next((r for r in rows if r.default and r.group == goal.group), None)
         value = None
         if row is not None:
             value = (
-                row.mean_batch
-                if goal.measure == "mean_batch"
-                else ratios(row, rows, ceilings)[goal.measure]
+                row.mean_batch if goal.measure == "mean_batch" else ratios(row, rows)[goal.measure]
             )
         met = value is not None and value >= goal.minimum
         all_met = all_met and met
@@ -145,20 +139,20 @@ def goals_table(rows: list[Row], ceilings: dict[str, Ceiling]) -> tuple[str, boo
 
 
 def worker_class_table(rows: list[Row]) -> str:
-    """Sidecar configurations side by side: req/s and p99 per cell."""
+    """Sidecar configurations side by side: req/s, p99 and mean batch per group."""
     weir = [r for r in rows if r.role == "weir"]
-    cells = list(dict.fromkeys((r.model, r.encoding, r.clients) for r in weir))
+    groups = list(dict.fromkeys(r.group for r in weir))
     names = list(dict.fromkeys(r.target for r in weir))
     lines = ["| cell | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for cell in cells:
+    for group in groups:
         values = []
         for name in names:
-            row = next(
-                (r for r in weir if r.target == name and (r.model, r.encoding, r.clients) == cell),
-                None,
-            )
+            row = next((r for r in weir if r.target == name and r.group == group), None)
             values.append(
-                "-" if row is None else f"{row.load.rps:,.0f} req/s, p99 {row.load.p99_ms:.1f} ms"
+                "-"
+                if row is None
+                else f"{row.load.rps:,.0f} req/s, p99 {row.load.p99_ms:.1f} ms, "
+                f"batch {_fmt(row.mean_batch, '.1f')}"
             )
-        lines.append(f"| {cell[0]} {cell[1]} c{cell[2]} | " + " | ".join(values) + " |")
+        lines.append(f"| {group[0]} {group[1]} c{group[2]} | " + " | ".join(values) + " |")
     return "\n".join(lines)

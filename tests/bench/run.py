@@ -1,51 +1,35 @@
 """`make bench`: the sidecar against its baselines, in one run, on this machine.
 
-    .venv/bin/python -m tests.bench.run                 # everything, ~5 minutes
+    .venv/bin/python -m tests.bench.run                 # everything, about 5 minutes
     .venv/bin/python -m tests.bench.run --quick         # 2 s cells, 64 clients only
-    .venv/bin/python -m tests.bench.run --only digits --clients 64 --no-write
+    .venv/bin/python -m tests.bench.run --only digits,bare --clients 64 --no-write
 
-Every server is started once, up front, and the cells interleave them (for each model, body
-and client count: flask, bare, then each sidecar configuration), so slow drift from other work
-on this shared machine hits every server alike. Only idle servers wait meanwhile.
+Every server is started once, up front. Then, for each model, body and client count (a group),
+the in-process ceiling is re-measured and every server is loaded in turn, so drift from other
+work on this shared machine hits every server of a group alike.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import os
-import platform
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import onnxruntime as ort
-
-from tests.bench import ceiling, prom
+from tests.bench import prom
+from tests.bench.ceiling import InProcess, Sweep, sweep
 from tests.bench.loadgen import run_wrk, write_script
+from tests.bench.page import RunInfo, render
 from tests.bench.payloads import Payload, check, make_payload
 from tests.bench.procs import RssSampler, running
-from tests.bench.report import (
-    MIB,
-    Row,
-    ceilings_table,
-    goals_table,
-    results_table,
-    worker_class_table,
-)
-from tests.bench.servers import (
-    BATCH_METRIC,
-    Target,
-    bare_target,
-    flask_target,
-    weir_target,
-)
+from tests.bench.report import MIB, Row
+from tests.bench.servers import BATCH_METRIC, Target, bare_target, flask_target, weir_target
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -54,10 +38,11 @@ PAYLOADS = (("digits", "2", "json"), ("cnn", "1", "binary"), ("cnn", "1", "json"
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m tests.bench.run", description=__doc__.splitlines()[0]
+        prog="python -m tests.bench.run", description=__doc__.split("\n")[0]
     )
     p.add_argument("--duration", type=int, default=6, help="seconds measured per cell")
     p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load first")
+    p.add_argument("--ceiling-seconds", type=float, default=2.0, help="ceiling per group")
     p.add_argument("--clients", default="1,16,64", help="concurrent connections, comma-separated")
     p.add_argument("--quick", action="store_true", help="2 s cells at 64 clients: a smoke run")
     p.add_argument(
@@ -69,9 +54,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", type=Path, default=ROOT / "models")
     p.add_argument("--workers", type=int, default=1, help="sidecar and bare server workers")
     p.add_argument(
-        "--threads", type=int, default=0, help="ORT intra-op threads for bare and ceiling; "
-        "0: CPUs / workers, as the sidecar",
-    )  # fmt: skip
+        "--threads",
+        type=int,
+        default=0,
+        help="ORT intra-op threads for bare and ceiling; 0: CPUs / workers, as the sidecar",
+    )
     p.add_argument(
         "--bare-spinning",
         action="store_true",
@@ -82,7 +69,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-sidecar", action="store_true", help="baselines only")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (see RESULTS.md)")
     p.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown goes")
-    p.add_argument("--no-write", action="store_true", help="print the table, write nothing")
+    p.add_argument("--no-write", action="store_true", help="print the page, write nothing")
     args = p.parse_args(argv)
     if args.threads == 0:
         args.threads = max(1, len(os.sched_getaffinity(0)) // args.workers)
@@ -109,7 +96,7 @@ def _targets(args: argparse.Namespace, logs: Path, only: list[str]) -> list[Targ
         for cls in args.worker_classes.split(","):
             default = cls == args.default_class
             label = f"weir {cls} w{args.workers}" + (" (default)" if default else "")
-            targets.append(weir_target(args.models, logs, args.workers, cls, label))
+            targets.append(weir_target(args.models, logs, args.workers, cls, label, default))
     names = _select([t.name for t in targets], only)
     return [t for t in targets if t.name in names]
 
@@ -134,124 +121,75 @@ def measure_cell(
     after = _batch_totals(target, payload)
     mean_batch = (after - before).mean if before and after else None
     model = f"{payload.model}/v{payload.version}"
-    default = target.name.endswith("(default)")
     return Row(
-        model,
-        payload.encoding,
-        clients,
-        target.name,
-        target.role,
-        load,
-        mean_batch,
-        rss.peak,
-        default,
-    )
+        model, payload.encoding, clients, target.name, target.role, load, mean_batch, rss.peak,
+        target.default,
+    )  # fmt: skip
+
+
+def _ceiling_row(probe: InProcess, best: Sweep, payload: Payload, clients: int, secs: float) -> Row:
+    load = probe.run(best.best_batch, secs)
+    name = f"ceiling: ORT in-process, batch {best.best_batch}"
+    model = f"{payload.model}/v{payload.version}"
+    return Row(model, payload.encoding, clients, name, "ceiling", load, best.best_batch, None)
 
 
 def _progress(i: int, n: int, row: Row) -> None:
     batch = "-" if row.mean_batch is None else f"{row.mean_batch:.1f}"
+    rss = "-" if row.rss_bytes is None else f"{row.rss_bytes / MIB:.0f}"
     print(
-        f"[{i:2}/{n}] {row.model} {row.encoding:6} c{row.clients:<3} {row.target:28} "
+        f"[{i:2}/{n}] {row.model} {row.encoding:6} c{row.clients:<3} {row.target[:34]:34} "
         f"{row.load.rps:9,.0f} req/s  p50 {row.load.p50_ms:7.2f} ms  "
         f"p99 {row.load.p99_ms:7.2f} ms  err {row.load.errors:<5} batch {batch:>5}  "
-        f"rss {row.rss_bytes / MIB:5.0f} MiB",
+        f"rss {rss:>5} MiB",
         file=sys.stderr,
         flush=True,
     )
-
-
-def _machine() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    versions = f"Python {platform.python_version()}, onnxruntime {ort.__version__}"
-    return f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, {versions}"
-
-
-def _commit() -> str:
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return out.stdout.strip()
-    return "unknown"
-
-
-def _markdown(
-    args: argparse.Namespace,
-    rows: list[Row],
-    ceilings: dict[str, ceiling.Ceiling],
-    started: str,
-    load_before: str,
-    seconds: float,
-) -> str:
-    goals, _ = goals_table(rows, ceilings)
-    command = (
-        "make bench"
-        if sys.argv[1:] == []
-        else "python -m tests.bench.run " + shlex.join(sys.argv[1:])
-    )
-    return f"""# Weir benchmark results
-
-- Date: {started} (UTC), took {seconds:.0f} s; commit `{_commit()}`
-- Machine: {_machine()}; load average before the run: {load_before}
-- Command: `{command}`: {args.duration:g} s per cell after {args.warmup:g} s of warmup,
-  `wrk -t{args.wrk_threads}`
-
-## Targets (issue 2, "Speed"), on the sidecar's default configuration
-
-{goals}
-
-## Results
-
-{results_table(rows, ceilings)}
-
-## Ceiling: in-process ONNX Runtime, same model, best batch size
-
-{ceilings_table(ceilings)}
-
-## Sidecar worker classes
-
-{worker_class_table(rows)}
-
-## Method
-
-- Load: `wrk -t{args.wrk_threads} -cN`, closed loop, keep-alive, one sample per request, the same
-  request replayed (`tests/bench/loadgen.py`). wrk and the server share this machine's cores:
-  one wrk thread (an epoll loop in C) keeps up with every server here while taking the least CPU
-  from it; a second thread would take a core from the server it measures. Errors are wrk's socket
-  errors (connect, read, write, timeout at 10 s) plus non-2xx answers. Each server's answer is
-  checked against in-process ORT before it is measured.
-- Servers are started once and the cells interleave them, so drift from other work on this
-  shared machine hits them alike. Compare ratios within a run, not absolute numbers across runs.
-- flask: `tests/bench/naive_flask.py`, `app.run()` (threaded dev server), ORT per request with
-  default session options, JSON only; binary rows' "x flask" compares with its JSON row.
-  bare: `tests/bench/bare_meinheld.py`, gunicorn + meinheld worker + Falcon, ORT per request,
-  no validation, batching or metrics, {args.workers} worker(s), {args.threads} ORT intra-op
-  thread(s), spinning {"on" if args.bare_spinning else "off"} (the sidecar's session options).
-  weir: `weir sidecar --device cpu --workers {args.workers} --worker-class CLASS`.
-- Mean batch: delta of the sidecar's `{BATCH_METRIC}` histogram (`_sum` / `_count`) over the
-  measured seconds. RSS: peak over the cell of VmRSS summed over the server's process tree.
-- Ceiling (`tests/bench/ceiling.py`): `session.run` in a loop on a ready batch, {args.threads}
-  intra-op thread(s); "x ceiling" = requests/s (one sample each) / ceiling samples/s.
-"""
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _measure(
+    args: argparse.Namespace, payloads: list[Payload], targets: list[Target], workdir: Path
+) -> tuple[list[Row], list[Sweep]]:
+    clients = [int(c) for c in args.clients.split(",")]
+    cells = [
+        (p, c, t) for p in payloads for c in clients for t in targets if p.encoding in t.encodings
+    ]
+    print(f"bench: {len(cells)} cells, logs and bodies in {workdir}", file=sys.stderr)
+    rows: list[Row] = []
+    sweeps: dict[str, tuple[Sweep, InProcess]] = {}
+    # Targets may share a server (an edge hop and the sidecar behind it): start each once.
+    with running(list({id(t.server): t.server for t in targets}.values())):
+        for target in targets:
+            for payload in payloads:
+                if payload.encoding in target.encodings:
+                    check(target.base_url, payload)
+        scripts = {p.key: write_script(p, workdir) for p in payloads}
+        done = 0
+        for payload in payloads:
+            model_path = args.models / payload.model / payload.version / "model.onnx"
+            if payload.model not in sweeps:
+                best = sweep(model_path, args.threads)
+                sweeps[payload.model] = (best, InProcess(model_path, args.threads, best.spinning))
+            best, probe = sweeps[payload.model]
+            for n in clients:
+                rows.append(_ceiling_row(probe, best, payload, n, args.ceiling_seconds))
+                for target in targets:
+                    if payload.encoding in target.encodings:
+                        done += 1
+                        rows.append(measure_cell(target, payload, scripts[payload.key], n, args))
+                        _progress(done, len(cells), rows[-1])
+                        time.sleep(0.3)  # let the last server's threads go idle
+    return rows, [s for s, _ in sweeps.values()]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # a killed run still stops its servers
     only = [w for w in args.only.split(",") if w]
-    clients = [int(c) for c in args.clients.split(",")]
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     t0 = time.monotonic()
@@ -260,38 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     chosen = _select(keys, only)
     payloads = [
         make_payload(args.models, *spec)
-        for spec, key in zip(PAYLOADS, keys, strict=True)
-        if key in chosen
+        for spec, k in zip(PAYLOADS, keys, strict=True)
+        if k in chosen
     ]
-    targets = _targets(args, workdir, only)
-    rows: list[Row] = []
-    ceilings: dict[str, ceiling.Ceiling] = {}
-    cells = [
-        (p, c, t) for p in payloads for c in clients for t in targets if p.encoding in t.encodings
-    ]
-    print(f"bench: {len(cells)} cells, logs and bodies in {workdir}", file=sys.stderr)
     try:
-        # Targets may share a server (an edge hop and the sidecar behind it): start each once.
-        with running(list({id(t.server): t.server for t in targets}.values())):
-            for target in targets:
-                for payload in payloads:
-                    if payload.encoding in target.encodings:
-                        check(target.base_url, payload)
-            scripts = {p.key: write_script(p, workdir) for p in payloads}
-            for i, (payload, n, target) in enumerate(cells, 1):
-                model = f"{payload.model}/v{payload.version}"
-                if model not in ceilings:
-                    path = args.models / payload.model / payload.version / "model.onnx"
-                    ceilings[model] = ceiling.measure(path, args.threads)
-                    c = ceilings[model]
-                    print(
-                        f"ceiling {model}: {c.samples_per_s:,.0f} samples/s, batch {c.best_batch}",
-                        file=sys.stderr,
-                    )
-                row = measure_cell(target, payload, scripts[payload.key], n, args)
-                rows.append(row)
-                _progress(i, len(cells), row)
-                time.sleep(0.3)  # let the last server's threads go idle
+        rows, sweeps = _measure(args, payloads, _targets(args, workdir, only), workdir)
     except KeyboardInterrupt:
         print(f"bench: interrupted, servers stopped; logs in {workdir}", file=sys.stderr)
         return 130
@@ -299,7 +210,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: failed, servers stopped; logs in {workdir}", file=sys.stderr)
         raise
     shutil.rmtree(workdir, ignore_errors=True)
-    text = _markdown(args, rows, ceilings, started, load_before, time.monotonic() - t0)
+    argv_text = shlex.join(sys.argv[1:] if argv is None else argv)
+    info = RunInfo(
+        started=started,
+        seconds=time.monotonic() - t0,
+        command=f"python -m tests.bench.run {argv_text}".strip() if argv_text else "make bench",
+        load_before=load_before,
+        duration=args.duration,
+        warmup=args.warmup,
+        wrk_threads=args.wrk_threads,
+        workers=args.workers,
+        threads=args.threads,
+        bare_spinning=args.bare_spinning,
+        root=ROOT,
+    )
+    text = render(info, rows, sweeps)
     print(text)
     if not args.no_write:
         args.output.write_text(text)

@@ -25,6 +25,7 @@ class Target:
     encodings: frozenset[str] = frozenset({"json", "binary"})
     metrics_path: str | None = None  # Prometheus text with the batch-size histogram
     base: str = field(default="")  # request URL base; the server's own when empty
+    default: bool = False  # the sidecar's default configuration (the targets apply to it)
 
     @property
     def base_url(self) -> str:
@@ -60,15 +61,22 @@ def bare_target(
 
 
 def weir_target(
-    models: Path, logs: Path, workers: int | None, worker_class: str | None, label: str
+    models: Path,
+    logs: Path,
+    workers: int | None,
+    worker_class: str | None,
+    label: str,
+    default: bool = False,
 ) -> Target:
     """The sidecar; `worker_class`/`workers` None leave the launcher's defaults."""
     port = free_port()
     argv = [str(VENV_BIN / "weir"), "sidecar", "--models", str(models), "--device", "cpu"]
-    argv += ["--port", str(port)]
+    slug = label.split(" (")[0].replace(" ", "_")
+    # Its Prometheus files go in our work directory, removed with it.
+    argv += ["--port", str(port), "--metrics-dir", str(logs / f"metrics-{slug}")]
     if workers is not None:
         argv += ["--workers", str(workers)]
     if worker_class is not None:
         argv += ["--worker-class", worker_class]
-    server = Server(label, argv, port, logs / f"{label.replace(' ', '_')}.log")
-    return Target(label, "weir", server, metrics_path="/metrics")
+    server = Server(label, argv, port, logs / f"{slug}.log")
+    return Target(label, "weir", server, metrics_path="/metrics", default=default)

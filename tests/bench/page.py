@@ -1,0 +1,112 @@
+"""The RESULTS.md page: when, where and how the run was made, then every table."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+from tests.bench.ceiling import Sweep
+from tests.bench.report import (
+    Row,
+    goals_table,
+    results_table,
+    sweep_table,
+    worker_class_table,
+)
+from tests.bench.servers import BATCH_METRIC
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    started: str  # UTC
+    seconds: float
+    command: str
+    load_before: str
+    duration: int
+    warmup: int
+    wrk_threads: int
+    workers: int
+    threads: int
+    bare_spinning: bool
+    root: Path
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    versions = f"Python {platform.python_version()}, onnxruntime {ort.__version__}"
+    return f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, {versions}"
+
+
+def commit(root: Path) -> str:
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        argv = ["git", "rev-parse", "--short", "HEAD"]
+        out = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True)
+        return out.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+    return "unknown"
+
+
+def render(info: RunInfo, rows: list[Row], sweeps: list[Sweep]) -> str:
+    goals, _ = goals_table(rows)
+    spin = "on" if info.bare_spinning else "off"
+    return f"""# Weir benchmark results
+
+- Date: {info.started} UTC, took {info.seconds:.0f} s; commit `{commit(info.root)}`
+- Machine: {machine()}; load average before the run: {info.load_before}
+- Command: `{info.command}`: {info.duration} s per cell after {info.warmup} s of warmup,
+  `wrk -t{info.wrk_threads}`
+
+## Targets (issue 2, "Speed"), on the sidecar's default configuration
+
+{goals}
+
+## Results
+
+{results_table(rows)}
+
+## Sidecar configurations
+
+{worker_class_table(rows)}
+
+## Ceiling sweep: in-process ONNX Runtime, samples/s by batch size
+
+{sweep_table(sweeps)}
+
+## Method
+
+- Load: `wrk -t{info.wrk_threads} -cN`, closed loop, keep-alive, one sample per request, the
+  same request replayed (`tests/bench/loadgen.py`). wrk and the server share this machine's
+  cores: one wrk thread (an epoll loop in C) keeps up with every server here while taking the
+  least CPU from it (about 16% of a core at 3k req/s); a second thread only takes more CPU from
+  the server it measures. Errors are wrk's socket errors (connect, read, write, timeout at 10 s)
+  plus non-2xx answers. Each server's answer is checked against in-process ORT first.
+- Groups: for each model, body and client count, every server is measured back to back, after
+  the ceiling is re-measured. Servers are started once, up front; only one is loaded at a time.
+  Ratios are taken within a group, so drift from other work on this shared machine hits both
+  sides alike: compare ratios, not absolute numbers across runs.
+- flask (`tests/bench/naive_flask.py`): `app.run()` (threaded dev server), ORT per request with
+  default session options, JSON only; binary rows' "x flask" compares with its JSON row.
+- bare (`tests/bench/bare_meinheld.py`): gunicorn + meinheld worker + Falcon, ORT per request,
+  no validation, batching or metrics; {info.workers} worker(s), {info.threads} ORT intra-op
+  thread(s), spinning {spin} (the sidecar's session options).
+- weir: `weir sidecar --device cpu --workers {info.workers} --worker-class CLASS`, everything else
+  at its defaults. Mean batch: delta of its `{BATCH_METRIC}` histogram (`_sum` / `_count`) over
+  the measured seconds. RSS: peak over the cell of VmRSS summed over the server's process tree.
+- ceiling (`tests/bench/ceiling.py`): `session.run` on a ready batch in a loop, in the
+  benchmark's process, {info.threads} intra-op thread(s), at the best batch size and spinning
+  setting of the sweep; its req/s column is samples/s and its latencies are per batch run.
+  "x ceiling" = requests/s (one sample each) / ceiling samples/s.
+"""
