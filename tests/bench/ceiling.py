@@ -55,8 +55,16 @@ class InProcess:
             calls.append(time.perf_counter() - now)
         elapsed = time.perf_counter() - start
         q = statistics.quantiles(calls, n=100) if len(calls) > 1 else calls * 99
-        return LoadResult(len(calls) * batch, elapsed, q[49] * 1e3, q[89] * 1e3, q[98] * 1e3,
-                          max(calls) * 1e3, 0, 0)  # fmt: skip
+        return LoadResult(
+            len(calls) * batch,
+            elapsed,
+            q[49] * 1e3,
+            q[89] * 1e3,
+            q[98] * 1e3,
+            max(calls) * 1e3,
+            0,
+            0,
+        )
 
 
 def sweep(

@@ -59,6 +59,28 @@ class LoadResult:
     def errors(self) -> int:
         return self.socket_errors + self.non2xx
 
+    @classmethod
+    def merge(cls, parts: list[LoadResult]) -> LoadResult:
+        """Rounds of one cell as one result: counts add up; p50 and p90 are averaged weighted by
+        requests, p99 and max are the worst round's (wrk's histograms are not mergeable)."""
+        requests = sum(p.requests for p in parts)
+
+        def weighted(values: list[float]) -> float:
+            if not requests:
+                return max(values)
+            return sum(v * p.requests for v, p in zip(values, parts, strict=True)) / requests
+
+        return cls(
+            requests=requests,
+            seconds=sum(p.seconds for p in parts),
+            p50_ms=weighted([p.p50_ms for p in parts]),
+            p90_ms=weighted([p.p90_ms for p in parts]),
+            p99_ms=max(p.p99_ms for p in parts),
+            max_ms=max(p.max_ms for p in parts),
+            socket_errors=sum(p.socket_errors for p in parts),
+            non2xx=sum(p.non2xx for p in parts),
+        )
+
 
 def write_script(
     payload: Payload, workdir: Path, extra_headers: dict[str, str] | None = None

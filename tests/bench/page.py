@@ -29,6 +29,7 @@ class RunInfo:
     command: str
     load_before: str
     duration: int
+    rounds: int
     warmup: int
     wrk_threads: int
     workers: int
@@ -66,8 +67,8 @@ def render(info: RunInfo, rows: list[Row], sweeps: list[Sweep]) -> str:
 
 - Date: {info.started} UTC, took {info.seconds:.0f} s; commit `{commit(info.root)}`
 - Machine: {machine()}; load average before the run: {info.load_before}
-- Command: `{info.command}`: {info.duration} s per cell after {info.warmup} s of warmup,
-  `wrk -t{info.wrk_threads}`
+- Command: `{info.command}`: {info.rounds} interleaved round(s) of {info.duration} s per cell
+  after {info.warmup} s of warmup, `wrk -t{info.wrk_threads}`
 
 ## Targets (issue 2, "Speed"), on the sidecar's default configuration
 
@@ -93,10 +94,12 @@ def render(info: RunInfo, rows: list[Row], sweeps: list[Sweep]) -> str:
   least CPU from it (about 16% of a core at 3k req/s); a second thread only takes more CPU from
   the server it measures. Errors are wrk's socket errors (connect, read, write, timeout at 10 s)
   plus non-2xx answers. Each server's answer is checked against in-process ORT first.
-- Groups: for each model, body and client count, every server is measured back to back, after
-  the ceiling is re-measured. Servers are started once, up front; only one is loaded at a time.
-  Ratios are taken within a group, so drift from other work on this shared machine hits both
-  sides alike: compare ratios, not absolute numbers across runs.
+- Groups: for each model, body and client count, the ceiling and then every server are
+  measured back to back, {info.rounds} round(s) in turn (ceiling, A, B, C, ceiling, A, B, C), and
+  the rounds merged: requests add up, p50 is the request-weighted mean of the rounds', p99 the
+  worst round's. Servers are started once, up front; only one is loaded at a time. Ratios are
+  taken within a group, so drift from other work on this shared machine hits both sides alike:
+  compare ratios, not absolute numbers across runs.
 - flask (`tests/bench/naive_flask.py`): `app.run()` (threaded dev server), ORT per request with
   default session options, JSON only; binary rows' "x flask" compares with its JSON row.
 - bare (`tests/bench/bare_meinheld.py`): gunicorn + meinheld worker + Falcon, ORT per request,

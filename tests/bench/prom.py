@@ -23,6 +23,9 @@ class HistogramTotals:
     def __sub__(self, other: HistogramTotals) -> HistogramTotals:
         return HistogramTotals(self.total - other.total, self.count - other.count)
 
+    def __add__(self, other: HistogramTotals) -> HistogramTotals:
+        return HistogramTotals(self.total + other.total, self.count + other.count)
+
     @property
     def mean(self) -> float | None:
         return self.total / self.count if self.count > 0 else None

@@ -20,11 +20,12 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.bench import prom
 from tests.bench.ceiling import InProcess, Sweep, sweep
-from tests.bench.loadgen import run_wrk, write_script
+from tests.bench.loadgen import LoadResult, run_wrk, write_script
 from tests.bench.page import RunInfo, render
 from tests.bench.payloads import Payload, check, make_payload
 from tests.bench.procs import RssSampler, running
@@ -40,7 +41,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m tests.bench.run", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--duration", type=int, default=6, help="seconds measured per cell")
+    p.add_argument("--duration", type=int, default=3, help="seconds per cell and round")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds per group")
     p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load first")
     p.add_argument("--ceiling-seconds", type=float, default=2.0, help="ceiling per group")
     p.add_argument("--clients", default="1,16,64", help="concurrent connections, comma-separated")
@@ -74,7 +76,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.threads == 0:
         args.threads = max(1, len(os.sched_getaffinity(0)) // args.workers)
     if args.quick:
-        args.duration, args.warmup, args.clients = 2, 1, "64"
+        args.duration, args.rounds, args.warmup, args.clients = 2, 1, 1, "64"
     return args
 
 
@@ -109,42 +111,104 @@ def _batch_totals(target: Target, payload: Payload) -> prom.HistogramTotals | No
     return prom.histogram_totals(text, BATCH_METRIC, labels)
 
 
-def measure_cell(
-    target: Target, payload: Payload, script: Path, clients: int, args: argparse.Namespace
-) -> Row:
+@dataclass(frozen=True)
+class Slice:
+    """One round of one cell: wrk's result, the batch histogram's delta, peak RSS."""
+
+    load: LoadResult
+    batches: prom.HistogramTotals | None
+    rss: int
+
+
+def measure_slice(
+    target: Target,
+    payload: Payload,
+    script: Path,
+    clients: int,
+    seconds: int,
+    warmup: int,
+    wrk_threads: int,
+) -> Slice:
     url = target.base_url + payload.path
-    if args.warmup > 0:
-        run_wrk(url, script, clients, args.warmup, args.wrk_threads)
+    if warmup > 0:
+        run_wrk(url, script, clients, warmup, wrk_threads)
     before = _batch_totals(target, payload)
     with RssSampler(target.server) as rss:
-        load = run_wrk(url, script, clients, args.duration, args.wrk_threads)
+        load = run_wrk(url, script, clients, seconds, wrk_threads)
     after = _batch_totals(target, payload)
-    mean_batch = (after - before).mean if before and after else None
-    model = f"{payload.model}/v{payload.version}"
+    return Slice(load, after - before if before and after else None, rss.peak)
+
+
+def _row(target: Target, payload: Payload, clients: int, slices: list[Slice]) -> Row:
+    batches = [s.batches for s in slices if s.batches is not None]
+    mean_batch = sum(batches[1:], batches[0]).mean if batches else None
+    load = LoadResult.merge([s.load for s in slices])
+    rss = max(s.rss for s in slices)
     return Row(
-        model, payload.encoding, clients, target.name, target.role, load, mean_batch, rss.peak,
+        f"{payload.model}/v{payload.version}",
+        payload.encoding,
+        clients,
+        target.name,
+        target.role,
+        load,
+        mean_batch,
+        rss,
         target.default,
-    )  # fmt: skip
+    )
 
 
-def _ceiling_row(probe: InProcess, best: Sweep, payload: Payload, clients: int, secs: float) -> Row:
-    load = probe.run(best.best_batch, secs)
-    name = f"ceiling: ORT in-process, batch {best.best_batch}"
-    model = f"{payload.model}/v{payload.version}"
-    return Row(model, payload.encoding, clients, name, "ceiling", load, best.best_batch, None)
-
-
-def _progress(i: int, n: int, row: Row) -> None:
-    batch = "-" if row.mean_batch is None else f"{row.mean_batch:.1f}"
-    rss = "-" if row.rss_bytes is None else f"{row.rss_bytes / MIB:.0f}"
+def _progress(
+    label: str, target: str, load: LoadResult, batches: prom.HistogramTotals | None, rss: int | None
+) -> None:
+    mean = None if batches is None else batches.mean
+    batch = "-" if mean is None else f"{mean:.1f}"
+    rss_text = "-" if rss is None else f"{rss / MIB:.0f}"
     print(
-        f"[{i:2}/{n}] {row.model} {row.encoding:6} c{row.clients:<3} {row.target[:34]:34} "
-        f"{row.load.rps:9,.0f} req/s  p50 {row.load.p50_ms:7.2f} ms  "
-        f"p99 {row.load.p99_ms:7.2f} ms  err {row.load.errors:<5} batch {batch:>5}  "
-        f"rss {rss:>5} MiB",
+        f"{label} {target[:34]:34} {load.rps:9,.0f} req/s  p50 {load.p50_ms:7.2f} ms  "
+        f"p99 {load.p99_ms:7.2f} ms  err {load.errors:<4} batch {batch:>5}  rss {rss_text:>4} MiB",
         file=sys.stderr,
         flush=True,
     )
+
+
+def measure_group(
+    args: argparse.Namespace,
+    payload: Payload,
+    clients: int,
+    targets: list[Target],
+    script: Path,
+    ceiling: tuple[Sweep, InProcess],
+) -> list[Row]:
+    """The ceiling and every target at one client count, interleaved round by round."""
+    best, probe = ceiling
+    parts: list[LoadResult] = []
+    slices: dict[str, list[Slice]] = {t.name: [] for t in targets}
+    group = f"{payload.model}/v{payload.version} {payload.encoding:6} c{clients:<3}"
+    for i in range(args.rounds):
+        label = f"{group} r{i + 1}/{args.rounds}"
+        parts.append(probe.run(best.best_batch, args.ceiling_seconds / args.rounds))
+        _progress(label, "ceiling", parts[-1], None, None)
+        for target in targets:
+            warmup = args.warmup if i == 0 else 0
+            one = measure_slice(
+                target, payload, script, clients, args.duration, warmup, args.wrk_threads
+            )
+            slices[target.name].append(one)
+            _progress(label, target.name, one.load, one.batches, one.rss)
+            time.sleep(0.3)  # let the last server's threads go idle
+    name = f"ceiling: ORT in-process, batch {best.best_batch}"
+    model = f"{payload.model}/v{payload.version}"
+    ceiling_row = Row(
+        model,
+        payload.encoding,
+        clients,
+        name,
+        "ceiling",
+        LoadResult.merge(parts),
+        best.best_batch,
+        None,
+    )
+    return [ceiling_row, *(_row(t, payload, clients, slices[t.name]) for t in targets)]
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -155,35 +219,26 @@ def _measure(
     args: argparse.Namespace, payloads: list[Payload], targets: list[Target], workdir: Path
 ) -> tuple[list[Row], list[Sweep]]:
     clients = [int(c) for c in args.clients.split(",")]
-    cells = [
-        (p, c, t) for p in payloads for c in clients for t in targets if p.encoding in t.encodings
-    ]
-    print(f"bench: {len(cells)} cells, logs and bodies in {workdir}", file=sys.stderr)
+    n_cells = sum(len(clients) for p in payloads for t in targets if p.encoding in t.encodings)
+    print(f"bench: {n_cells} cells x {args.rounds} rounds, work dir {workdir}", file=sys.stderr)
     rows: list[Row] = []
-    sweeps: dict[str, tuple[Sweep, InProcess]] = {}
+    ceilings: dict[str, tuple[Sweep, InProcess]] = {}
     # Targets may share a server (an edge hop and the sidecar behind it): start each once.
     with running(list({id(t.server): t.server for t in targets}.values())):
         for target in targets:
             for payload in payloads:
                 if payload.encoding in target.encodings:
                     check(target.base_url, payload)
-        scripts = {p.key: write_script(p, workdir) for p in payloads}
-        done = 0
         for payload in payloads:
-            model_path = args.models / payload.model / payload.version / "model.onnx"
-            if payload.model not in sweeps:
-                best = sweep(model_path, args.threads)
-                sweeps[payload.model] = (best, InProcess(model_path, args.threads, best.spinning))
-            best, probe = sweeps[payload.model]
+            script = write_script(payload, workdir)
+            if payload.model not in ceilings:
+                path = args.models / payload.model / payload.version / "model.onnx"
+                best = sweep(path, args.threads)
+                ceilings[payload.model] = (best, InProcess(path, args.threads, best.spinning))
+            serving = [t for t in targets if payload.encoding in t.encodings]
             for n in clients:
-                rows.append(_ceiling_row(probe, best, payload, n, args.ceiling_seconds))
-                for target in targets:
-                    if payload.encoding in target.encodings:
-                        done += 1
-                        rows.append(measure_cell(target, payload, scripts[payload.key], n, args))
-                        _progress(done, len(cells), rows[-1])
-                        time.sleep(0.3)  # let the last server's threads go idle
-    return rows, [s for s, _ in sweeps.values()]
+                rows += measure_group(args, payload, n, serving, script, ceilings[payload.model])
+    return rows, [s for s, _ in ceilings.values()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         command=f"python -m tests.bench.run {argv_text}".strip() if argv_text else "make bench",
         load_before=load_before,
         duration=args.duration,
+        rounds=args.rounds,
         warmup=args.warmup,
         wrk_threads=args.wrk_threads,
         workers=args.workers,
