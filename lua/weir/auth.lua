@@ -8,7 +8,9 @@ function _M.equal(a, b)
     end
     local diff = 0
     for i = 1, #a do
-        diff = bit.bor(diff, bit.bxor(a:byte(i), b:byte(i)))
+        if a:byte(i) ~= b:byte(i) then
+            diff = diff + 1
+        end
     end
     return diff == 0
 end

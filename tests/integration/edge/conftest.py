@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -122,7 +123,12 @@ def request(
 
 
 class Client:
-    """A keep-alive HTTP/1.1 client for one thread (load loops)."""
+    """A keep-alive HTTP/1.1 client for one thread (load loops).
+
+    Like urllib3 (requests), it checks a pooled connection before reusing it: a reload closes
+    idle keep-alive connections, and a well-behaved client reconnects instead of writing into
+    a connection the server already closed.
+    """
 
     def __init__(self, address: str, timeout: float = 10) -> None:
         host, port = address.rsplit(":", 1)
@@ -132,6 +138,10 @@ class Client:
     def post(
         self, path: str, body: bytes = b"{}", headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
+        if self.conn is not None and self.conn.sock is not None:
+            readable, _, _ = select.select([self.conn.sock], [], [], 0)
+            if readable:  # EOF (or stray bytes) on an idle connection: it is gone
+                self.close()
         if self.conn is None:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:

@@ -97,7 +97,7 @@ def test_binary_bodies_pass_through_untouched(harness, upstreams, tools) -> None
         }
     ).encode()
     body = header + bytes(range(256))
-    status, headers, data = tools.request(
+    status, _headers, data = tools.request(
         "POST",
         harness.listen,
         "/v2/models/digits/versions/2/infer",

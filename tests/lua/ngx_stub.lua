@@ -1,0 +1,78 @@
+-- A small stand-in for the ngx API the pure modules touch: shared dicts, a clock, logging.
+local stub = {}
+
+local Dict = {}
+Dict.__index = Dict
+
+function stub.dict(clock)
+    return setmetatable({ data = {}, expires = {}, clock = clock }, Dict)
+end
+
+function Dict:_alive(key)
+    local exp = self.expires[key]
+    if exp and exp <= self.clock() then
+        self.data[key], self.expires[key] = nil, nil
+    end
+    return self.data[key]
+end
+
+function Dict:get(key)
+    return self:_alive(key)
+end
+
+function Dict:set(key, value, ttl)
+    self.data[key] = value
+    self.expires[key] = (ttl and ttl > 0) and self.clock() + ttl or nil
+    return true
+end
+
+function Dict:add(key, value, ttl)
+    if self:_alive(key) ~= nil then
+        return false, "exists"
+    end
+    return self:set(key, value, ttl)
+end
+
+function Dict:incr(key, by, init, init_ttl)
+    local value = self:_alive(key)
+    if value == nil then
+        if init == nil then
+            return nil, "not found"
+        end
+        self:set(key, init, init_ttl)
+        value = init
+    end
+    self.data[key] = value + by
+    return self.data[key]
+end
+
+function Dict:delete(key)
+    self.data[key], self.expires[key] = nil, nil
+end
+
+function Dict:get_keys()
+    local keys = {}
+    for key in pairs(self.data) do
+        if self:_alive(key) ~= nil then
+            keys[#keys + 1] = key
+        end
+    end
+    table.sort(keys)
+    return keys
+end
+
+-- Installs a global `ngx` with a controllable clock; returns the clock setter.
+function stub.install()
+    local now = 1000
+    local clock = function() return now end
+    _G.ngx = {
+        now = clock,
+        log = function() end,
+        WARN = 4,
+        shared = { weir_state = stub.dict(clock), weir_breaker = stub.dict(clock),
+            weir_metrics = stub.dict(clock) },
+    }
+    return function(value) now = value end, clock
+end
+
+return stub

@@ -1,0 +1,94 @@
+"""Rendering: wiring only, every printed value checked, checksum over everything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scripts.history import Entry, History
+from scripts.nginx_bin import NginxBinary
+from scripts.release import parse_release
+from scripts.render import RenderError, _finalize, render
+from scripts.runtime import RuntimeDir
+
+NGINX = NginxBinary(path="/usr/sbin/nginx", load_modules=("/x/ndk.so", "/x/lua.so"))
+RELEASE = """
+revision: 7
+edge: {listen: 8080, admin_listen: 127.0.0.1:9901, max_body: 4m}
+sidecars: {devices: cpu}
+models:
+  digits:
+    versions: {"1": {}, "2": {upstreams: ["127.0.0.1:9002"]}}
+    release:
+      split: {"1": 95.5, "2": 4.5}
+      sticky_key: header:X-User-Id
+      force_header: X-Weir-Version
+    rate_limit: {rate: 500r/s, burst: 100, key: remote_addr}
+    fallback: {status: 200, body: {outputs: []}}
+    timeout: 2500ms
+"""
+
+
+@pytest.fixture
+def rendered(tmp_path: Path):
+    runtime = RuntimeDir(tmp_path / "rt")
+    runtime.ensure()
+    out = tmp_path / "out"
+    return render(parse_release(RELEASE), runtime, NGINX, out, release_text=RELEASE), runtime, out
+
+
+def test_wiring(rendered) -> None:
+    result, runtime, out = rendered
+    conf = (out / "nginx.conf").read_text()
+    assert conf.startswith(f"# weir checksum {result.checksum}\n")
+    assert "load_module /x/lua.so;" in conf
+    assert f"server unix:{runtime.sidecar_socket('cpu')} max_fails=0;" in conf
+    assert "server 127.0.0.1:9002 max_fails=0;" in conf
+    assert '95.5% "1";' in conf and '* "2";' in conf
+    assert "limit_req_zone $binary_remote_addr zone=weir_rl_digits_" in conf
+    assert "burst=100 nodelay;" in conf
+    assert "proxy_read_timeout 2.5s;" in conf
+    assert "listen 127.0.0.1:9901;" in conf and "listen 0.0.0.0:8080" in conf
+    assert "client_max_body_size 4194304;" in conf
+    assert "worker_shutdown_timeout 10s;" in conf  # 2 x 2.5s + 5s
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["checksum"] == result.checksum
+    digits = settings["models"]["digits"]
+    assert digits["fallback"] == {"status": 200, "body": '{"outputs":[]}'}
+    assert digits["force_var"] == "http_x_weir_version"
+    assert digits["upstreams"] == {"1": "weir_digits_v1", "2": "weir_digits_v2"}
+
+
+def test_zone_name_follows_its_key(tmp_path: Path) -> None:
+    runtime = RuntimeDir(tmp_path / "rt")
+    runtime.ensure()
+    a = render(parse_release(RELEASE), runtime, NGINX, tmp_path / "a").conf
+    b = render(
+        parse_release(RELEASE.replace("key: remote_addr", "key: global")),
+        runtime,
+        NGINX,
+        tmp_path / "b",
+    ).conf
+
+    def zone(conf: str) -> str:
+        return conf.split("zone=")[1].split(":")[0]
+
+    assert zone(a) != zone(b)
+
+
+@pytest.mark.parametrize("value", ["a;b", "x y", "{", "}", '"', "a\nb", True, None])
+def test_finalize_refuses_anything_that_could_end_a_directive(value: object) -> None:
+    with pytest.raises(RenderError):
+        _finalize(value)
+
+
+def test_history_previous_walks_back(tmp_path: Path) -> None:
+    history = History(tmp_path / "h.jsonl")
+    for revision in (1, 2, 3):
+        history.record(Entry(revision, "c", f"r{revision}", "apply", 0.0))
+    assert history.previous().revision == 2
+    history.record(Entry(2, "c", "r2", "rollback", 0.0))
+    assert history.previous().revision == 1
+    assert history.highest_revision() == 3
