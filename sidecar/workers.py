@@ -57,6 +57,11 @@ else:
             server.schedule_call(1, self._tick)
             super().run()
 
+        def handle_quit(self, sig: int, frame: FrameType | None) -> None:
+            # SIGQUIT/SIGINT mean "quick shutdown" in gunicorn; meinheld's own worker would
+            # wait `timeout` seconds for idle keep-alive connections.
+            server.stop(1)
+
         def _install_handlers(self) -> None:
             signal.signal(signal.SIGTERM, self._on_term)
 

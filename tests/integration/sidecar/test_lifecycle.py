@@ -1,0 +1,110 @@
+"""Drain on SIGTERM, unix sockets, and the gthread worker class."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import threading
+import time
+
+import requests
+
+DIGITS = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [2.0] * 64}]}
+
+
+def test_sigterm_drains_in_flight_requests_then_exits(spawn_sidecar, repository, cnn_request):
+    proc = spawn_sidecar(repository, "--workers", "1", "--drain-seconds", "1.5")
+    body, headers = cnn_request(300)  # a few hundred ms of CPU
+    slow: dict[str, int] = {}
+
+    def in_flight() -> None:
+        r = requests.post(
+            f"{proc.url}/v2/models/cnn/infer",
+            data=body,
+            headers=headers,
+            timeout=60,
+        )
+        slow["status"] = r.status_code
+
+    thread = threading.Thread(target=in_flight)
+    thread.start()
+    time.sleep(0.3)
+    proc.proc.send_signal(signal.SIGTERM)
+    readiness = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            readiness.append(requests.get(f"{proc.url}/v2/health/ready", timeout=2).status_code)
+        except requests.ConnectionError:
+            break
+        if readiness[-1] == 503:
+            break
+        time.sleep(0.05)
+    thread.join(60)
+    assert readiness and readiness[-1] == 503
+    assert slow == {"status": 200}
+    assert proc.proc.wait(30) == 0
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost")
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def test_unix_socket_serves_the_same_protocol(spawn_sidecar, repository, tmp_path):
+    path = str(tmp_path / "sidecar.sock")
+    proc = spawn_sidecar(repository, "--socket", path, wait=False)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            conn = UnixHTTPConnection(path)
+            conn.request("GET", "/v2/health/ready")
+            if conn.getresponse().status == 200:
+                break
+        except (FileNotFoundError, ConnectionRefusedError):
+            pass
+        assert proc.proc.poll() is None and time.monotonic() < deadline, proc.log_text()
+        time.sleep(0.1)
+    conn = UnixHTTPConnection(path)
+    conn.request(
+        "POST",
+        "/v2/models/digits/infer",
+        body=json.dumps(DIGITS),
+        headers={"Content-Type": "application/json"},
+    )
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("X-Weir-Model-Version") == "2"
+    assert json.loads(resp.read())["outputs"][0]["shape"] == [1, 10]
+
+
+def test_gthread_workers_batch_too(spawn_sidecar, repository):
+    proc = spawn_sidecar(
+        repository, "--worker-class", "gthread", "--threads", "16", "--max-queue-delay-ms", "5"
+    )
+    statuses: list[int] = []
+
+    def client() -> None:
+        with requests.Session() as s:
+            for _ in range(10):
+                statuses.append(
+                    s.post(
+                        f"{proc.url}/v2/models/digits/infer", json=DIGITS, timeout=10
+                    ).status_code
+                )
+
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert statuses == [200] * 120
+    assert proc.metric("weir_batch_size_sum", model="digits", version="2") == 120
+    assert proc.metric("weir_batch_size_count", model="digits", version="2") < 120

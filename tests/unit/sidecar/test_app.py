@@ -1,0 +1,134 @@
+"""The Falcon app end to end with real ONNX Runtime sessions (threaded batching)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import falcon.testing
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from sidecar.app import create_app, load_state, threaded_drivers
+from sidecar.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client(repository: Path) -> falcon.testing.TestClient:
+    settings = Settings(models=str(repository), max_body_bytes=64 * 1024)
+    state = load_state(settings, threaded_drivers)
+    return falcon.testing.TestClient(create_app(state, settings.max_body_bytes))
+
+
+def _ort(repository: Path, model: str, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(
+        str(repository / model / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    return session.run(None, {"input": x})[0]
+
+
+def test_health_and_server_metadata(client):
+    assert client.simulate_get("/v2/health/live").status_code == 200
+    assert client.simulate_get("/v2/health/ready").json == {"ready": True}
+    meta = client.simulate_get("/v2").json
+    assert meta["name"] == "weir" and "binary_tensor_data" in meta["extensions"]
+
+
+def test_model_metadata_reports_signature_with_dynamic_dims(client):
+    doc = client.simulate_get("/v2/models/cnn").json
+    assert doc == {
+        "name": "cnn",
+        "versions": ["1"],
+        "platform": "onnx_onnxv1",
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 64, 64]}],
+        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}],
+    }
+    assert client.simulate_get("/v2/models/digits").json["versions"] == ["1", "2"]
+    assert client.simulate_get("/v2/models/digits/versions/1/ready").json["ready"] is True
+
+
+def test_json_infer_matches_onnx_runtime_and_names_the_version(client, repository):
+    x = np.random.default_rng(1).random((3, 64), dtype=np.float32)
+    body = {
+        "id": "q7",
+        "inputs": [{"name": "input", "shape": [3, 64], "datatype": "FP32", "data": x.tolist()}],
+    }
+    resp = client.simulate_post("/v2/models/digits/infer", json=body)
+    assert resp.status_code == 200
+    assert resp.headers["X-Weir-Model-Version"] == "2"
+    doc = resp.json
+    assert (doc["model_name"], doc["model_version"], doc["id"]) == ("digits", "2", "q7")
+    got = np.array(doc["outputs"][0]["data"], dtype=np.float32).reshape(3, 10)
+    np.testing.assert_array_equal(got, _ort(repository, "digits/2", x))
+
+
+def test_binary_infer_round_trips_raw_tensors(client, repository):
+    x = np.random.default_rng(2).random((1, 3, 64, 64), dtype=np.float32)
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [1, 3, 64, 64],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    resp = client.simulate_post(
+        "/v2/models/cnn/versions/1/infer",
+        body=head + x.tobytes(),
+        headers={
+            "Inference-Header-Content-Length": str(len(head)),
+            "Content-Type": "application/octet-stream",
+        },
+    )
+    assert resp.status_code == 200
+    n = int(resp.headers["Inference-Header-Content-Length"])
+    meta = json.loads(resp.content[:n])
+    assert meta["outputs"][0]["parameters"]["binary_data_size"] == 40
+    got = np.frombuffer(resp.content[n:], dtype="<f4").reshape(1, 10)
+    np.testing.assert_allclose(got, _ort(repository, "cnn/1", x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "needle"),
+    [
+        ("/v2/models/digits/infer", b"{oops", 400, "not valid JSON"),
+        ("/v2/models/nope/infer", b"{}", 404, "unknown model 'nope'"),
+        ("/v2/models/digits/versions/9/infer", b"{}", 404, "no version '9'"),
+        ("/v2/models/digits/infer", b"x" * (64 * 1024 + 1), 413, "limit is 65536"),
+        ("/v2/nothing/here", b"", 404, "no such endpoint"),
+    ],
+)
+def test_errors_are_json_with_their_status(client, path, body, status, needle):
+    resp = client.simulate_post(path, body=body)
+    assert resp.status_code == status
+    assert needle in resp.json["error"]
+
+
+def test_metrics_expose_the_sidecar_families(client):
+    client.simulate_post(
+        "/v2/models/digits/infer",
+        json={
+            "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]
+        },
+    )
+    text = client.simulate_get("/metrics").text
+    for family in (
+        "weir_inference_request_success_total",
+        "weir_inference_request_failure_total",
+        "weir_inference_count_total",
+        "weir_inference_exec_count_total",
+        "weir_request_duration_seconds_bucket",
+        "weir_queue_duration_seconds_bucket",
+        "weir_compute_duration_seconds_bucket",
+        "weir_batch_size_bucket",
+        "weir_prediction_confidence_bucket",
+        "weir_queue_depth",
+        "weir_model_load_seconds",
+    ):
+        assert family in text, family

@@ -1,0 +1,167 @@
+"""The V2 codec: envelopes, JSON and binary tensors, and the response encoding."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from sidecar.errors import BadRequest
+from sidecar.protocol import (
+    InputTensor,
+    decode_request,
+    encode_response,
+    tensor_from_json,
+    tensor_from_raw,
+)
+
+
+def _doc(**inputs_extra):
+    item = {"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]}
+    item.update(inputs_extra)
+    return {"id": "r1", "inputs": [item]}
+
+
+def test_json_request_keeps_id_inputs_and_data():
+    req = decode_request(json.dumps(_doc()).encode(), None)
+    assert req.id == "r1"
+    assert [(t.name, t.datatype, t.shape, t.data) for t in req.inputs] == [
+        ("x", "FP32", [2, 2], [1, 2, 3, 4])
+    ]
+    assert req.outputs is None
+
+
+@pytest.mark.parametrize("data", [[1, 2, 3, 4], [[1, 2], [3, 4]]])
+def test_flat_and_nested_data_decode_row_major(data):
+    tensor = InputTensor("x", "FP32", [2, 2], data)
+    arr = tensor_from_json(tensor, 4)
+    assert arr.dtype == np.float32
+    assert arr.tolist() == [[1, 2], [3, 4]]
+
+
+def test_binary_inputs_are_sliced_in_order_by_binary_data_size():
+    a = np.arange(4, dtype=np.float32)
+    b = np.arange(3, dtype=np.int64)
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "a",
+                    "shape": [4],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": a.nbytes},
+                },
+                {
+                    "name": "b",
+                    "shape": [3],
+                    "datatype": "INT64",
+                    "parameters": {"binary_data_size": b.nbytes},
+                },
+            ]
+        }
+    ).encode()
+    req = decode_request(head + a.tobytes() + b.tobytes(), str(len(head)))
+    assert tensor_from_raw(req.inputs[0], 4).tolist() == a.tolist()
+    assert tensor_from_raw(req.inputs[1], 3).tolist() == b.tolist()
+
+
+def test_bytes_tensors_decode_from_length_prefixed_binary():
+    payload = b"".join(struct.pack("<I", len(s)) + s for s in (b"ab", b"", b"xyz"))
+    tensor = InputTensor("s", "BYTES", [3], raw=memoryview(payload))
+    assert tensor_from_raw(tensor, 3).tolist() == [b"ab", b"", b"xyz"]
+
+
+@pytest.mark.parametrize(
+    ("body", "header", "needle"),
+    [
+        (b"{not json", None, "not valid JSON"),
+        (b"[1, 2]", None, "JSON object"),
+        (b"{}", None, "non-empty 'inputs'"),
+        (json.dumps(_doc(datatype="FLOAT")).encode(), None, "unknown datatype"),
+        (json.dumps(_doc(shape=[2, -1])).encode(), None, "non-negative integers"),
+        (json.dumps(_doc()).encode(), "abc", "must be an integer"),
+        (json.dumps(_doc()).encode(), "999999", "length of the JSON part"),
+        (
+            json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "x",
+                            "shape": [1],
+                            "datatype": "FP32",
+                            "parameters": {"binary_data_size": 8},
+                        }
+                    ]
+                }
+            ).encode(),
+            "LEN",
+            "runs past the end",
+        ),
+    ],
+)
+def test_malformed_envelopes_say_what_is_wrong(body, header, needle):
+    if header == "LEN":
+        header = str(len(body))
+    with pytest.raises(BadRequest, match=needle):
+        decode_request(body, header)
+
+
+def test_unclaimed_binary_bytes_are_refused():
+    head = json.dumps(_doc()).encode()
+    with pytest.raises(BadRequest, match="not claimed"):
+        decode_request(head + b"\0" * 8, str(len(head)))
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "needle"),
+    [
+        ("FP32", ["a", "b", "c", "d"], "non-numeric"),
+        ("INT32", [1.5, 2, 3, 4], "INT32"),
+        ("FP32", [[1, 2], [3]], "ragged|elements"),
+        ("FP32", [1, 2, 3], "needs 4 elements"),
+        ("BOOL", [1, 0, 1, 0], "BOOL"),
+    ],
+)
+def test_bad_json_data_is_refused(datatype, data, needle):
+    with pytest.raises(BadRequest, match=needle):
+        tensor_from_json(InputTensor("x", datatype, [2, 2], data), 4)
+
+
+def test_binary_size_must_match_shape_and_datatype():
+    tensor = InputTensor("x", "FP32", [2, 2], raw=memoryview(b"\0" * 12))
+    with pytest.raises(BadRequest, match="needs 16 bytes"):
+        tensor_from_raw(tensor, 4)
+
+
+def test_outputs_selection_and_binary_flags():
+    doc = {
+        "inputs": _doc()["inputs"],
+        "parameters": {"binary_data_output": True},
+        "outputs": [{"name": "p"}, {"name": "q", "parameters": {"binary_data": False}}],
+    }
+    req = decode_request(json.dumps(doc).encode(), None)
+    assert req.outputs == {"p": True, "q": False}
+
+
+def test_json_response_shape():
+    body, header_len = encode_response(
+        "m", "3", "r1", [("p", np.array([[0.25, 0.75]], dtype=np.float32))], {"p": False}
+    )
+    assert header_len is None
+    assert json.loads(body) == {
+        "model_name": "m",
+        "model_version": "3",
+        "id": "r1",
+        "outputs": [{"name": "p", "datatype": "FP32", "shape": [1, 2], "data": [0.25, 0.75]}],
+    }
+
+
+def test_binary_response_puts_raw_tensor_after_json_header():
+    arr = np.array([[1.5, 2.5]], dtype=np.float32)
+    body, header_len = encode_response("m", "1", None, [("p", arr)], {"p": True})
+    head = json.loads(body[:header_len])
+    assert "id" not in head
+    assert head["outputs"][0]["parameters"] == {"binary_data_size": 8}
+    assert np.frombuffer(body[header_len:], dtype="<f4").tolist() == [1.5, 2.5]
