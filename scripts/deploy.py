@@ -36,6 +36,7 @@ class Revision:
     revision: int
     checksum: str
     dir: Path
+    wiring: str = ""
 
     @property
     def conf(self) -> Path:
@@ -44,7 +45,7 @@ class Revision:
     @classmethod
     def at(cls, directory: Path) -> Revision:
         settings = json.loads((directory / SETTINGS_NAME).read_text())
-        return cls(settings["revision"], settings["checksum"], directory)
+        return cls(settings["revision"], settings["checksum"], directory, settings["wiring"])
 
 
 def check_token(release: Release, runtime: RuntimeDir) -> None:
@@ -85,7 +86,7 @@ def render_revision(loaded: LoadedRelease, runtime: RuntimeDir, nginx: NginxBina
     except Exception:
         shutil.rmtree(final, ignore_errors=True)
         raise
-    return Revision(loaded.release.revision, rendered.checksum, final)
+    return Revision(loaded.release.revision, rendered.checksum, final, rendered.settings["wiring"])
 
 
 def current_revision(runtime: RuntimeDir) -> Revision | None:
@@ -158,6 +159,20 @@ def reload_and_verify(runtime: RuntimeDir, pid: int, revision: Revision) -> None
     wait_for_checksum(runtime, revision, offset)
 
 
+def publish_settings(runtime: RuntimeDir, revision: Revision) -> None:
+    """Same wiring: hand the workers the new Lua settings; no reload, no connection closed."""
+    settings = json.loads((revision.dir / SETTINGS_NAME).read_text())
+    client = AdminClient(settings["admin_listen"], _token_or_none(runtime), timeout=5.0)
+    try:
+        status, data = client.request("POST", "/admin/settings/reload")
+    except AdminError as exc:
+        raise DeployError(str(exc)) from None
+    if status != 200:
+        message = data.get("error") if isinstance(data, dict) else data
+        raise DeployError(f"the edge refused the new settings ({status}): {message}")
+    wait_for_checksum(runtime, revision)
+
+
 def go_live(runtime: RuntimeDir, revision: Revision, action: str, source: str = "") -> str:
     """Switch to revision and, if an edge runs, reload it and verify; undo on any failure.
 
@@ -166,14 +181,23 @@ def go_live(runtime: RuntimeDir, revision: Revision, action: str, source: str = 
     previous = current_revision(runtime)
     switch_current(runtime, revision.dir)
     pid = runtime.edge_pid()
+    # Same nginx wiring (e.g. only the revision or breaker settings changed): no reload, so no
+    # keep-alive connection is closed under the clients' feet.
+    hot = pid is not None and previous is not None and previous.wiring == revision.wiring
     if pid is not None:
         try:
-            reload_and_verify(runtime, pid, revision)
+            if hot:
+                publish_settings(runtime, revision)
+            else:
+                reload_and_verify(runtime, pid, revision)
         except DeployError as exc:
             if previous is not None:
                 switch_current(runtime, previous.dir)
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGHUP)
+                with contextlib.suppress(OSError, DeployError):
+                    if hot:
+                        publish_settings(runtime, previous)
+                    else:
+                        os.kill(pid, signal.SIGHUP)
                 serving = f"revision {previous.revision} is still serving"
             else:
                 serving = "no previous revision existed"
@@ -189,9 +213,12 @@ def go_live(runtime: RuntimeDir, revision: Revision, action: str, source: str = 
         )
     )
     prune_revisions(runtime)
-    where = (
-        f"edge pid {pid} reloaded and verified" if pid else "no edge running; `weir edge` starts it"
-    )
+    if pid is None:
+        where = "no edge running; `weir edge` starts it"
+    elif hot:
+        where = f"edge pid {pid} took the new settings without a reload, verified"
+    else:
+        where = f"edge pid {pid} reloaded and verified"
     return f"revision {revision.revision} is live ({where}; checksum {revision.checksum[:12]})"
 
 

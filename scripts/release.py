@@ -177,7 +177,7 @@ class Version(Strict):
 
 class ReleasePolicy(Strict):
     split: dict[str, Annotated[float, Field(ge=0, le=100)]] | None = Field(
-        None, description="percent per version, summing to 100 (at most 2 decimals)"
+        None, description="percent per version, summing to 100 (at most 1 decimal)"
     )
     sticky_key: str = Field("remote_addr", description="remote_addr or header:NAME")
     force_header: str | None = Field(None, description="a header naming the version to use")
@@ -195,8 +195,8 @@ class ReleasePolicy(Strict):
         if value is None:
             return None
         for version, weight in value.items():
-            if round(weight, 2) != weight:
-                raise ValueError(f"weight {weight} of version {version}: at most 2 decimals")
+            if round(weight, 1) != weight:
+                raise ValueError(f"weight {weight} of version {version}: at most 1 decimal")
         if abs(sum(value.values()) - 100) > 1e-6:
             raise ValueError(f"weights must sum to 100 (they sum to {sum(value.values()):g})")
         return value

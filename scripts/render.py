@@ -29,6 +29,8 @@ TEMPLATE_DIR = REPO_ROOT / "nginx" / "templates"
 LUA_DIR = REPO_ROOT / "lua"
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/%*\[\]=$@+-]*$")
 CONF_NAME = "nginx.conf"
+# Sticky buckets per model: weights resolve to 0.1 %, the schema's precision.
+BUCKETS = 1000
 SETTINGS_NAME = "settings.json"
 
 
@@ -70,13 +72,6 @@ def _header_var(header: str) -> str:
 
 def _upstream_name(model: str, version: str) -> str:
     return f"weir_{model}_v{version}"
-
-
-def _split_lines(weights: dict[str, float]) -> list[tuple[str, str]]:
-    positive = [(v, w) for v, w in weights.items() if w > 0]
-    lines = [(f"{w:g}%", v) for v, w in positive[:-1]]
-    lines.append(("*", positive[-1][0]))
-    return lines
 
 
 def _rate_limit(name: str, model: Model) -> dict[str, Any] | None:
@@ -133,7 +128,6 @@ def render(
                 "var": var,
                 "sticky_header_var": sticky_header_var,
                 "sticky_var": f"weir_key_{var}" if sticky_header_var else "remote_addr",
-                "split": _split_lines(model.weights()),
                 "rate_limit": _rate_limit(name, model),
                 "timeout": _seconds(model.timeout),
                 "connect_timeout": _seconds(min(model.timeout, 1.0)),
@@ -155,6 +149,8 @@ def render(
     longest = release.longest_timeout
     settings_file = out_dir / SETTINGS_NAME
     context = {
+        # Through the `current` link: a reload reads the settings of the revision switched to.
+        "settings_file": runtime.current / SETTINGS_NAME,
         "revision": release.revision,
         "lua_dir": LUA_DIR,
         "load_modules": list(nginx.load_modules),
@@ -165,12 +161,13 @@ def render(
         "error_log": runtime.error_log,
         "access_log": runtime.access_log if release.edge.access_log else None,
         "shutdown_timeout": math.ceil(2 * longest + 5),
-        "settings_file": settings_file,
         "tmp_dir": runtime.tmp,
         "max_body": release.edge.max_body,
         "body_buffer": min(release.edge.max_body, 1024 * 1024),
         "keepalive": release.edge.keepalive,
         "models": models,
+        "buckets": BUCKETS,
+        "bucket_percent": f"{100 / BUCKETS:g}%",
         "listen": release.edge.listen,
         "admin_listen": release.edge.admin_listen,
         "longest_timeout": _seconds(longest),
@@ -181,11 +178,13 @@ def render(
     except jinja2.TemplateError as exc:
         raise RenderError(f"template error: {exc}") from None
     settings = lua_settings(release, runtime)
+    # The wiring hash tells whether a release needs nginx to reload, or only new Lua settings.
+    settings["wiring"] = hashlib.sha256(body.encode()).hexdigest()
     checksum = hashlib.sha256(
         (body + json.dumps(settings, sort_keys=True) + release_text).encode()
     ).hexdigest()
     settings["checksum"] = checksum
-    conf = f"# weir checksum {checksum}\n{body}"
+    conf = f"# weir revision {release.revision} checksum {checksum}\n{body}"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONF_NAME).write_text(conf)
     settings_file.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
@@ -225,12 +224,14 @@ def lua_settings(release: Release, runtime: RuntimeDir) -> dict[str, Any]:
                 _header_var(model.release.force_header) if model.release.force_header else None
             ),
             "fallback": fallback,
-            "breaker": model.breaker.model_dump(),
+            # A probe slot is given back if its request never reports (client gone).
+            "breaker": {**model.breaker.model_dump(), "probe_ttl": 2 * model.timeout + 5},
             "timeout": model.timeout,
             "retry_after": max(1, math.ceil(1 / limit.per_second)) if limit else 1,
         }
     return {
         "revision": release.revision,
+        "buckets": BUCKETS,
         "admin_auth": release.edge.admin_auth,
         "admin_listen": release.edge.admin_listen,
         "token_file": str(runtime.token_file),

@@ -8,12 +8,14 @@ local weights = require("weir.weights")
 
 local _M = {}
 
+local publish     -- function(): publish the current settings file; returns settings or nil, err
 local breaker_of  -- function(): the breaker instance (injected by the phase shim)
 local persist     -- function(): save the state file; returns ok, err
 local metrics_text -- function(): Prometheus text
 
 function _M.init(opts)
-    breaker_of, persist, metrics_text = opts.breaker, opts.persist, opts.metrics
+    publish, breaker_of, persist, metrics_text = opts.publish, opts.breaker, opts.persist,
+        opts.metrics
 end
 
 local function err(status, message)
@@ -152,6 +154,16 @@ function _M.handle(req)
     end
     if path == "/admin/status" then
         return 200, _M.status()
+    end
+    if path == "/admin/settings/reload" then
+        if method ~= "POST" then
+            return err(405, "use POST")
+        end
+        local settings, perr = publish()
+        if not settings then
+            return err(409, perr)
+        end
+        return 200, { revision = settings.revision, checksum = settings.checksum }
     end
     if path == "/admin/checksum" then
         local settings = config.get()

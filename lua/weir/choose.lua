@@ -1,16 +1,17 @@
--- Version choice: pinned URL version > force header > live override > split_clients result.
+-- Version choice: pinned URL version > force header > live override > the release's split.
 -- A killed version's share goes to the other versions, in proportion to their weights.
+-- The split is sticky: `req.bucket()` is a stable number in [0, 1) for the request's sticky key
+-- (split_clients' bucket), so one user meets one version while the weights stay the same.
 local weights = require("weir.weights")
 
 local _M = {}
 
 local EVEN = setmetatable({}, { __index = function() return 1 end })
 
--- model: the model's settings; req: {pinned, forced, split, bucket}; live: state snapshot
--- entry for the model ({killed_versions = {}, split = weights or nil}).
--- Returns version, how — or nil, reason ("unknown_version" | "killed").
+-- model: the model's settings; req: {pinned, forced, bucket}; live: the state snapshot entry of
+-- the model ({killed_versions = {}, split = weights or nil}).
+-- Returns version, how — or nil, reason ("unknown_version" | "killed"), the bad version.
 function _M.version(model, req, live)
-    local killed = live.killed_versions
     local pinned = req.pinned
     if pinned and pinned ~= "" then
         if not model.version_set[pinned] then
@@ -25,23 +26,20 @@ function _M.version(model, req, live)
         end
         return forced, "forced"
     end
+    local killed = live.killed_versions
+    local bucket = req.bucket()
     if live.split then
-        local version = weights.pick(model.versions, live.split, killed, req.bucket())
+        local version = weights.pick(model.versions, live.split, killed, bucket)
         if version then
             return version, "override"
         end
         return nil, "killed"
     end
-    local split = req.split
-    if split and split ~= "" and not killed[split] then
-        return split, "split"
-    end
-    local bucket = req.bucket()
     local version = weights.pick(model.versions, model.weights, killed, bucket)
         -- every version with weight is killed: share evenly among the rest
         or weights.pick(model.versions, EVEN, killed, bucket)
     if version then
-        return version, "redistributed"
+        return version, "split"
     end
     return nil, "killed"
 end

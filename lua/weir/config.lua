@@ -1,10 +1,19 @@
--- The Lua settings of the running revision, rendered by `weir render` as JSON and loaded once
--- per configuration load (init_by_lua, in the master: workers inherit it on fork).
+-- The Lua settings of the running revision, rendered by `weir render` as JSON.
+--
+-- The master loads them at every start and reload (init_by_lua) and publishes the text in the
+-- `weir_state` dict. A release whose nginx wiring is unchanged is applied without a reload:
+-- the admin API publishes the new text, and every worker picks it up on its next request
+-- (sync), provided it was rendered for the same wiring as the worker's own.
 local cjson = require("cjson.safe")
 
 local _M = {}
 
+local SETTINGS, SERIAL = "settings", "settings_serial"
+
 local settings = nil
+local settings_path = nil
+local wiring = nil       -- the wiring hash of the nginx.conf this process was started with
+local seen_serial = -1
 
 local function read_file(path)
     local handle, err = io.open(path, "rb")
@@ -17,16 +26,12 @@ local function read_file(path)
 end
 _M.read_file = read_file
 
--- Returns the decoded settings, or nil and a message saying what to do.
-function _M.load(path)
-    local data, err = read_file(path)
-    if not data then
-        return nil, "cannot read the Lua settings " .. path .. ": " .. tostring(err)
-            .. " (render the release again with `weir apply`)"
-    end
-    local decoded, derr = cjson.decode(data)
+-- Decoded settings (with version sets), or nil and what is wrong.
+function _M.decode(text, origin)
+    local decoded, derr = cjson.decode(text or "")
     if type(decoded) ~= "table" or type(decoded.models) ~= "table" then
-        return nil, "the Lua settings " .. path .. " are not valid: " .. tostring(derr)
+        return nil, "the Lua settings " .. origin .. " are not valid: " .. tostring(derr)
+            .. " (render the release again with `weir apply`)"
     end
     for _, model in pairs(decoded.models) do
         model.version_set = {}
@@ -34,12 +39,67 @@ function _M.load(path)
             model.version_set[version] = true
         end
     end
-    settings = decoded
     return decoded
 end
 
+local function read(path)
+    local text, err = read_file(path)
+    if not text then
+        return nil, "cannot read the Lua settings " .. path .. ": " .. tostring(err)
+    end
+    local decoded, derr = _M.decode(text, path)
+    if not decoded then
+        return nil, derr
+    end
+    return decoded, text
+end
+
+-- Master, at (re)load: read the file and publish it to the workers.
+function _M.load(path, dict)
+    local decoded, text = read(path)
+    if not decoded then
+        return nil, text
+    end
+    settings, settings_path, wiring = decoded, path, decoded.wiring
+    if dict then
+        dict:set(SETTINGS, text)
+        dict:incr(SERIAL, 1, 0)
+        seen_serial = dict:get(SERIAL)
+    end
+    return decoded
+end
+
+-- Admin API: re-read the file and publish it, if it fits this nginx.conf's wiring.
+function _M.publish(dict)
+    local decoded, text = read(settings_path)
+    if not decoded then
+        return nil, text
+    end
+    if decoded.wiring ~= wiring then
+        return nil, "the new revision changes nginx wiring: it needs a reload (HUP), "
+            .. "which `weir apply` does"
+    end
+    dict:set(SETTINGS, text)
+    dict:incr(SERIAL, 1, 0)
+    return decoded
+end
+
+-- Worker, once per request: adopt newly published settings (one shared dict read).
+function _M.sync(dict)
+    local serial = dict:get(SERIAL)
+    if serial == seen_serial then
+        return
+    end
+    seen_serial = serial
+    local decoded = _M.decode(dict:get(SETTINGS), "published")
+    -- An old worker finishing its last requests after a reload keeps its own settings.
+    if decoded and decoded.wiring == wiring then
+        settings = decoded
+    end
+end
+
 function _M.set(value)
-    settings = value
+    settings, wiring = value, value and value.wiring
 end
 
 function _M.get()

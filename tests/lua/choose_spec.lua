@@ -9,42 +9,42 @@ local function live(killed, split)
     return { killed = false, killed_versions = killed or {}, split = split }
 end
 local function req(t)
-    t.bucket = t.bucket or function() return 0.5 end
+    local bucket = t.at or 0.5
+    t.bucket = function() return bucket end
     return t
 end
 
 describe("choose.version", function()
     it("prefers the pinned URL version over everything", function()
-        local v, how = choose.version(model, req { pinned = "2", forced = "1", split = "1" },
+        local v, how = choose.version(model, req { pinned = "2", forced = "1" },
             live({}, { ["1"] = 100 }))
         assert.equal("2", v)
         assert.equal("pinned", how)
     end)
 
     it("then the force header", function()
-        assert.equal("2", (choose.version(model, req { forced = "2", split = "1" }, live())))
+        assert.equal("2", (choose.version(model, req { forced = "2" }, live())))
     end)
 
     it("then a live override", function()
-        local v, how = choose.version(model, req { split = "1" }, live({}, { ["2"] = 100 }))
+        local v, how = choose.version(model, req { at = 0.1 }, live({}, { ["2"] = 100 }))
         assert.equal("2", v)
         assert.equal("override", how)
     end)
 
-    it("then split_clients' result", function()
-        assert.equal("1", (choose.version(model, req { split = "1" }, live())))
+    it("then the release's split, by the sticky bucket", function()
+        assert.equal("1", (choose.version(model, req { at = 0.8995 }, live())))
+        assert.equal("2", (choose.version(model, req { at = 0.9005 }, live())))
     end)
 
     it("moves a killed version's share to the others", function()
-        local v, how = choose.version(model, req { split = "2" }, live({ ["2"] = true }))
-        assert.equal("1", v)
-        assert.equal("redistributed", how)
+        assert.equal("1", (choose.version(model, req { at = 0.95 }, live({ ["2"] = true }))))
     end)
 
     it("shares evenly when every weighted version is killed", function()
         local m = { versions = { "1", "2" }, version_set = model.version_set,
             weights = { ["1"] = 0, ["2"] = 100 } }
-        assert.equal("1", (choose.version(m, req { split = "2" }, live({ ["2"] = true }))))
+        assert.equal("1", (choose.version(m, req {}, live({ ["2"] = true }))))
     end)
 
     it("reports unknown versions and all-killed models", function()
@@ -52,7 +52,7 @@ describe("choose.version", function()
         assert.is_nil(v)
         assert.equal("unknown_version", why)
         assert.equal("7", bad)
-        assert.equal("killed", select(2, choose.version(model, req { split = "1" },
+        assert.equal("killed", select(2, choose.version(model, req {},
             live({ ["1"] = true, ["2"] = true }))))
     end)
 end)

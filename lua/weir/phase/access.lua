@@ -24,14 +24,15 @@ local function send(status, body, retry_after)
 end
 _M.send = send
 
--- A stable bucket in [0, 1) from the sticky key (only computed when Lua must choose).
-local function bucket_of(model)
+-- The sticky key's stable bucket as a number in [0, 1): split_clients' bucket (its hash of
+-- the key), read only when a choice needs it.
+local function bucket_of(model, buckets)
     return function()
-        local key = (model.sticky_var and var[model.sticky_var]) or var.remote_addr or ""
-        if key == "" then
-            key = var.remote_addr or ""
+        local bucket = tonumber(var["weir_bucket_" .. model.var])
+        if bucket then
+            return (bucket + 0.5) / buckets
         end
-        return (crc32(key) % 10007) / 10007
+        return (crc32(var.remote_addr or "") % buckets + 0.5) / buckets
     end
 end
 
@@ -64,7 +65,10 @@ function _M.fall_back(name, model, reason, failed, model_killed)
     return send(decision.status, decision.body, decision.retry_after)
 end
 
+local state_dict = ngx.shared.weir_state
+
 function _M.infer(name)
+    config.sync(state_dict)
     local model = config.model(name)
     local live = state.model(name)
     if live.killed then
@@ -73,8 +77,7 @@ function _M.infer(name)
     local req = {
         pinned = var.weir_pinned,
         forced = model.force_var and var[model.force_var],
-        split = var["weir_split_" .. model.var],
-        bucket = bucket_of(model),
+        bucket = bucket_of(model, config.get().buckets),
     }
     local version, why, bad = choose.version(model, req, live)
     if not version then
@@ -96,6 +99,7 @@ end
 
 -- Metadata and readiness of a model: no breaker, no fallback; a killed model is unavailable.
 function _M.metadata(name)
+    config.sync(state_dict)
     local model = config.model(name)
     local live = state.model(name)
     local pinned = var.weir_pinned
@@ -109,8 +113,7 @@ function _M.metadata(name)
     else
         version = choose.version(model, {
             forced = model.force_var and var[model.force_var],
-            split = var["weir_split_" .. model.var],
-            bucket = bucket_of(model),
+            bucket = bucket_of(model, config.get().buckets),
         }, live)
     end
     if live.killed or not version or live.killed_versions[version] then

@@ -37,12 +37,14 @@ local function gauges()
 end
 
 admin.init({
+    publish = function() return config.publish(ngx.shared.weir_state) end,
     breaker = function() return context.breaker end,
     persist = function() return state.save(config.get().state_file) end,
     metrics = function() return metrics.render(gauges()) end,
 })
 
 function _M.handle()
+    config.sync(ngx.shared.weir_state)
     local settings = config.get()
     local status, message = auth.check(settings.admin_auth, context.token,
         ngx.var.http_authorization)

@@ -7,7 +7,7 @@ local state = require("weir.state")
 local _M = {}
 
 function _M.master(settings_file)
-    local settings = assert(config.load(settings_file))
+    local settings = assert(config.load(settings_file, ngx.shared.weir_state))
     context.token = auth.load(settings.token_file, config.read_file)
     if settings.admin_auth ~= "open" and not context.token then
         error("weir: no admin token configured: set WEIR_ADMIN_TOKEN or write one to "
@@ -15,9 +15,6 @@ function _M.master(settings_file)
             .. "a token, set edge.admin_auth: open in the release", 0)
     end
     assert(state.load_once(settings.state_file, config.read_file))
-    for _, model in pairs(settings.models) do
-        model.breaker.probe_ttl = 2 * model.timeout + 5
-    end
 end
 
 return _M

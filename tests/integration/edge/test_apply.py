@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 
@@ -14,8 +15,10 @@ from scripts.deploy import DeployError, apply_release, current_revision
 class Load:
     """Keep-alive clients posting until stopped; every answer that is not a 200 is a failure."""
 
-    def __init__(self, harness, tools, threads: int = 3) -> None:
+    def __init__(self, harness, tools, threads: int = 3, retry_unsent: bool = False) -> None:
         self.harness, self.tools = harness, tools
+        self.retry_unsent = retry_unsent
+        self.retried = 0
         self.stop_flag = threading.Event()
         self.ok = 0
         self.failures: list[str] = []
@@ -27,11 +30,17 @@ class Load:
         n = 0
         while not self.stop_flag.is_set():
             n += 1
+            headers = {"X-User-Id": f"{index}-{n}"}
             try:
-                status, headers, _ = client.post(
-                    "/v2/models/digits/infer", headers={"X-User-Id": f"{index}-{n}"}
-                )
-                outcome = None if status == 200 and "x-weir-fallback" not in headers else status
+                try:
+                    status, hdrs, _ = client.post("/v2/models/digits/infer", headers=headers)
+                except (ConnectionError, http.client.RemoteDisconnected):
+                    if not self.retry_unsent:
+                        raise
+                    with self.lock:
+                        self.retried += 1
+                    status, hdrs, _ = client.post("/v2/models/digits/infer", headers=headers)
+                outcome = None if status == 200 and "x-weir-fallback" not in hdrs else status
             except Exception as exc:  # a reset or a hang-up is a failed request too
                 outcome = repr(exc)
             with self.lock:
@@ -57,18 +66,44 @@ def _rt(harness) -> list[str]:
 
 
 def test_ten_applies_under_load_fail_no_request(harness, upstreams, tools, capsys) -> None:
+    """Grey-release steps and breaker/fallback changes: new Lua settings, no reload."""
     harness.start(tools.two_versions(upstreams))
+    workers = harness.edge.worker_pids()
     with Load(harness, tools) as load:
         for i in range(10):
             models = tools.two_versions(upstreams)
-            models["digits"]["release"]["split"] = {"1": 10 * i, "2": 100 - 10 * i}
+            models["digits"]["release"]["split"] = {"1": 100 - 10 * i, "2": 10 * i}
+            models["digits"]["breaker"]["failures"] = 3 + i
             path = harness.write(harness.release(models))
             assert apply_main([str(path), *_rt(harness)]) == 0, capsys.readouterr().err
             time.sleep(0.1)
     assert load.failures == [] and load.ok > 100
     assert harness.status()["revision"] == 11
+    assert harness.status()["models"]["digits"]["weights"]["release"] == {"1": 10, "2": 90}
+    assert harness.edge.worker_pids() == workers
+    assert "without a reload" in capsys.readouterr().out
     assert history_main(_rt(harness)) == 0
     assert capsys.readouterr().out.count("revision") >= 11
+
+
+def test_ten_reloading_applies_under_load(harness, upstreams, tools, capsys) -> None:
+    """Wiring changes (timeouts here) reload nginx: in-flight requests finish on the old workers.
+
+    A reload closes idle keep-alive connections; a request written into one at that very
+    instant is reset before nginx reads it. Clients retry those (nothing was processed), as
+    browsers and Go do: this load does too, once, and counts anything else as a failure.
+    """
+    harness.start(tools.two_versions(upstreams))
+    workers = harness.edge.worker_pids()
+    with Load(harness, tools, retry_unsent=True) as load:
+        for i in range(10):
+            models = tools.two_versions(upstreams, timeout=f"{2 + i}s")
+            path = harness.write(harness.release(models))
+            assert apply_main([str(path), *_rt(harness)]) == 0, capsys.readouterr().err
+            time.sleep(0.1)
+    assert load.failures == [] and load.ok > 100
+    assert "reloaded and verified" in capsys.readouterr().out
+    assert harness.edge.worker_pids() != workers
 
 
 def test_invalid_release_changes_nothing(harness, upstreams, tools, capsys) -> None:

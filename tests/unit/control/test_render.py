@@ -42,11 +42,12 @@ def rendered(tmp_path: Path):
 def test_wiring(rendered) -> None:
     result, runtime, out = rendered
     conf = (out / "nginx.conf").read_text()
-    assert conf.startswith(f"# weir checksum {result.checksum}\n")
+    assert conf.startswith(f"# weir revision 7 checksum {result.checksum}\n")
     assert "load_module /x/lua.so;" in conf
     assert f"server unix:{runtime.sidecar_socket('cpu')} max_fails=0;" in conf
     assert "server 127.0.0.1:9002 max_fails=0;" in conf
-    assert '95.5% "1";' in conf and '* "2";' in conf
+    assert 'split_clients "$weir_key_digits" $weir_bucket_digits {' in conf
+    assert "0.1% 998;" in conf and "* 999;" in conf
     assert "limit_req_zone $binary_remote_addr zone=weir_rl_digits_" in conf
     assert "burst=100 nodelay;" in conf
     assert "proxy_read_timeout 2.5s;" in conf
@@ -59,6 +60,7 @@ def test_wiring(rendered) -> None:
     assert digits["fallback"] == {"status": 200, "body": '{"outputs":[]}'}
     assert digits["force_var"] == "http_x_weir_version"
     assert digits["upstreams"] == {"1": "weir_digits_v1", "2": "weir_digits_v2"}
+    assert digits["weights"] == {"1": 95.5, "2": 4.5} and settings["buckets"] == 1000
 
 
 def test_zone_name_follows_its_key(tmp_path: Path) -> None:
