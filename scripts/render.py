@@ -144,7 +144,8 @@ def render(
     # run them as the runtime directory's owner instead.
     user = None
     if os.geteuid() == 0:
-        entry = pwd.getpwuid(runtime.root.stat().st_uid)
+        owner = runtime.root.stat().st_uid if runtime.root.exists() else os.getuid()
+        entry = pwd.getpwuid(owner)
         user = (entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name)
     longest = release.longest_timeout
     settings_file = out_dir / SETTINGS_NAME

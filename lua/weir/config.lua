@@ -34,6 +34,11 @@ function _M.decode(text, origin)
             .. " (render the release again with `weir apply`)"
     end
     for _, model in pairs(decoded.models) do
+        for key, value in pairs(model) do
+            if value == cjson.null then  -- JSON null is truthy in Lua: make it nil
+                model[key] = nil
+            end
+        end
         model.version_set = {}
         for _, version in ipairs(model.versions) do
             model.version_set[version] = true
