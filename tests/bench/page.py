@@ -95,11 +95,11 @@ def render(info: RunInfo, rows: list[Row], sweeps: list[Sweep]) -> str:
   the server it measures. Errors are wrk's socket errors (connect, read, write, timeout at 10 s)
   plus non-2xx answers. Each server's answer is checked against in-process ORT first.
 - Groups: for each model, body and client count, the ceiling and then every server are
-  measured back to back, {info.rounds} round(s) in turn (ceiling, A, B, C, ceiling, A, B, C), and
-  the rounds merged: requests add up, p50 is the request-weighted mean of the rounds', p99 the
-  worst round's. Servers are started once, up front; only one is loaded at a time. Ratios are
-  taken within a group, so drift from other work on this shared machine hits both sides alike:
-  compare ratios, not absolute numbers across runs.
+  measured back to back, {info.rounds} round(s) in turn (ceiling, A, B, C, ceiling, A, B, C,
+  ceiling), and the rounds merged: requests add up, p50 is the request-weighted mean of the
+  rounds', p99 the worst round's. Servers are started once, up front; only one is loaded at a
+  time. Ratios are taken within a group, so drift from other work on this shared machine hits
+  both sides alike: compare ratios, not absolute numbers across runs.
 - flask (`tests/bench/naive_flask.py`): `app.run()` (threaded dev server), ORT per request with
   default session options, JSON only; binary rows' "x flask" compares with its JSON row.
 - bare (`tests/bench/bare_meinheld.py`): gunicorn + meinheld worker + Falcon, ORT per request,

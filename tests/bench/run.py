@@ -41,10 +41,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m tests.bench.run", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--duration", type=int, default=3, help="seconds per cell and round")
-    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds per group")
+    p.add_argument("--duration", type=int, default=2, help="seconds per cell and round")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per group")
     p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load first")
-    p.add_argument("--ceiling-seconds", type=float, default=2.0, help="ceiling per group")
+    p.add_argument(
+        "--ceiling-seconds", type=float, default=1.0, help="ceiling slice, before every round"
+    )
     p.add_argument("--clients", default="1,16,64", help="concurrent connections, comma-separated")
     p.add_argument("--quick", action="store_true", help="2 s cells at 64 clients: a smoke run")
     p.add_argument(
@@ -66,7 +68,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="bare server with ORT intra-op spinning on (the sidecar turns it off)",
     )
-    p.add_argument("--worker-classes", default="meinheld,gthread", help="sidecar worker classes")
+    p.add_argument(
+        "--worker-classes",
+        default="meinheld,gthread",
+        help="sidecar configurations, CLASS or CLASS:WORKERS, comma-separated",
+    )
     p.add_argument("--default-class", default="meinheld", help="the sidecar's default class")
     p.add_argument("--no-sidecar", action="store_true", help="baselines only")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (see RESULTS.md)")
@@ -95,10 +101,12 @@ def _targets(args: argparse.Namespace, logs: Path, only: list[str]) -> list[Targ
     if not args.no_sidecar and not has_sidecar:
         print("bench: sidecar/launcher.py not found, measuring baselines only", file=sys.stderr)
     if has_sidecar and not args.no_sidecar:
-        for cls in args.worker_classes.split(","):
-            default = cls == args.default_class
-            label = f"weir {cls} w{args.workers}" + (" (default)" if default else "")
-            targets.append(weir_target(args.models, logs, args.workers, cls, label, default))
+        for config in args.worker_classes.split(","):
+            cls, _, count = config.partition(":")
+            workers = int(count or args.workers)
+            default = cls == args.default_class and workers == args.workers
+            label = f"weir {cls} w{workers}" + (" (default)" if default else "")
+            targets.append(weir_target(args.models, logs, workers, cls, label, default))
     names = _select([t.name for t in targets], only)
     return [t for t in targets if t.name in names]
 
@@ -179,15 +187,21 @@ def measure_group(
     script: Path,
     ceiling: tuple[Sweep, InProcess],
 ) -> list[Row]:
-    """The ceiling and every target at one client count, interleaved round by round."""
+    """The ceiling and every target at one client count, interleaved round by round.
+
+    The ceiling brackets every round (measured before each and after the last), so the servers'
+    slices sit between ceiling slices taken under the same background load.
+    """
     best, probe = ceiling
     parts: list[LoadResult] = []
     slices: dict[str, list[Slice]] = {t.name: [] for t in targets}
     group = f"{payload.model}/v{payload.version} {payload.encoding:6} c{clients:<3}"
-    for i in range(args.rounds):
+    for i in range(args.rounds + 1):
         label = f"{group} r{i + 1}/{args.rounds}"
-        parts.append(probe.run(best.best_batch, args.ceiling_seconds / args.rounds))
+        parts.append(probe.run(best.best_batch, args.ceiling_seconds))
         _progress(label, "ceiling", parts[-1], None, None)
+        if i == args.rounds:
+            break
         for target in targets:
             warmup = args.warmup if i == 0 else 0
             one = measure_slice(
