@@ -15,6 +15,7 @@ import falcon
 
 from sidecar.batching import Batcher, BatchPolicy, ThreadedDriver
 from sidecar.errors import Unavailable, WeirError
+from sidecar.metrics import ModelMetrics
 from sidecar.model import DriverFactory
 from sidecar.repository import Repository
 from sidecar.resources import health, infer, metadata
@@ -83,13 +84,13 @@ def create_app(state: ServerState, max_body_bytes: int) -> falcon.App:
     return app
 
 
-def threaded_drivers(batcher: Batcher) -> ThreadedDriver:
+def threaded_drivers(batcher: Batcher, metrics: ModelMetrics) -> ThreadedDriver:
     return ThreadedDriver(batcher)
 
 
 def load_state(settings: Settings, driver_factory: DriverFactory) -> ServerState:
     """Load, warm up and publish every model version, then report ready."""
-    threads = settings.intra_op_threads or default_intra_op_threads(settings.workers)
+    threads = settings.intra_op_threads or default_intra_op_threads(settings.worker_count())
     defaults = BatchPolicy(
         settings.max_batch_size, settings.max_queue_delay_ms / 1000.0, settings.max_queue_size
     )

@@ -13,7 +13,7 @@ WORKER_CLASSES = {
 
 wsgi_app = "sidecar.app:get_app()"
 bind = [f"unix:{_settings.socket}" if _settings.socket else f"{_settings.host}:{_settings.port}"]
-workers = _settings.workers
+workers = _settings.worker_count()
 worker_class = WORKER_CLASSES[_settings.worker_class]
 threads = _settings.threads
 # Loading and warming up models happens in the worker before it reports in.

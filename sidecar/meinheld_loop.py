@@ -35,6 +35,7 @@ import greenlet
 from meinheld import server
 
 from sidecar.batching import Batcher, Pending
+from sidecar.metrics import ModelMetrics
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ _REASONS: dict[str, bytes] = {}
 class LoopDriver:
     """Runs a model version's batches on the event loop (see the module docstring)."""
 
-    def __init__(self, batcher: Batcher) -> None:
+    def __init__(self, batcher: Batcher, metrics: ModelMetrics) -> None:
         self.batcher = batcher
+        self.metrics = metrics
+        metrics.buffered = True  # written once per flush, after the responses
         self._scheduled = False
 
     def depth(self) -> int:
@@ -75,6 +78,7 @@ class LoopDriver:
                     item.waiter.switch()  # type: ignore[attr-defined]
                 except Exception:  # the greenlet's own failures are meinheld's to report
                     log.exception("resuming a request after its batch failed")
+        self.metrics.flush()
 
 
 def _keep_alive(environ: dict[str, Any]) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections.abc import Callable
@@ -12,13 +11,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from sidecar.batching import Batcher, BatchPolicy, Pending
-from sidecar.metrics import MODEL_LOAD_SECONDS, MODEL_READY, ModelMetrics
+from sidecar.hooks import Hook
+from sidecar.metrics import MODEL_LOAD_SECONDS, MODEL_READY, ModelMetrics, observe_many
 from sidecar.model_config import ModelConfig
 from sidecar.runtime import Session
+from sidecar.validation import Signature
 
 log = logging.getLogger(__name__)
-
-Hook = Callable[[dict[str, np.ndarray], list[str] | None], dict[str, np.ndarray]]
 
 
 class Driver(Protocol):
@@ -27,22 +26,8 @@ class Driver(Protocol):
     def depth(self) -> int: ...
 
 
-DriverFactory = Callable[[Batcher], Driver]
-
-
-def _load_hook(model_dir: Path, filename: str) -> Hook:
-    path = (model_dir / filename).resolve()
-    if model_dir.resolve() not in path.parents:
-        raise ValueError(f"hook {filename!r} must be a file inside {model_dir}")
-    spec = importlib.util.spec_from_file_location(f"weir_hook_{model_dir.name}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"hook {path} cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    hook = getattr(module, "postprocess", None)
-    if not callable(hook):
-        raise ValueError(f"hook {path} must define postprocess(outputs, labels)")
-    return hook
+# Called with the batcher and the version's metrics (a driver may buffer them).
+DriverFactory = Callable[[Batcher, ModelMetrics], Driver]
 
 
 def _top_confidence(values: np.ndarray, mode: str) -> np.ndarray:
@@ -84,20 +69,19 @@ class ModelVersion:
         self.batchable = all(
             spec.shape and spec.shape[0] is None for spec in (*self.inputs, *self.outputs)
         )
+        self.hook = Hook(path.parent.parent, config.hook, config.labels) if config.hook else None
+        declared = [*self.outputs, *(self.hook.outputs if self.hook else [])]
+        self.signature = Signature(self.inputs, declared, config.nan_policy, self.batchable)
         override = config.versions.get(version)
+        delay_ms = _pick("max_queue_delay_ms", override, config, defaults.max_queue_delay * 1e3)
         policy = BatchPolicy(
             max_batch_size=_pick("max_batch_size", override, config, defaults.max_batch_size),
-            max_queue_delay=_pick("max_queue_delay_ms", override, config, None) / 1000.0
-            if _pick("max_queue_delay_ms", override, config, None) is not None
-            else defaults.max_queue_delay,
+            max_queue_delay=delay_ms / 1000.0,
             max_queue_size=_pick("max_queue_size", override, config, defaults.max_queue_size),
         )
         if not self.batchable:
             policy = BatchPolicy(0, 0.0, policy.max_queue_size)
         self.policy = policy
-        self.hook: Hook | None = (
-            _load_hook(path.parent.parent, config.hook) if config.hook else None
-        )
         conf_name = config.confidence_output or (self.outputs[0].name if self.outputs else None)
         self._confidence_index = (
             None
@@ -108,7 +92,7 @@ class ModelVersion:
         self.batcher = Batcher(
             f"model '{name}' version {version}", policy, self.session.run, self._observe
         )
-        self.driver: Driver = driver_factory(self.batcher)
+        self.driver: Driver = driver_factory(self.batcher, self.metrics)
         self.load_seconds = time.perf_counter() - started
         MODEL_LOAD_SECONDS.labels(name, version).set(self.load_seconds)
         MODEL_READY.labels(name, version).set(1)
@@ -130,15 +114,14 @@ class ModelVersion:
         m.inferences.inc(rows)
         m.batch_size.observe(rows)
         m.compute.observe(finished - started)
-        queue = m.queue
-        for item in batch:
-            queue.observe(started - item.enqueued)
+        if len(batch) == 1:
+            m.queue.observe(started - batch[0].enqueued)
+        else:
+            observe_many(m.queue, started - np.array([item.enqueued for item in batch]))
         m.queue_depth.set(len(self.batcher.queue))
         if self._confidence_index is not None:
-            observe = m.confidence.observe
             top = _top_confidence(outputs[self._confidence_index], self.config.confidence)
-            for value in top.tolist():
-                observe(value)
+            observe_many(m.confidence, top)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -146,7 +129,8 @@ class ModelVersion:
             "versions": [self.version],
             "platform": "onnx_onnxv1",
             "inputs": [spec.metadata() for spec in self.inputs],
-            "outputs": [spec.metadata() for spec in self.outputs],
+            "outputs": [spec.metadata() for spec in self.outputs]
+            + [spec.metadata() for spec in (self.hook.outputs if self.hook else [])],
         }
 
 

@@ -6,13 +6,13 @@ and datatypes are checked against the model in `validation`; here only the wire 
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from sidecar import jsoncodec
 from sidecar.datatypes import ACCEPTED_KINDS, V2_TO_NUMPY, v2_name
 from sidecar.errors import BadRequest
 
@@ -46,7 +46,7 @@ class InferRequest:
 
 def _load_json(raw: bytes | memoryview) -> Any:
     try:
-        return json.loads(bytes(raw) if isinstance(raw, memoryview) else raw)
+        return jsoncodec.loads(bytes(raw) if isinstance(raw, memoryview) else raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest(
             "request body is not valid JSON: send a V2 inference request "
@@ -220,10 +220,11 @@ def _bytes_payload(arr: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
-def _json_data(arr: np.ndarray) -> list[Any]:
+def _json_data(arr: np.ndarray) -> Any:
     if arr.dtype.kind in "OUS":
         return [x.decode(errors="replace") if isinstance(x, bytes) else str(x) for x in arr.ravel()]
-    return arr.ravel().tolist()
+    # A flat contiguous view: the JSON codec writes numpy arrays without a Python list.
+    return np.ascontiguousarray(arr).reshape(-1)
 
 
 def encode_response(
@@ -257,7 +258,7 @@ def encode_response(
     if request_id is not None:
         head["id"] = request_id
     head["outputs"] = out_docs
-    header = json.dumps(head, separators=(",", ":")).encode()
+    header = jsoncodec.dumps(head)
     if not blobs:
         return header, None
     return header + b"".join(blobs), len(header)

@@ -23,7 +23,12 @@ class Settings(BaseModel):
     host: str = Field("127.0.0.1", description="TCP address to bind when no socket is given.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to bind (0: any free port).")
     socket: str | None = Field(None, description="Unix socket path; replaces host and port.")
-    workers: int = Field(1, ge=1, le=64, description="gunicorn worker processes.")
+    workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="gunicorn worker processes; 0: one per CPU (at most 4) on cpu, 1 on a GPU.",
+    )
     worker_class: Literal["meinheld", "gthread"] = Field(
         "meinheld", description="meinheld: one event loop per worker; gthread: thread pool."
     )
@@ -60,6 +65,14 @@ class Settings(BaseModel):
         if value != "cpu" and not value.isdigit():
             raise ValueError("device must be 'cpu' or a GPU index such as 0")
         return value
+
+    def worker_count(self) -> int:
+        """Workers to start: each holds one copy of every model."""
+        if self.workers:
+            return self.workers
+        if self.device != "cpu":
+            return 1
+        return max(1, min(4, len(os.sched_getaffinity(0))))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -12,6 +12,8 @@ from sidecar.errors import BadRequest
 from sidecar.protocol import InferRequest, InputTensor, tensor_from_json, tensor_from_raw
 from sidecar.runtime import TensorSpec
 
+_isfinite = np.isfinite
+
 
 def _fmt(shape: Sequence[int | None]) -> str:
     return "[" + ",".join("-1" if d is None else str(d) for d in shape) + "]"
@@ -31,66 +33,91 @@ def check_shape(tensor: InputTensor, spec: TensorSpec) -> None:
             )
 
 
-def build_feeds(
-    request: InferRequest,
-    inputs: Sequence[TensorSpec],
-    outputs: Sequence[TensorSpec],
-    nan_policy: str,
-    batched: bool,
-) -> tuple[dict[str, np.ndarray], int]:
-    """Decoded arrays keyed by input name, and the request's row count (batch dimension)."""
-    by_name = {spec.name: spec for spec in inputs}
-    feeds: dict[str, np.ndarray] = {}
-    for tensor in request.inputs:
-        spec = by_name.get(tensor.name)
-        if spec is None:
-            raise BadRequest(
-                f"unknown input '{tensor.name}': this model's inputs are "
-                f"{', '.join(repr(n) for n in by_name)}"
+def _all_finite(arr: np.ndarray) -> bool:
+    return bool(_isfinite(arr).all())
+
+
+class Signature:
+    """A model's inputs and outputs, prepared once, and the checks every request goes through."""
+
+    def __init__(
+        self,
+        inputs: Sequence[TensorSpec],
+        outputs: Sequence[TensorSpec],
+        nan_policy: str,
+        batched: bool,
+    ) -> None:
+        self.inputs = list(inputs)
+        self.by_name = {spec.name: spec for spec in inputs}
+        self.output_names = frozenset(spec.name for spec in outputs)
+        self.check_nan = nan_policy == "reject"
+        self.batched = batched
+        # (rank, [(axis, size)] of fixed dimensions) per input: the hot path compares ints.
+        self._fixed = {
+            spec.name: (
+                len(spec.shape),
+                [(i, d) for i, d in enumerate(spec.shape) if d is not None],
             )
-        if tensor.name in feeds:
-            raise BadRequest(f"input '{tensor.name}' is given twice")
-        if tensor.datatype != spec.datatype:
-            raise BadRequest(
-                f"input '{spec.name}': datatype is {tensor.datatype}, the model expects "
-                f"{spec.datatype}"
-            )
-        check_shape(tensor, spec)
-        count = math.prod(tensor.shape)
-        arr = (
-            tensor_from_raw(tensor, count)
-            if tensor.raw is not None
-            else (tensor_from_json(tensor, count))
-        )
-        if nan_policy == "reject" and spec.datatype in FLOAT_TYPES and not np.isfinite(arr).all():
-            raise BadRequest(
-                f"input '{spec.name}' holds NaN or Inf values, which this model refuses; "
-                "send finite numbers"
-            )
-        feeds[spec.name] = arr
-    missing = [name for name in by_name if name not in feeds]
-    if missing:
-        raise BadRequest(
-            f"missing input(s) {', '.join(repr(n) for n in missing)}: this model needs "
-            + ", ".join(f"'{s.name}' {s.datatype} {_fmt(s.shape)}" for s in inputs)
-        )
-    if request.outputs is not None:
-        known = {spec.name for spec in outputs}
-        for name in request.outputs:
-            if name not in known:
+            for spec in inputs
+        }
+
+    def feeds(self, request: InferRequest) -> tuple[dict[str, np.ndarray], int]:
+        """Decoded arrays keyed by input name, and the request's row count (batch dimension)."""
+        feeds: dict[str, np.ndarray] = {}
+        for tensor in request.inputs:
+            spec = self.by_name.get(tensor.name)
+            if spec is None:
                 raise BadRequest(
-                    f"unknown output '{name}': this model's outputs are "
-                    f"{', '.join(repr(n) for n in sorted(known))}"
+                    f"unknown input '{tensor.name}': this model's inputs are "
+                    f"{', '.join(repr(n) for n in self.by_name)}"
                 )
-    rows = 1
-    if batched:
-        sizes = {arr.shape[0] for arr in feeds.values()}
-        if len(sizes) != 1:
+            if tensor.name in feeds:
+                raise BadRequest(f"input '{tensor.name}' is given twice")
+            if tensor.datatype != spec.datatype:
+                raise BadRequest(
+                    f"input '{spec.name}': datatype is {tensor.datatype}, the model expects "
+                    f"{spec.datatype}"
+                )
+            shape = tensor.shape
+            rank, fixed = self._fixed[spec.name]
+            if len(shape) != rank or any(shape[i] != d for i, d in fixed):
+                check_shape(tensor, spec)  # raises with the details
+            count = math.prod(shape)
+            if tensor.raw is not None:
+                arr = tensor_from_raw(tensor, count)
+            else:
+                arr = tensor_from_json(tensor, count)
+            if self.check_nan and spec.datatype in FLOAT_TYPES and not _all_finite(arr):
+                raise BadRequest(
+                    f"input '{spec.name}' holds NaN or Inf values, which this model refuses; "
+                    "send finite numbers"
+                )
+            feeds[spec.name] = arr
+        if len(feeds) != len(self.by_name):
+            missing = [name for name in self.by_name if name not in feeds]
             raise BadRequest(
-                "all inputs must have the same size in dimension 0 (the batch dimension); "
-                f"got {sorted(sizes)}"
+                f"missing input(s) {', '.join(repr(n) for n in missing)}: this model needs "
+                + ", ".join(f"'{s.name}' {s.datatype} {_fmt(s.shape)}" for s in self.inputs)
             )
-        rows = sizes.pop()
+        if request.outputs is not None:
+            for name in request.outputs:
+                if name not in self.output_names:
+                    raise BadRequest(
+                        f"unknown output '{name}': this model's outputs are "
+                        f"{', '.join(repr(n) for n in sorted(self.output_names))}"
+                    )
+        if not self.batched:
+            return feeds, 1
+        rows = -1
+        for arr in feeds.values():
+            if rows != arr.shape[0]:
+                if rows != -1:
+                    sizes = sorted({a.shape[0] for a in feeds.values()})
+                    raise BadRequest(
+                        "all inputs must have the same size in dimension 0 (the batch "
+                        f"dimension); got {sizes}"
+                    )
+                rows = arr.shape[0]
         if rows == 0:
             raise BadRequest("the batch dimension (dimension 0) must be at least 1")
-    return feeds, rows
+        return feeds, rows

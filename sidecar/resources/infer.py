@@ -11,7 +11,6 @@ from sidecar.errors import PayloadTooLarge, WeirError
 from sidecar.metrics import unknown_model_failure
 from sidecar.protocol import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, decode_request, encode_response
 from sidecar.state import ServerState
-from sidecar.validation import build_feeds
 
 perf_counter = time.perf_counter
 
@@ -38,11 +37,9 @@ class Infer:
                     f"request body is {length} bytes, the limit is {self.max_body_bytes}; "
                     "send fewer rows per request"
                 )
-            body = req.bounded_stream.read(length) if length else b""
+            body = req.stream.read(length) if length else b""
             request = decode_request(body, req.get_header(HEADER_LENGTH))
-            feeds, rows = build_feeds(
-                request, found.inputs, found.outputs, found.config.nan_policy, found.batchable
-            )
+            feeds, rows = found.signature.feeds(request)
             item = Pending(feeds, rows)
             found.driver.infer(item)
             if item.error is not None:
@@ -51,8 +48,7 @@ class Infer:
             assert outputs is not None
             pairs = [(spec.name, outputs[i]) for i, spec in enumerate(found.outputs)]
             if found.hook is not None:
-                extra = found.hook(dict(pairs), found.config.labels)
-                pairs = list({**dict(pairs), **extra}.items())
+                pairs = found.hook.apply(pairs)
             wanted = request.outputs
             if wanted is not None:
                 pairs = [(name, arr) for name, arr in pairs if name in wanted]
@@ -72,5 +68,4 @@ class Infer:
         else:
             resp.content_type = BINARY_TYPE
             resp.set_header(HEADER_LENGTH, str(header_length))
-        metrics.success.inc()
-        metrics.request.observe(perf_counter() - started)
+        metrics.succeeded(perf_counter() - started)

@@ -65,7 +65,7 @@ class Sidecar:
             try:
                 if requests.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still loading
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"sidecar not ready after {timeout}s:\n{self.log_text()}")

@@ -19,8 +19,14 @@ def test_round_trip_through_the_environment():
 
 
 @pytest.mark.parametrize(
-    "env", [{"WEIR_DEVICE": "gpu"}, {"WEIR_WORKERS": "0"}, {"WEIR_WORKER_CLASS": "sync"}]
+    "env", [{"WEIR_DEVICE": "gpu"}, {"WEIR_WORKERS": "-1"}, {"WEIR_WORKER_CLASS": "sync"}]
 )
 def test_bad_values_are_refused(env):
     with pytest.raises(ValidationError):
         Settings.from_env(env)
+
+
+def test_worker_count_defaults_to_cpus_on_cpu_and_one_on_a_gpu():
+    assert 1 <= Settings(device="cpu").worker_count() <= 4
+    assert Settings(device="0").worker_count() == 1
+    assert Settings(workers=3, device="0").worker_count() == 3

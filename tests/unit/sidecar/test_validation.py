@@ -10,10 +10,14 @@ import pytest
 from sidecar.errors import BadRequest
 from sidecar.protocol import decode_request
 from sidecar.runtime import TensorSpec
-from sidecar.validation import build_feeds
+from sidecar.validation import Signature, _all_finite
 
 INPUTS = [TensorSpec("input", "FP32", (None, 4))]
 OUTPUTS = [TensorSpec("probabilities", "FP32", (None, 10))]
+
+
+def build_feeds(request, inputs, outputs, nan_policy, batched):
+    return Signature(inputs, outputs, nan_policy, batched).feeds(request)
 
 
 def _request(inputs, outputs=None):
@@ -69,3 +73,19 @@ def test_nan_passes_when_the_model_allows_it():
 def test_unknown_output_is_refused():
     with pytest.raises(BadRequest, match="unknown output 'logits'"):
         build_feeds(_request([_input()], [{"name": "logits"}]), INPUTS, OUTPUTS, "reject", True)
+
+
+def test_inputs_must_agree_on_the_batch_dimension():
+    two = [TensorSpec("a", "FP32", (None, 4)), TensorSpec("b", "FP32", (None, 4))]
+    items = [_input(name="a"), _input(name="b", shape=[1, 4], data=[0] * 4)]
+    with pytest.raises(BadRequest, match=r"same size in dimension 0.*\[1, 2\]"):
+        build_feeds(_request(items), two, OUTPUTS, "reject", True)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_nan_and_inf_are_found_in_every_float_width(dtype):
+    big = np.finfo(dtype).max
+    for values in ([big, big, 1, 1], [1, np.inf, 1, 1], [np.nan, 1, 1, 1], [-np.inf, np.inf, 0, 0]):
+        arr = np.array(values, dtype=dtype)
+        expected = bool(np.isfinite(arr).all())
+        assert _all_finite(arr) is expected, values

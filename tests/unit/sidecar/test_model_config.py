@@ -1,0 +1,97 @@
+"""config.yaml: batching overrides, labels with a post-processing hook, NaN policy, errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import falcon.testing
+import pytest
+
+from sidecar.app import create_app, load_state, threaded_drivers
+from sidecar.model_config import ConfigError, load_model_config
+from sidecar.settings import Settings
+
+HOOK = """
+import numpy as np
+
+OUTPUTS = [{"name": "label", "datatype": "BYTES", "shape": [-1, 1]}]
+
+
+def postprocess(outputs, labels):
+    top = outputs["probabilities"].argmax(axis=1)
+    return {"label": np.array([[labels[i].encode()] for i in top], dtype=object)}
+"""
+
+LABELS = [f"digit-{i}" for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def client(repository: Path, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("repo")
+    (root / "digits" / "1").mkdir(parents=True)
+    shutil.copy(repository / "digits/1/model.onnx", root / "digits/1/model.onnx")
+    (root / "digits" / "hook.py").write_text(HOOK)
+    (root / "digits" / "config.yaml").write_text(
+        "batching: {max_batch_size: 8, max_queue_delay_ms: 1}\n"
+        "versions: {'1': {max_queue_size: 3}}\n"
+        "nan_policy: allow\n"
+        f"labels: {LABELS}\n"
+        "hook: hook.py\n"
+    )
+    state = load_state(Settings(models=str(root)), threaded_drivers)
+    return state, falcon.testing.TestClient(create_app(state, 1 << 20))
+
+
+def test_version_overrides_and_model_defaults_combine(client):
+    state, _ = client
+    policy = state.repository.get("digits", "1").policy
+    assert (policy.max_batch_size, policy.max_queue_delay, policy.max_queue_size) == (8, 0.001, 3)
+
+
+def test_hook_adds_its_declared_output_with_labels(client):
+    _, http = client
+    meta = http.simulate_get("/v2/models/digits").json
+    assert meta["outputs"][-1] == {"name": "label", "datatype": "BYTES", "shape": [-1, 1]}
+    body = {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [2, 64],
+                "datatype": "FP32",
+                "data": [0.0] * 64 + [16.0] * 64,
+            }
+        ],
+        "outputs": [{"name": "label"}],
+    }
+    resp = http.simulate_post("/v2/models/digits/infer", json=body)
+    assert resp.status_code == 200, resp.text
+    (out,) = resp.json["outputs"]
+    assert out["name"] == "label" and out["datatype"] == "BYTES" and out["shape"] == [2, 1]
+    assert all(label in LABELS for label in out["data"])
+
+
+def test_nan_policy_allow_lets_nan_through(client):
+    _, http = client
+    body = {
+        "inputs": [
+            {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [float("nan")] * 64}
+        ]
+    }
+    assert http.simulate_post("/v2/models/digits/infer", json=body).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("batching: {max_batch_size: -1}", "batching.max_batch_size"),
+        ("batching: {max_wait: 3}", "batching.max_wait"),
+        ("nan_policy: sometimes", "nan_policy"),
+        ("batching: [", "not valid YAML"),
+    ],
+)
+def test_bad_config_names_the_file_and_key(tmp_path, text, needle):
+    (tmp_path / "config.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=needle) as err:
+        load_model_config(tmp_path)
+    assert str(tmp_path / "config.yaml") in str(err.value)
