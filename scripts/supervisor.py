@@ -117,6 +117,8 @@ class Supervisor:
                 continue
             if child.restart_at is None:
                 code = child.process.returncode if child.process else None
+                # Its orphans (workers of a SIGKILLed master) would keep serving stale state.
+                child.signal_group(signal.SIGKILL)
                 if now - child.started_at > HEALTHY_AFTER_S:
                     child.backoff_s = BACKOFF_FIRST_S
                 say(child.name, f"exited with {code}; restarting in {child.backoff_s:.0f}s")

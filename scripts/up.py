@@ -1,0 +1,164 @@
+"""`weir up`: the whole stack on this machine, in the foreground.
+
+One sidecar per device of the release (`devices: auto` = one per visible GPU, else one on the
+CPU), each waited for until ready; then the edge with the release applied. Every component's
+log lines carry a `[name]` prefix; a crashed component is restarted with backoff (meanwhile the
+edge's breaker and fallbacks answer for a dead sidecar). Ctrl-C or SIGTERM drains the edge,
+then the sidecars, and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from scripts import probe
+from scripts.release import ReleaseError, load_release
+from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
+from scripts.supervisor import Child, Supervisor, say
+
+READY_TIMEOUT_S = 300.0
+
+
+def _weir(*args: str) -> list[str]:
+    return [sys.executable, "-m", "scripts.cli", *args]
+
+
+def wait_ready(child: Child, address: str, path: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Block until `address` answers 200 on `path`; raise if the child dies or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not child.running():
+            raise RuntimeError(f"{child.name} exited before it was ready: see its log lines above")
+        try:
+            if probe.get(address, path, timeout=2.0)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{child.name} was not ready after {timeout_s:.0f}s at {address}{path}")
+
+
+def local_address(listen: str) -> str:
+    """Where a client on this machine reaches a listener bound to `listen` (host:port)."""
+    host, _, port = listen.rpartition(":")
+    return f"{'127.0.0.1' if host in ('', '0.0.0.0', '[::]') else host}:{port}"
+
+
+def write_example(runtime: RuntimeDir) -> Path:
+    """A ready-to-send V2 request for the sample `digits` model (an 8x8 image, pixels / 16)."""
+    path = runtime.root / "examples" / "digits.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensor = {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}
+    path.write_text(json.dumps({"id": "example-1", "inputs": [tensor]}) + "\n")
+    return path
+
+
+def banner(listen: str, admin: str, token_hint: str, example: Path) -> str:
+    edge, admin_url = f"http://{local_address(listen)}", f"http://{admin}"
+    auth = f'-H "Authorization: Bearer {token_hint}"'
+    return "\n".join(
+        [
+            "",
+            f"Weir is up. Send V2 inference requests to {edge}",
+            f"  admin API (loopback only): {admin_url}",
+            "",
+            "  # an inference (the edge picks the version; X-User-Id keeps a user on one)",
+            f"  curl -s -H 'X-User-Id: alice' {edge}/v2/models/digits/infer -d @{example}",
+            "  # live state of every model",
+            f"  curl -s {auth} {admin_url}/admin/status",
+            "  # kill switch for digits version 2, and its undo",
+            f"  curl -s -XPOST   {auth} {admin_url}/admin/models/digits/versions/2/kill",
+            f"  curl -s -XDELETE {auth} {admin_url}/admin/models/digits/versions/2/kill",
+            "",
+            "Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="weir up", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--release", type=Path, default=Path("release.yaml"))
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=Path(os.environ.get("WEIR_MODELS_DIR", "models")),
+        help="model repository (models/<name>/<version>/model.onnx)",
+    )
+    parser.add_argument(
+        "--runtime-dir",
+        help="sockets, configs, state and logs (default: $WEIR_RUNTIME_DIR or .weir)",
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        loaded = load_release(args.release)
+    except ReleaseError as exc:
+        print(f"weir up: {exc}", file=sys.stderr)
+        return 1
+    release = loaded.release
+    runtime = RuntimeDir.from_arg(args.runtime_dir)
+    runtime.ensure()
+    env = {**os.environ, "WEIR_RUNTIME_DIR": str(runtime.root)}
+    token_hint = "$WEIR_ADMIN_TOKEN"
+    if release.edge.admin_auth == "token":
+        try:
+            ensure_token(runtime)
+        except TokenError as exc:
+            print(f"weir up: {exc}", file=sys.stderr)
+            return 1
+        if not os.environ.get("WEIR_ADMIN_TOKEN"):
+            token_hint = f"$(cat {runtime.token_file})"
+
+    devices = resolve_devices(release.sidecars.devices)
+    grace_s = release.longest_timeout + 15
+    sup = Supervisor()
+    sidecars: list[Child] = []
+    edge: Child | None = None
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for device in devices:
+            socket_path = runtime.sidecar_socket(device)
+            argv_ = _weir("sidecar", "--models", str(args.models.absolute()), "--device", device)
+            sidecars.append(
+                sup.add(
+                    Child(
+                        f"sidecar-{device}",
+                        [*argv_, "--socket", str(socket_path)],
+                        env=env,
+                        grace_s=grace_s,
+                    )
+                )
+            )
+        for child, device in zip(sidecars, devices, strict=True):
+            wait_ready(child, f"unix:{runtime.sidecar_socket(device)}", "/v2/health/ready")
+            say("up", f"{child.name} is ready")
+        edge = sup.add(
+            Child("edge", _weir("edge", str(args.release.absolute())), env=env, grace_s=grace_s)
+        )
+        wait_ready(edge, local_address(release.edge.listen), "/v2/health/ready")
+        example = write_example(runtime)
+        say("up", banner(release.edge.listen, release.edge.admin_listen, token_hint, example))
+        sup.run_until_stopped()
+    except KeyboardInterrupt:
+        say("up", "stopping: draining the edge, then the sidecars")
+    except RuntimeError as exc:
+        say("up", f"cannot start: {exc}")
+        sup.stop([c for c in (edge, *sidecars) if c])
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sup.stop([c for c in (edge, *sidecars) if c])
+    say("up", "stopped")
+    return 0
