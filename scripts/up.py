@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from scripts import probe
-from scripts.release import ReleaseError, load_release
+from scripts.release import Release, ReleaseError, load_release
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
 from scripts.supervisor import Child, Supervisor, say
 
@@ -43,6 +43,16 @@ def wait_ready(child: Child, address: str, path: str, timeout_s: float = READY_T
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{child.name} was not ready after {timeout_s:.0f}s at {address}{path}")
+
+
+def missing_versions(release: Release, models: Path) -> list[str]:
+    """Release versions served by local sidecars whose model file is absent."""
+    return [
+        f"{name}/{version}"
+        for name, model in release.models.items()
+        for version, spec in model.versions.items()
+        if not spec.upstreams and not (models / name / version / "model.onnx").is_file()
+    ]
 
 
 def local_address(listen: str) -> str:
@@ -104,6 +114,15 @@ def main(argv: list[str]) -> int:
         print(f"weir up: {exc}", file=sys.stderr)
         return 1
     release = loaded.release
+    missing = missing_versions(release, args.models)
+    if missing:
+        print(
+            f"weir up: {args.release} names model versions that {args.models} does not hold: "
+            f"{', '.join(missing)}. Add models/<name>/<version>/model.onnx or remove them "
+            "from the release.",
+            file=sys.stderr,
+        )
+        return 1
     runtime = RuntimeDir.from_arg(args.runtime_dir)
     runtime.ensure()
     env = {**os.environ, "WEIR_RUNTIME_DIR": str(runtime.root)}
