@@ -114,7 +114,7 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
         ],
     ),
     (
-        "Breaker state (0 closed, 1 half-open, 2 open)",
+        "Breaker state (0 closed, 1 open, 2 half-open)",
         "short",
         "timeseries",
         [(f"max by ({BY_VERSION}) (weir_edge_breaker_state{{{MODEL}}})", "{{model}} v{{version}}")],
