@@ -1,0 +1,18 @@
+"""`make bench`: Weir's sidecar against its baselines, on this machine, in one run.
+
+Not collected by pytest (no test_*.py here). One module per concern, reusable for the edge-hop
+benchmark (requests through the edge vs straight to the same sidecar, both as `Target`s):
+
+    run.py          the entry point: options, groups of cells, RESULTS.md
+    procs.py        start/stop servers by PID on dynamic loopback ports, readiness, tree RSS
+    servers.py      the targets: naive Flask, bare meinheld, `weir sidecar` configurations
+    loadgen.py      wrk with a generated Lua script (binary-safe bodies), JSON summary parsed
+    payloads.py     V2 request bodies (JSON, binary tensors) and an answer check against ORT
+    ceiling.py      in-process ORT: batch-size sweep and the per-group ceiling
+    prom.py         histogram _sum/_count out of Prometheus text (mean batch size)
+    report.py       rows, ratios, the issue's targets, Markdown tables
+    page.py         the RESULTS.md page around the tables
+    profile.py      py-spy on a server worker under wrk load (optional tool)
+    naive_flask.py  baseline (a): Flask `app.run()`, ORT per request
+    bare_meinheld.py baseline (b): gunicorn + meinheld + Falcon, ORT per request, nothing else
+"""

@@ -28,6 +28,7 @@ class RunInfo:
     seconds: float
     command: str
     load_before: str
+    load_after: str
     duration: int
     rounds: int
     warmup: int
@@ -66,7 +67,8 @@ def render(info: RunInfo, rows: list[Row], sweeps: list[Sweep]) -> str:
     return f"""# Weir benchmark results
 
 - Date: {info.started} UTC, took {info.seconds:.0f} s; commit `{commit(info.root)}`
-- Machine: {machine()}; load average before the run: {info.load_before}
+- Machine: {machine()}
+- Load average (1, 5, 15 min) before the run: {info.load_before}; after: {info.load_after}
 - Command: `{info.command}`: {info.rounds} interleaved round(s) of {info.duration} s per cell
   after {info.warmup} s of warmup, `wrk -t{info.wrk_threads}`
 

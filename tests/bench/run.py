@@ -225,6 +225,10 @@ def measure_group(
     return [ceiling_row, *(_row(t, payload, clients, slices[t.name]) for t in targets)]
 
 
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -260,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a killed run still stops its servers
     only = [w for w in args.only.split(",") if w]
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
-    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load_before = _loadavg()
     t0 = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="weir-bench-"))
     keys = [f"{m}/v{v}/{e}" for m, v, e in PAYLOADS]
@@ -285,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds=time.monotonic() - t0,
         command=f"python -m tests.bench.run {argv_text}".strip() if argv_text else "make bench",
         load_before=load_before,
+        load_after=_loadavg(),
         duration=args.duration,
         rounds=args.rounds,
         warmup=args.warmup,
