@@ -22,7 +22,34 @@ local KEEP = 86400  -- seconds bookkeeping keys outlive any sane open period
 
 -- dict: a shared dict; now: clock in seconds; on_transition(model, version, from, to, detail).
 function _M.new(dict, now, on_transition)
-    return setmetatable({ dict = dict, now = now, on_transition = on_transition }, mt)
+    return setmetatable({ dict = dict, now = now, on_transition = on_transition,
+        seen_serial = -1, open_set = {} }, mt)
+end
+
+-- The versions whose breaker is not closed, as {model = {version = true}}, rescanned only when
+-- `serial` moved (transitions bump it).
+function _M:not_closed(serial)
+    if serial ~= self.seen_serial then
+        local found = {}
+        for _, key in ipairs(self.dict:get_keys(0)) do
+            local model, version = key:match("^g|([^|]+)|([^|]+)$")
+            if model then
+                found[model] = found[model] or {}
+                found[model][version] = true
+            end
+        end
+        self.seen_serial, self.open_set = serial, found
+    end
+    return self.open_set
+end
+
+-- allow(), with no shared dict access while the breaker is closed (the common case).
+function _M:allow_cached(model, version, conf, serial)
+    local open = self:not_closed(serial)[model]
+    if not open or not open[version] then
+        return true
+    end
+    return self:allow(model, version, conf)
 end
 
 local function id_of(model, version)

@@ -8,12 +8,13 @@ local cjson = require("cjson.safe")
 
 local _M = {}
 
-local SETTINGS, SERIAL = "settings", "settings_serial"
+-- SERIAL is shared with the live state (weir.state): one read per request notices either.
+local SETTINGS, SERIAL, GENERATION = "settings", "serial", "settings_generation"
 
 local settings = nil
 local settings_path = nil
 local wiring = nil       -- the wiring hash of the nginx.conf this process was started with
-local seen_serial = -1
+local seen_serial, seen_generation = -1, -1
 
 local function read_file(path)
     local handle, err = io.open(path, "rb")
@@ -39,6 +40,7 @@ function _M.decode(text, origin)
                 model[key] = nil
             end
         end
+        model.bucket_var = "weir_bucket_" .. model.var
         model.version_set = {}
         for _, version in ipairs(model.versions) do
             model.version_set[version] = true
@@ -68,8 +70,8 @@ function _M.load(path, dict)
     settings, settings_path, wiring = decoded, path, decoded.wiring
     if dict then
         dict:set(SETTINGS, text)
+        seen_generation = dict:incr(GENERATION, 1, 0)
         dict:incr(SERIAL, 1, 0)
-        seen_serial = dict:get(SERIAL)
     end
     return decoded
 end
@@ -85,17 +87,24 @@ function _M.publish(dict)
             .. "which `weir apply` does"
     end
     dict:set(SETTINGS, text)
+    dict:incr(GENERATION, 1, 0)
     dict:incr(SERIAL, 1, 0)
     return decoded
 end
 
--- Worker, once per request: adopt newly published settings (one shared dict read).
-function _M.sync(dict)
-    local serial = dict:get(SERIAL)
+-- Worker, once per request: adopt newly published settings. serial: the caller's read of
+-- the shared serial, if it has one.
+function _M.sync(dict, serial)
+    serial = serial or dict:get(SERIAL)
     if serial == seen_serial then
         return
     end
     seen_serial = serial
+    local generation = dict:get(GENERATION)
+    if generation == seen_generation then
+        return  -- the live state moved, not the settings
+    end
+    seen_generation = generation
     local decoded = _M.decode(dict:get(SETTINGS), "published")
     -- An old worker finishing its last requests after a reload keeps its own settings.
     if decoded and decoded.wiring == wiring then

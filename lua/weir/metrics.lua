@@ -1,7 +1,11 @@
 -- Edge metrics in a shared dict, exposed in Prometheus text format on the admin listener.
--- Counters are one incr each on the hot path; histogram buckets are stored non-cumulative and
--- summed at scrape time, so a request touches one bucket only.
+-- The hot path only adds to a per-worker Lua table; a timer flushes it into the shared dict
+-- every FLUSH_SECONDS (and when the worker exits), so a scrape lags by at most that much.
+-- Histogram buckets are stored non-cumulative and summed at scrape time.
 local _M = {}
+
+local FLUSH_SECONDS = 0.5
+_M.FLUSH_SECONDS = FLUSH_SECONDS
 
 local BUCKETS = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 _M.BUCKETS = BUCKETS
@@ -19,18 +23,41 @@ local function incr(key, by)
     end
 end
 
+local pending = {}  -- this worker's increments since the last flush
+
+local function add(key, by)
+    pending[key] = (pending[key] or 0) + (by or 1)
+end
+
+function _M.flush()
+    local batch = pending
+    pending = {}
+    for key, value in pairs(batch) do
+        incr(key, value)
+    end
+end
+
+-- Starts the flush timer (init_worker); flushes once more when the worker exits.
+function _M.start_flushing()
+    local ok, err = ngx.timer.every(FLUSH_SECONDS, function() _M.flush() end)
+    if not ok then
+        ngx.log(ngx.ERR, "weir metrics: cannot start the flush timer: ", err)
+    end
+end
+
 function _M.request(model, version, status)
-    incr("req|" .. model .. "|" .. version .. "|" .. status)
+    add("req|" .. model .. "|" .. version .. "|" .. status)
 end
 
 function _M.rate_limited(model)
-    incr("rl|" .. model)
+    add("rl|" .. model)
 end
 
 function _M.fallback(model, reason)
-    incr("fb|" .. model .. "|" .. reason)
+    add("fb|" .. model .. "|" .. reason)
 end
 
+-- Rare and worth seeing at once: straight to the shared dict.
 function _M.transition(model, version, from, to)
     incr("bt|" .. model .. "|" .. version .. "|" .. from .. "|" .. to)
 end
@@ -44,8 +71,8 @@ function _M.upstream_seconds(model, version, seconds)
         end
     end
     local prefix = "|" .. model .. "|" .. version
-    incr("hb" .. prefix .. "|" .. index)
-    incr("hs" .. prefix, seconds)
+    add("hb" .. prefix .. "|" .. index)
+    add("hs" .. prefix, seconds)
 end
 
 -- Rendering -----------------------------------------------------------------------------------

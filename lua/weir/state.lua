@@ -24,42 +24,52 @@ local function kill_key(model, version)
     return "kill|" .. model
 end
 
--- The whole live state as one table, rebuilt only when the serial changed.
--- {models = {name = {killed = bool, killed_versions = {v = true}, split = {v = w} | nil}}}
-function _M.snapshot()
-    local serial = dict:get(SERIAL) or 0
-    if serial == cached_serial and cached then
-        return cached
+local function entry(models, name)
+    local m = models[name]
+    if not m then
+        m = { killed = false, killed_versions = {}, split = nil }
+        models[name] = m
     end
+    return m
+end
+
+local function rebuild(serial)
     local models = {}
-    local function entry(name)
-        local m = models[name]
-        if not m then
-            m = { killed = false, killed_versions = {}, split = nil }
-            models[name] = m
-        end
-        return m
-    end
     for _, key in ipairs(dict:get_keys(0)) do
         local kind, model, version = key:match("^(%a+)|([^|]+)|?([^|]*)$")
         if kind == "kill" then
             if version ~= "" then
-                entry(model).killed_versions[version] = true
+                entry(models, model).killed_versions[version] = true
             else
-                entry(model).killed = true
+                entry(models, model).killed = true
             end
         elseif kind == "split" then
-            entry(model).split = cjson.decode(dict:get(key) or "null")
+            entry(models, model).split = cjson.decode(dict:get(key) or "null")
         end
     end
     cached_serial, cached = serial, { models = models }
     return cached
 end
 
+-- The whole live state as one table, rebuilt only when the serial changed.
+-- {models = {name = {killed = bool, killed_versions = {v = true}, split = {v = w} | nil}}}
+-- serial: the caller's read of the shared serial, if it has one.
+function _M.snapshot(serial)
+    serial = serial or dict:get(SERIAL) or 0
+    if serial == cached_serial and cached then
+        return cached
+    end
+    return rebuild(serial)
+end
+
 local EMPTY = { killed = false, killed_versions = {}, split = nil }
 
-function _M.model(name)
-    return _M.snapshot().models[name] or EMPTY
+function _M.model(name, serial)
+    return _M.snapshot(serial).models[name] or EMPTY
+end
+
+function _M.serial()
+    return dict:get(SERIAL) or 0
 end
 
 local function changed()

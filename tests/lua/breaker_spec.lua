@@ -80,6 +80,15 @@ describe("breaker", function()
         assert.is_number(b:allow("m", "1", conf))
     end)
 
+    it("skips the shared dict while closed, and notices an open breaker once the serial moves",
+        function()
+            assert.is_true(b:allow_cached("m", "1", conf, 1))
+            fail(3)
+            assert.is_true(b:allow_cached("m", "1", conf, 1))  -- serial not bumped yet
+            assert.is_nil(b:allow_cached("m", "1", conf, 2))
+            assert.is_true(b:allow_cached("m", "2", conf, 2))
+        end)
+
     it("keeps versions apart", function()
         fail(3)
         assert.is_true(b:allow("m", "2", conf))

@@ -11,6 +11,7 @@ end
 local function req(t)
     local bucket = t.at or 0.5
     t.bucket = function() return bucket end
+    t.buckets = 1000
     return t
 end
 

@@ -1,5 +1,7 @@
 -- access_by_lua for the data plane: choose the version, apply kill switches and the breaker,
--- and point proxy_pass at the chosen upstream (or answer with the fallback right here).
+-- and set $weir_version, which proxy_pass turns into the version's upstream and URI (or answer
+-- with the fallback right here). The common path reads one shared dict key and writes one
+-- variable.
 local choose = require("weir.choose")
 local config = require("weir.config")
 local context = require("weir.context")
@@ -26,15 +28,16 @@ _M.send = send
 
 -- The sticky key's stable bucket as a number in [0, 1): split_clients' bucket (its hash of
 -- the key), read only when a choice needs it.
-local function bucket_of(model, buckets)
-    return function()
-        local bucket = tonumber(var["weir_bucket_" .. model.var])
-        if bucket then
-            return (bucket + 0.5) / buckets
-        end
-        return (crc32(var.remote_addr or "") % buckets + 0.5) / buckets
+local function read_bucket(model, buckets)
+    local bucket = tonumber(var[model.bucket_var])
+    if bucket then
+        return (bucket + 0.5) / buckets
     end
+    return (crc32(var.remote_addr or "") % buckets + 0.5) / buckets
 end
+
+-- One request at a time per worker: reuse the table instead of allocating per request.
+local req = { pinned = nil, forced = nil, bucket = read_bucket, buckets = 1000 }
 
 local function usable(name, model)
     return function(version)
@@ -45,21 +48,25 @@ local function usable(name, model)
     end
 end
 
--- Route this request to `version` of model `name`.
-local function route(name, model, version, probe)
-    var.weir_version = version
-    var.weir_upstream = model.upstreams[version]
-    var.weir_uri = "/v2/models/" .. name .. "/versions/" .. version .. "/infer"
-    var.weir_pending = version
-    var.weir_probe = probe or ""
+-- Mark this request with a probe generation or a fallback reason (see context.marked).
+local function mark(name, value)
+    if var[name] == "" then
+        context.marked = context.marked + 1
+    end
+    var[name] = value
 end
+_M.mark = mark
 
 -- Answer with the fallback for `reason`, after `failed` could not be used.
 function _M.fall_back(name, model, reason, failed, model_killed)
-    var.weir_fallback = reason
+    mark("weir_fallback", reason)
     local decision = fallback.decide(model, name, reason, failed, usable(name, model), model_killed)
     if decision.version then
-        return route(name, model, decision.version, decision.probe)
+        var.weir_version = decision.version
+        if decision.probe then
+            mark("weir_probe", decision.probe)
+        end
+        return
     end
     var.weir_version = ""
     return send(decision.status, decision.body, decision.retry_after)
@@ -68,17 +75,16 @@ end
 local state_dict = ngx.shared.weir_state
 
 function _M.infer(name)
-    config.sync(state_dict)
+    local serial = state.serial()
+    config.sync(state_dict, serial)
     local model = config.model(name)
-    local live = state.model(name)
+    local live = state.model(name, serial)
     if live.killed then
         return _M.fall_back(name, model, fallback.KILLED, nil, true)
     end
-    local req = {
-        pinned = var.weir_pinned,
-        forced = model.force_var and var[model.force_var],
-        bucket = bucket_of(model, config.get().buckets),
-    }
+    req.pinned = var.weir_pinned
+    req.forced = model.force_var and var[model.force_var]
+    req.buckets = config.get().buckets
     local version, why, bad = choose.version(model, req, live)
     if not version then
         if why == "unknown_version" then
@@ -90,18 +96,22 @@ function _M.infer(name)
     if live.killed_versions[version] then
         return _M.fall_back(name, model, fallback.KILLED, version, false)
     end
-    local allowed = context.breaker:allow(name, version, model.breaker)
+    local allowed = context.breaker:allow_cached(name, version, model.breaker, serial)
     if not allowed then
         return _M.fall_back(name, model, fallback.BREAKER_OPEN, version, false)
     end
-    return route(name, model, version, allowed ~= true and allowed or nil)
+    var.weir_version = version
+    if allowed ~= true then
+        mark("weir_probe", allowed)
+    end
 end
 
 -- Metadata and readiness of a model: no breaker, no fallback; a killed model is unavailable.
 function _M.metadata(name)
-    config.sync(state_dict)
+    local serial = state.serial()
+    config.sync(state_dict, serial)
     local model = config.model(name)
-    local live = state.model(name)
+    local live = state.model(name, serial)
     local pinned = var.weir_pinned
     local version
     if pinned and pinned ~= "" then
@@ -111,16 +121,15 @@ function _M.metadata(name)
         end
         version = pinned
     else
-        version = choose.version(model, {
-            forced = model.force_var and var[model.force_var],
-            bucket = bucket_of(model, config.get().buckets),
-        }, live)
+        req.pinned = nil
+        req.forced = model.force_var and var[model.force_var]
+        req.buckets = config.get().buckets
+        version = choose.version(model, req, live)
     end
     if live.killed or not version or live.killed_versions[version] then
         return send(503, response.error_body("model " .. name .. " is switched off at the edge"), 1)
     end
     var.weir_version = version
-    var.weir_upstream = model.upstreams[version]
 end
 
 return _M

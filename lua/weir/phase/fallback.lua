@@ -11,20 +11,33 @@ local var = ngx.var
 
 local _M = {}
 
--- Charge the failed attempt to its version's breaker; returns the upstream status (or nil).
+local function nothing_else()
+    return nil
+end
+
+-- Charge the failed attempt to its version's breaker; returns the upstream status (or nil:
+-- the error was the edge's own, e.g. a Lua error, and no breaker hears of it).
 local function record_failure(name, model)
-    local pending = var.weir_pending
-    if pending == "" then
+    local version = var.weir_version
+    if version == "" then
         return nil
     end
     local status = outcome.last_status(var.upstream_status)
     if status then
-        local probe = tonumber(var.weir_probe)
-        context.breaker:record(name, pending, model.breaker, false, probe)
+        local probe = context.marked > 0 and tonumber(var.weir_probe) or nil
+        context.breaker:record(name, version, model.breaker, false, probe)
+        if probe then
+            var.weir_probe = ""
+            context.marked = context.marked - 1
+        end
     end
-    var.weir_pending = ""
-    var.weir_probe = ""
     return status
+end
+
+local function placeholder(model, name, reason, failed)
+    local decision = fallback.decide(model, name, reason, failed, nothing_else)
+    var.weir_version = ""
+    return decision
 end
 
 -- After the chosen version failed: try the fallback version, or answer with the placeholder.
@@ -36,11 +49,10 @@ function _M.after_upstream_error()
     end
     local failed = var.weir_version
     local status = record_failure(name, model)
-    local previous = var.weir_fallback
+    local previous = context.marked > 0 and var.weir_fallback or ""
     if previous ~= "" then
         -- The request was already on its fallback version: nothing left to try.
-        local decision = fallback.decide(model, name, previous, failed, function() return nil end)
-        var.weir_version = ""
+        local decision = placeholder(model, name, previous, failed)
         return access.send(decision.status, decision.body, decision.retry_after)
     end
     return access.fall_back(name, model, fallback.reason_for_status(status), failed, false)
@@ -50,10 +62,9 @@ end
 function _M.after_fallback_error()
     local name = var.weir_model
     local model = config.model(name)
+    local failed = var.weir_version
     record_failure(name, model)
-    local decision = fallback.decide(model, name, var.weir_fallback, var.weir_version,
-        function() return nil end)
-    var.weir_version = ""
+    local decision = placeholder(model, name, var.weir_fallback, failed)
     ngx.status = decision.status
     ngx.header["Content-Type"] = "application/json"
     if decision.retry_after then

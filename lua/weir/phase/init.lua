@@ -2,6 +2,7 @@
 local auth = require("weir.auth")
 local config = require("weir.config")
 local context = require("weir.context")
+local metrics = require("weir.metrics")
 local state = require("weir.state")
 
 local _M = {}
@@ -15,6 +16,11 @@ function _M.master(settings_file)
             .. "a token, set edge.admin_auth: open in the release", 0)
     end
     assert(state.load_once(settings.state_file, config.read_file))
+end
+
+-- init_worker_by_lua: per-worker metrics are flushed to the shared dict by a timer.
+function _M.worker()
+    metrics.start_flushing()
 end
 
 return _M

@@ -225,7 +225,16 @@ class EdgeHarness:
     def breaker(self, model: str, version: str) -> str:
         return self.status()["models"][model]["versions"][version]["breaker"]["state"]
 
+    def workers(self, expected: int = 2) -> list[int]:
+        """The edge's worker PIDs, once all `expected` workers are up."""
+        assert self.edge is not None
+        deadline = time.monotonic() + 5
+        while len(pids := self.edge.worker_pids()) != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return pids
+
     def metrics(self) -> str:
+        time.sleep(0.6)  # workers flush their counters to the shared dict every 0.5 s
         status, _, data = self.admin_call("GET", "/metrics")
         assert status == 200
         return data

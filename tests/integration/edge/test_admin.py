@@ -57,7 +57,7 @@ def test_open_admin_is_an_explicit_choice(harness, upstreams, tools, monkeypatch
 
 def test_kill_revive_and_split_take_effect_without_reload(harness, upstreams, tools) -> None:
     harness.start(tools.two_versions(upstreams))
-    workers = harness.edge.worker_pids()
+    workers = harness.workers()
     assert len(workers) == 2
 
     assert harness.admin_call("POST", "/admin/models/digits/kill")[0] == 200
@@ -93,7 +93,7 @@ def test_kill_revive_and_split_take_effect_without_reload(harness, upstreams, to
     assert bad[0] == 400 and "not in the release" in bad[2]["error"]
     assert harness.admin_call("DELETE", "/admin/models/digits/split")[0] == 200
 
-    assert harness.edge.worker_pids() == workers  # no reload happened
+    assert harness.workers() == workers  # no reload happened
 
 
 def test_kill_survives_reload_and_restart(harness, upstreams, tools) -> None:
