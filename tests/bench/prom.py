@@ -1,8 +1,10 @@
 """Read a histogram's `_sum` and `_count` out of Prometheus text, filtered by labels.
 
-Deliberately small: the benchmark needs the batch-size histogram's totals before and after a
-cell (mean batch size = delta sum / delta count), summed over every series whose labels include
-the ones asked for (all workers in multiprocess mode, every other label value).
+Deliberately small: the benchmark needs the sidecar's batch-size and compute-time histograms
+before and after a cell, summed over every series whose labels include the ones asked for (all
+workers in multiprocess mode, every other label value). From their deltas: mean batch size, the
+share of wall time the model ran (busy), and the samples/s while it ran (compute rate), which
+split "x ceiling" into "not running often enough" and "running slower than in-process".
 """
 
 from __future__ import annotations
@@ -46,3 +48,35 @@ def histogram_totals(text: str, name: str, labels: dict[str, str]) -> HistogramT
 def scrape(url: str, timeout: float = 5.0) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return resp.read().decode()
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """Deltas of the batch-size (rows) and compute-seconds histograms over a measured interval."""
+
+    rows: HistogramTotals  # _sum: samples inferred, _count: batches run
+    compute: HistogramTotals  # _sum: seconds in the model, _count: batches run
+
+    def __sub__(self, other: BatchStats) -> BatchStats:
+        return BatchStats(self.rows - other.rows, self.compute - other.compute)
+
+    def __add__(self, other: BatchStats) -> BatchStats:
+        return BatchStats(self.rows + other.rows, self.compute + other.compute)
+
+    @property
+    def mean_batch(self) -> float | None:
+        return self.rows.mean
+
+    @property
+    def compute_rate(self) -> float | None:
+        """Samples per second of model time."""
+        return self.rows.total / self.compute.total if self.compute.total > 0 else None
+
+
+def batch_stats(
+    url: str, rows_metric: str, compute_metric: str, labels: dict[str, str]
+) -> BatchStats:
+    text = scrape(url)
+    return BatchStats(
+        histogram_totals(text, rows_metric, labels), histogram_totals(text, compute_metric, labels)
+    )

@@ -25,6 +25,8 @@ class Row:
     mean_batch: float | None
     rss_bytes: int | None
     default: bool = False  # the sidecar's default configuration
+    busy: float | None = None  # sidecar: seconds in the model per wall second (all workers)
+    compute_rate: float | None = None  # sidecar: samples per second of model time
 
     @property
     def group(self) -> tuple[str, str, int]:
@@ -139,20 +141,25 @@ def goals_table(rows: list[Row]) -> tuple[str, bool]:
 
 
 def worker_class_table(rows: list[Row]) -> str:
-    """Sidecar configurations side by side: req/s, p99 and mean batch per group."""
-    weir = [r for r in rows if r.role == "weir"]
-    groups = list(dict.fromkeys(r.group for r in weir))
-    names = list(dict.fromkeys(r.target for r in weir))
-    lines = ["| cell | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for group in groups:
-        values = []
-        for name in names:
-            row = next((r for r in weir if r.target == name and r.group == group), None)
-            values.append(
-                "-"
-                if row is None
-                else f"{row.load.rps:,.0f} req/s, p99 {row.load.p99_ms:.1f} ms, "
-                f"batch {_fmt(row.mean_batch, '.1f')}"
-            )
-        lines.append(f"| {group[0]} {group[1]} c{group[2]} | " + " | ".join(values) + " |")
+    """Sidecar configurations, cell by cell, with where the model's time went.
+
+    busy: seconds spent running the model per wall second (summed over workers); model
+    samples/s: samples per second of model time. req/s ~= busy x model samples/s, so a gap to
+    the ceiling is either the model not running often enough (busy) or running slower than
+    in-process (model samples/s against the ceiling's).
+    """
+    lines = [
+        "| cell | sidecar | req/s | p99 ms | mean batch | busy | model samples/s "
+        "| ceiling samples/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in (r for r in rows if r.role == "weir"):
+        model, encoding, clients = row.group
+        ceiling = _find(rows, "ceiling", model, clients, encoding)
+        lines.append(
+            f"| {model} {encoding} c{clients} | {row.target} | {row.load.rps:,.0f} "
+            f"| {row.load.p99_ms:.1f} | {_fmt(row.mean_batch, '.1f')} | {_pct(row.busy)} "
+            f"| {_fmt(row.compute_rate, ',.0f')} "
+            f"| {_fmt(ceiling.load.rps if ceiling else None, ',.0f')} |"
+        )
     return "\n".join(lines)

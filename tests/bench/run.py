@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tests.bench import prom
@@ -30,7 +30,14 @@ from tests.bench.page import RunInfo, render
 from tests.bench.payloads import Payload, check, make_payload
 from tests.bench.procs import RssSampler, running
 from tests.bench.report import MIB, Row
-from tests.bench.servers import BATCH_METRIC, Target, bare_target, flask_target, weir_target
+from tests.bench.servers import (
+    BATCH_METRIC,
+    COMPUTE_METRIC,
+    Target,
+    bare_target,
+    flask_target,
+    weir_target,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -111,20 +118,20 @@ def _targets(args: argparse.Namespace, logs: Path, only: list[str]) -> list[Targ
     return [t for t in targets if t.name in names]
 
 
-def _batch_totals(target: Target, payload: Payload) -> prom.HistogramTotals | None:
+def _batch_stats(target: Target, payload: Payload) -> prom.BatchStats | None:
     if target.metrics_path is None:
         return None
-    text = prom.scrape(target.server.base_url + target.metrics_path)
+    url = target.server.base_url + target.metrics_path
     labels = {"model": payload.model, "version": payload.version}
-    return prom.histogram_totals(text, BATCH_METRIC, labels)
+    return prom.batch_stats(url, BATCH_METRIC, COMPUTE_METRIC, labels)
 
 
 @dataclass(frozen=True)
 class Slice:
-    """One round of one cell: wrk's result, the batch histogram's delta, peak RSS."""
+    """One round of one cell: wrk's result, the sidecar's batch statistics, peak RSS."""
 
     load: LoadResult
-    batches: prom.HistogramTotals | None
+    batches: prom.BatchStats | None
     rss: int
 
 
@@ -140,35 +147,39 @@ def measure_slice(
     url = target.base_url + payload.path
     if warmup > 0:
         run_wrk(url, script, clients, warmup, wrk_threads)
-    before = _batch_totals(target, payload)
+    before = _batch_stats(target, payload)
     with RssSampler(target.server) as rss:
         load = run_wrk(url, script, clients, seconds, wrk_threads)
-    after = _batch_totals(target, payload)
+    after = _batch_stats(target, payload)
     return Slice(load, after - before if before and after else None, rss.peak)
 
 
 def _row(target: Target, payload: Payload, clients: int, slices: list[Slice]) -> Row:
-    batches = [s.batches for s in slices if s.batches is not None]
-    mean_batch = sum(batches[1:], batches[0]).mean if batches else None
+    parts = [s.batches for s in slices if s.batches is not None]
+    batches = sum(parts[1:], parts[0]) if parts else None
     load = LoadResult.merge([s.load for s in slices])
     rss = max(s.rss for s in slices)
-    return Row(
+    row = Row(
         f"{payload.model}/v{payload.version}",
         payload.encoding,
         clients,
         target.name,
         target.role,
         load,
-        mean_batch,
+        batches.mean_batch if batches else None,
         rss,
         target.default,
     )
+    if batches is None:
+        return row
+    busy = batches.compute.total / load.seconds if load.seconds else None
+    return replace(row, busy=busy, compute_rate=batches.compute_rate)
 
 
 def _progress(
-    label: str, target: str, load: LoadResult, batches: prom.HistogramTotals | None, rss: int | None
+    label: str, target: str, load: LoadResult, batches: prom.BatchStats | None, rss: int | None
 ) -> None:
-    mean = None if batches is None else batches.mean
+    mean = None if batches is None else batches.mean_batch
     batch = "-" if mean is None else f"{mean:.1f}"
     rss_text = "-" if rss is None else f"{rss / MIB:.0f}"
     print(

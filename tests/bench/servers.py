@@ -14,7 +14,9 @@ from pathlib import Path
 from tests.bench.procs import Server, free_port
 
 VENV_BIN = Path(sys.executable).parent
-BATCH_METRIC = "weir_batch_size"  # the sidecar's batch-size histogram (sidecar/metrics.py)
+# The sidecar's histograms (sidecar/metrics.py): rows per model run, seconds per model run.
+BATCH_METRIC = "weir_batch_size"
+COMPUTE_METRIC = "weir_compute_duration_seconds"
 
 
 @dataclass
