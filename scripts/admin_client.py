@@ -104,8 +104,9 @@ def format_status(data: dict[str, Any]) -> str:
         for version in sorted(model["versions"], key=int):
             v = model["versions"][version]
             breaker = v["breaker"]["state"]
-            killed = "  killed" if v["killed"] else ""
-            lines.append(f"  v{version}  weight {v['weight']:>6}%  breaker {breaker:<9}{killed}")
+            killed = "  KILLED" if v["killed"] else ""
+            weight = f"{float(v['weight']):g}%"
+            lines.append(f"  v{version}  weight {weight:>6}  breaker {breaker}{killed}")
     return "\n".join(lines)
 
 

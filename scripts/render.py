@@ -171,6 +171,8 @@ def render(
         "bucket_percent": f"{100 / BUCKETS:g}%",
         "listen": release.edge.listen,
         "admin_listen": release.edge.admin_listen,
+        # In the wiring: switching admin auth reloads nginx, whose master reads the token.
+        "admin_auth": release.edge.admin_auth,
         "longest_timeout": _seconds(longest),
         "max_connect_timeout": _seconds(min(longest, 1.0)),
     }

@@ -7,10 +7,11 @@ local state = require("weir.state")
 
 local _M = {}
 
-function _M.master(settings_file)
+-- admin_auth: "token" or "open", as rendered into nginx.conf (so changing it reloads nginx).
+function _M.master(settings_file, admin_auth)
     local settings = assert(config.load(settings_file, ngx.shared.weir_state))
     context.token = auth.load(settings.token_file, config.read_file)
-    if settings.admin_auth ~= "open" and not context.token then
+    if admin_auth ~= "open" and not context.token then
         error("weir: no admin token configured: set WEIR_ADMIN_TOKEN or write one to "
             .. settings.token_file .. " (mode 0600); to run the loopback admin API without "
             .. "a token, set edge.admin_auth: open in the release", 0)

@@ -1,0 +1,69 @@
+"""The operator commands: `weir status | kill | revive | split | history`, and `weir edge`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scripts.admin_client import kill_main, revive_main, split_main, status_main
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_admin_wrappers(harness, upstreams, tools, capsys) -> None:
+    harness.start(tools.two_versions(upstreams))
+    rt = ["--runtime-dir", str(harness.runtime.root)]
+    assert status_main(rt) == 0
+    out = capsys.readouterr().out
+    assert "revision 1" in out and "v2  weight    50%  breaker closed" in out
+
+    assert kill_main(["digits", "--version", "2", *rt]) == 0
+    assert harness.status()["models"]["digits"]["versions"]["2"]["killed"] is True
+    assert revive_main(["digits", "--version", "2", *rt]) == 0
+    assert split_main(["digits", "1=100", *rt]) == 0
+    assert harness.status()["models"]["digits"]["weights"]["override"] == {"1": 100}
+    assert split_main(["digits", "--clear", *rt]) == 0
+    assert kill_main(["nope", *rt]) == 1
+    assert "no model nope" in capsys.readouterr().err
+
+
+def test_wrappers_explain_a_missing_edge(tmp_path, capsys) -> None:
+    assert status_main(["--runtime-dir", str(tmp_path)]) == 1
+    assert "no applied release" in capsys.readouterr().err
+
+
+def test_weir_edge_runs_in_the_foreground_and_stops_on_ctrl_c(harness, upstreams, tools) -> None:
+    path = harness.write(harness.release(tools.two_versions(upstreams)))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scripts.cli",
+            "edge",
+            str(path),
+            "--runtime-dir",
+            str(harness.runtime.root),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if tools.request("POST", harness.listen, "/v2/models/digits/infer", {})[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert tools.request("POST", harness.listen, "/v2/models/digits/infer", {})[0] == 200
+    finally:
+        os.kill(process.pid, signal.SIGINT)
+        process.wait(15)
+    assert process.returncode == 0
+    assert harness.runtime.edge_pid() is None
