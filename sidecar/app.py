@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from pathlib import Path
@@ -99,6 +100,9 @@ def load_state(settings: Settings, driver_factory: DriverFactory) -> ServerState
     )
     state = ServerState(repository)
     state.ready = True
+    # Sessions, models and imports live as long as the worker: keep them out of GC scans.
+    gc.collect()
+    gc.freeze()
     return state
 
 

@@ -53,6 +53,14 @@ else:
         _stopped = False
 
         def run(self) -> None:
+            from sidecar.settings import Settings
+
+            limit = Settings.from_env().max_body_bytes
+            # Keep every accepted body in memory (meinheld spills bodies over 500 KiB to a
+            # temporary file) and let bodies a little over our limit reach the app, which
+            # refuses them with a JSON 413 instead of meinheld's HTML one.
+            server.set_client_body_buffer_size(limit + (1 << 20))
+            server.set_max_content_length(limit + (1 << 20))
             server.schedule_call(0, self._install_handlers)
             server.schedule_call(1, self._tick)
             super().run()

@@ -31,13 +31,17 @@ class Infer:
             raise
         metrics = found.metrics
         try:
-            length = req.content_length or 0
+            length = req.content_length
+            if length is None:  # chunked: read up to one byte past the limit
+                body = req.stream.read(self.max_body_bytes + 1)
+                length = len(body)
+            elif length <= self.max_body_bytes:
+                body = req.stream.read(length)
             if length > self.max_body_bytes:
                 raise PayloadTooLarge(
-                    f"request body is {length} bytes, the limit is {self.max_body_bytes}; "
+                    f"request body is over {self.max_body_bytes} bytes, the limit; "
                     "send fewer rows per request"
                 )
-            body = req.stream.read(length) if length else b""
             request = decode_request(body, req.get_header(HEADER_LENGTH))
             feeds, rows = found.signature.feeds(request)
             item = Pending(feeds, rows)

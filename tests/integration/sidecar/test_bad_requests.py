@@ -44,7 +44,7 @@ CASES = [
         "digits",
         b" " * (4 << 20) + json.dumps(GOOD).encode(),
         413,
-        "the limit is 4194304",
+        "over 4194304 bytes",
     ),
 ]
 

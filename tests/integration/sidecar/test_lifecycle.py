@@ -9,13 +9,19 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 DIGITS = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [2.0] * 64}]}
 
 
-def test_sigterm_drains_in_flight_requests_then_exits(spawn_sidecar, repository, cnn_request):
-    proc = spawn_sidecar(repository, "--workers", "1", "--drain-seconds", "1.5")
+@pytest.mark.parametrize("worker_class", ["meinheld", "gthread"])
+def test_sigterm_drains_in_flight_requests_then_exits(
+    spawn_sidecar, repository, cnn_request, worker_class
+):
+    proc = spawn_sidecar(
+        repository, "--workers", "1", "--drain-seconds", "1.5", "--worker-class", worker_class
+    )
     body, headers = cnn_request(300)  # a few hundred ms of CPU
     slow: dict[str, int] = {}
 

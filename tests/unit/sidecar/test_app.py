@@ -100,7 +100,7 @@ def test_binary_infer_round_trips_raw_tensors(client, repository):
         ("/v2/models/digits/infer", b"{oops", 400, "not valid JSON"),
         ("/v2/models/nope/infer", b"{}", 404, "unknown model 'nope'"),
         ("/v2/models/digits/versions/9/infer", b"{}", 404, "no version '9'"),
-        ("/v2/models/digits/infer", b"x" * (64 * 1024 + 1), 413, "limit is 65536"),
+        ("/v2/models/digits/infer", b"x" * (64 * 1024 + 1), 413, "over 65536 bytes"),
         ("/v2/nothing/here", b"", 404, "no such endpoint"),
     ],
 )
@@ -132,3 +132,23 @@ def test_metrics_expose_the_sidecar_families(client):
         "weir_model_load_seconds",
     ):
         assert family in text, family
+
+
+def _post_without_length(app, path: str, body: bytes) -> tuple[str, bytes]:
+    environ = falcon.testing.create_environ(path=path, method="POST", body=body)
+    del environ["CONTENT_LENGTH"]  # as with Transfer-Encoding: chunked
+    start = falcon.testing.StartResponseMock()
+    data = b"".join(app(environ, start))
+    return start.status, data
+
+
+def test_bodies_without_content_length_are_read_and_bounded(client):
+    good = json.dumps(
+        {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0] * 64}]}
+    ).encode()
+    status, _ = _post_without_length(client.app, "/v2/models/digits/infer", good)
+    assert status.startswith("200")
+    status, data = _post_without_length(
+        client.app, "/v2/models/digits/infer", b" " * (64 * 1024) + good
+    )
+    assert status.startswith("413") and b"over 65536 bytes" in data
