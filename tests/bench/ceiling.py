@@ -1,18 +1,21 @@
-"""Baseline (d): the ceiling, in-process ONNX Runtime on the same model at its best batch size.
+"""Baseline (d): the ceiling, ONNX Runtime on the same model at its best batch size, no server.
 
-No HTTP, no JSON, no copies: `session.run` on a ready tensor in a loop, with the sidecar's
-intra-op thread count. The sweep tries intra-op spinning on (ORT's default) and off (the
-sidecar's choice) and keeps the better, so the ceiling is never flattered down. The benchmark
-then re-measures the chosen setting next to every group of cells, so "x ceiling" compares two
-numbers taken under the same background load on this shared machine.
+No HTTP, no JSON, no copies: `session.run` on a ready tensor in a loop, in as many processes and
+with as many intra-op threads each as the sidecar's workers, all running at once, so the ceiling
+uses the machine the way the sidecar does. The sweep tries intra-op spinning on (ORT's default)
+and off (the sidecar's choice) and keeps the better, so the ceiling is never flattered down.
+The benchmark re-measures the chosen setting around every round of servers, so "x ceiling"
+compares numbers taken under the same background load on this shared machine.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 import onnxruntime as ort
@@ -23,7 +26,8 @@ from tests.bench.loadgen import LoadResult
 @dataclass(frozen=True)
 class Sweep:
     model: str
-    threads: int
+    workers: int
+    threads: int  # intra-op threads per worker
     spinning: bool
     best_batch: int
     by_batch: dict[int, float]  # samples/s, with the better spinning setting
@@ -67,8 +71,54 @@ class InProcess:
         )
 
 
+_probe: InProcess | None = None  # one per pool process
+
+
+def _init(model_path: str, threads: int, spinning: bool) -> None:
+    global _probe
+    _probe = InProcess(Path(model_path), threads, spinning)
+
+
+def _run(batch: int, seconds: float) -> LoadResult:
+    assert _probe is not None
+    return _probe.run(batch, seconds)
+
+
+class Ceiling:
+    """`workers` processes with `threads` intra-op threads each, running the model together."""
+
+    def __init__(self, model_path: Path, workers: int, threads: int, spinning: bool) -> None:
+        self.workers = workers
+        # spawn, not fork: ORT's thread pools do not survive a fork.
+        context = multiprocessing.get_context("spawn")
+        self._pool = context.Pool(workers, _init, (str(model_path), threads, spinning))
+
+    def run(self, batch: int, seconds: float) -> LoadResult:
+        """All workers at once; samples add up, latencies are per batch run."""
+        parts = self._pool.starmap(_run, [(batch, seconds)] * self.workers, chunksize=1)
+        total = sum(p.requests for p in parts)
+        elapsed = statistics.fmean(p.seconds for p in parts)
+        merged = LoadResult.merge(parts)
+        return LoadResult(
+            total, elapsed, merged.p50_ms, merged.p90_ms, merged.p99_ms, merged.max_ms, 0, 0
+        )
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+    def __enter__(self) -> Ceiling:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 def sweep(
     model_path: Path,
+    workers: int,
     threads: int,
     batches: tuple[int, ...] = (1, 16, 32, 64),
     seconds: float = 1.0,
@@ -76,10 +126,10 @@ def sweep(
     """Samples/s at each batch size, spinning on and off; the better spinning setting wins."""
     runs: dict[bool, dict[int, float]] = {}
     for spin in (True, False):
-        probe = InProcess(model_path, threads, spin)
-        runs[spin] = {b: probe.run(b, seconds).rps for b in batches}
+        with Ceiling(model_path, workers, threads, spin) as ceiling:
+            runs[spin] = {b: ceiling.run(b, seconds).rps for b in batches}
     spinning = max(runs, key=lambda spin: max(runs[spin].values()))
     by_batch = runs[spinning]
     best = max(by_batch, key=by_batch.__getitem__)
     name = f"{model_path.parent.parent.name}/v{model_path.parent.name}"
-    return Sweep(name, threads, spinning, best, by_batch)
+    return Sweep(name, workers, threads, spinning, best, by_batch)

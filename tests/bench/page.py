@@ -19,7 +19,7 @@ from tests.bench.report import (
     sweep_table,
     worker_class_table,
 )
-from tests.bench.servers import BATCH_METRIC
+from tests.bench.servers import BATCH_METRIC, COMPUTE_METRIC
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class RunInfo:
     wrk_threads: int
     workers: int
     threads: int
+    default: str  # the sidecar's default configuration, in words
     bare_spinning: bool
     root: Path
 
@@ -82,6 +83,11 @@ def render(info: RunInfo, rows: list[Row], sweeps: list[Sweep]) -> str:
 
 ## Sidecar configurations
 
+busy: share of each worker's wall time spent in the model; model samples/s: samples per second
+of model time, all workers together. req/s ~= busy x model samples/s: a gap to the ceiling is
+either time the model does not run (HTTP, decoding, waiting) or the model running slower than
+in the ceiling (CPU shared with request handling and wrk).
+
 {worker_class_table(rows)}
 
 ## Ceiling sweep: in-process ONNX Runtime, samples/s by batch size
@@ -107,11 +113,14 @@ def render(info: RunInfo, rows: list[Row], sweeps: list[Sweep]) -> str:
 - bare (`tests/bench/bare_meinheld.py`): gunicorn + meinheld worker + Falcon, ORT per request,
   no validation, batching or metrics; {info.workers} worker(s), {info.threads} ORT intra-op
   thread(s), spinning {spin} (the sidecar's session options).
-- weir: `weir sidecar --device cpu --workers {info.workers} --worker-class CLASS`, everything else
-  at its defaults. Mean batch: delta of its `{BATCH_METRIC}` histogram (`_sum` / `_count`) over
-  the measured seconds. RSS: peak over the cell of VmRSS summed over the server's process tree.
-- ceiling (`tests/bench/ceiling.py`): `session.run` on a ready batch in a loop, in the
-  benchmark's process, {info.threads} intra-op thread(s), at the best batch size and spinning
-  setting of the sweep; its req/s column is samples/s and its latencies are per batch run.
-  "x ceiling" = requests/s (one sample each) / ceiling samples/s.
+- weir: the default configuration is `weir sidecar --models models --device cpu --port P`
+  with no other flag (here: {info.default}); the others add `--workers N --worker-class CLASS`.
+  Mean batch: delta of its `{BATCH_METRIC}` histogram (`_sum` / `_count`) over the measured
+  seconds; busy and model samples/s from `{COMPUTE_METRIC}` the same way. RSS: peak over the
+  cell of VmRSS summed over the server's process tree (shared pages counted per process).
+- ceiling (`tests/bench/ceiling.py`): `session.run` on a ready batch in a loop, in
+  {info.workers} process(es) with {info.threads} intra-op thread(s) each, all at once, like the
+  sidecar's workers, at the best batch size and spinning setting of the sweep; its req/s column
+  is samples/s and its latencies are per batch run. "x ceiling" = requests/s (one sample each)
+  / ceiling samples/s.
 """

@@ -25,8 +25,8 @@ class Row:
     mean_batch: float | None
     rss_bytes: int | None
     default: bool = False  # the sidecar's default configuration
-    busy: float | None = None  # sidecar: seconds in the model per wall second (all workers)
-    compute_rate: float | None = None  # sidecar: samples per second of model time
+    busy: float | None = None  # sidecar: share of each worker's wall time in the model
+    compute_rate: float | None = None  # sidecar: samples/s of model time, all workers together
 
     @property
     def group(self) -> tuple[str, str, int]:
@@ -111,13 +111,13 @@ def results_table(rows: list[Row]) -> str:
 
 def sweep_table(sweeps: list[Sweep]) -> str:
     lines = [
-        "| model | ORT threads | spinning | best batch | samples/s by batch |",
+        "| model | processes x intra-op threads | spinning | best batch | samples/s by batch |",
         "|---|---|---|---|---|",
     ]
     for s in sweeps:
         by = ", ".join(f"{b}: {v:,.0f}" for b, v in s.by_batch.items())
         spin = "on" if s.spinning else "off"
-        lines.append(f"| {s.model} | {s.threads} | {spin} | {s.best_batch} | {by} |")
+        lines.append(f"| {s.model} | {s.workers} x {s.threads} | {spin} | {s.best_batch} | {by} |")
     return "\n".join(lines)
 
 
@@ -143,10 +143,10 @@ def goals_table(rows: list[Row]) -> tuple[str, bool]:
 def worker_class_table(rows: list[Row]) -> str:
     """Sidecar configurations, cell by cell, with where the model's time went.
 
-    busy: seconds spent running the model per wall second (summed over workers); model
-    samples/s: samples per second of model time. req/s ~= busy x model samples/s, so a gap to
-    the ceiling is either the model not running often enough (busy) or running slower than
-    in-process (model samples/s against the ceiling's).
+    busy: share of each worker's wall time spent running the model (mean over workers); model
+    samples/s: samples per second of model time, all workers together. req/s ~= busy x model
+    samples/s, so a gap to the ceiling is either the model not running often enough (busy) or
+    running slower than in-process (model samples/s against the ceiling's).
     """
     lines = [
         "| cell | sidecar | req/s | p99 ms | mean batch | busy | model samples/s "

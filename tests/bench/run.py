@@ -12,6 +12,7 @@ work on this shared machine hits every server of a group alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import shlex
@@ -24,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tests.bench import prom
-from tests.bench.ceiling import InProcess, Sweep, sweep
+from tests.bench.ceiling import Ceiling, Sweep, sweep
 from tests.bench.loadgen import LoadResult, run_wrk, write_script
 from tests.bench.page import RunInfo, render
 from tests.bench.payloads import Payload, check, make_payload
@@ -36,6 +37,7 @@ from tests.bench.servers import (
     Target,
     bare_target,
     flask_target,
+    sidecar_defaults,
     weir_target,
 )
 
@@ -63,7 +65,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(flask, bare, weir, gthread) whose name holds one of them",
     )
     p.add_argument("--models", type=Path, default=ROOT / "models")
-    p.add_argument("--workers", type=int, default=1, help="sidecar and bare server workers")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="workers of the bare server and of sidecar configurations that name none, and "
+        "processes of the ceiling; 0: the sidecar's default on this machine",
+    )
     p.add_argument(
         "--threads",
         type=int,
@@ -80,12 +88,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="meinheld,gthread",
         help="sidecar configurations, CLASS or CLASS:WORKERS, comma-separated",
     )
-    p.add_argument("--default-class", default="meinheld", help="the sidecar's default class")
     p.add_argument("--no-sidecar", action="store_true", help="baselines only")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (see RESULTS.md)")
     p.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown goes")
     p.add_argument("--no-write", action="store_true", help="print the page, write nothing")
     args = p.parse_args(argv)
+    args.default_workers, args.default_class = sidecar_defaults()
+    args.workers = args.workers or args.default_workers
     if args.threads == 0:
         args.threads = max(1, len(os.sched_getaffinity(0)) // args.workers)
     if args.quick:
@@ -111,9 +120,12 @@ def _targets(args: argparse.Namespace, logs: Path, only: list[str]) -> list[Targ
         for config in args.worker_classes.split(","):
             cls, _, count = config.partition(":")
             workers = int(count or args.workers)
-            default = cls == args.default_class and workers == args.workers
+            default = (cls, workers) == (args.default_class, args.default_workers)
             label = f"weir {cls} w{workers}" + (" (default)" if default else "")
-            targets.append(weir_target(args.models, logs, workers, cls, label, default))
+            # The default configuration is started with no flags at all: what `weir up` runs.
+            flags = (None, None) if default else (workers, cls)
+            target = weir_target(args.models, logs, *flags, label, default)
+            targets.append(replace(target, workers=workers))
     names = _select([t.name for t in targets], only)
     return [t for t in targets if t.name in names]
 
@@ -172,8 +184,11 @@ def _row(target: Target, payload: Payload, clients: int, slices: list[Slice]) ->
     )
     if batches is None:
         return row
-    busy = batches.compute.total / load.seconds if load.seconds else None
-    return replace(row, busy=busy, compute_rate=batches.compute_rate)
+    # Per worker: busy is each worker's share of wall time in the model (on average), and the
+    # model's rate is all workers' together, so req/s ~= busy x rate, and rate ~ the ceiling.
+    busy = batches.compute.total / load.seconds / target.workers if load.seconds else None
+    rate = batches.compute_rate
+    return replace(row, busy=busy, compute_rate=rate * target.workers if rate else None)
 
 
 def _progress(
@@ -196,7 +211,7 @@ def measure_group(
     clients: int,
     targets: list[Target],
     script: Path,
-    ceiling: tuple[Sweep, InProcess],
+    ceiling: tuple[Sweep, Ceiling],
 ) -> list[Row]:
     """The ceiling and every target at one client count, interleaved round by round.
 
@@ -221,7 +236,7 @@ def measure_group(
             slices[target.name].append(one)
             _progress(label, target.name, one.load, one.batches, one.rss)
             time.sleep(0.3)  # let the last server's threads go idle
-    name = f"ceiling: ORT in-process, batch {best.best_batch}"
+    name = f"ceiling: ORT {best.workers}x{best.threads} threads, batch {best.best_batch}"
     model = f"{payload.model}/v{payload.version}"
     ceiling_row = Row(
         model,
@@ -251,9 +266,10 @@ def _measure(
     n_cells = sum(len(clients) for p in payloads for t in targets if p.encoding in t.encodings)
     print(f"bench: {n_cells} cells x {args.rounds} rounds, work dir {workdir}", file=sys.stderr)
     rows: list[Row] = []
-    ceilings: dict[str, tuple[Sweep, InProcess]] = {}
+    ceilings: dict[str, tuple[Sweep, Ceiling]] = {}
     # Targets may share a server (an edge hop and the sidecar behind it): start each once.
-    with running(list({id(t.server): t.server for t in targets}.values())):
+    servers = list({id(t.server): t.server for t in targets}.values())
+    with running(servers), contextlib.ExitStack() as stack:
         for target in targets:
             for payload in payloads:
                 if payload.encoding in target.encodings:
@@ -262,8 +278,9 @@ def _measure(
             script = write_script(payload, workdir)
             if payload.model not in ceilings:
                 path = args.models / payload.model / payload.version / "model.onnx"
-                best = sweep(path, args.threads)
-                ceilings[payload.model] = (best, InProcess(path, args.threads, best.spinning))
+                best = sweep(path, args.workers, args.threads)
+                pool = Ceiling(path, args.workers, args.threads, best.spinning)
+                ceilings[payload.model] = (best, stack.enter_context(pool))
             serving = [t for t in targets if payload.encoding in t.encodings]
             for n in clients:
                 rows += measure_group(args, payload, n, serving, script, ceilings[payload.model])
@@ -307,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         wrk_threads=args.wrk_threads,
         workers=args.workers,
         threads=args.threads,
+        default=f"{args.default_workers} {args.default_class} worker(s)",
         bare_spinning=args.bare_spinning,
         root=ROOT,
     )

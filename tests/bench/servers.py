@@ -7,6 +7,7 @@ behind it, next to a target sending the same requests straight to that sidecar.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +29,24 @@ class Target:
     metrics_path: str | None = None  # Prometheus text with the batch-size histogram
     base: str = field(default="")  # request URL base; the server's own when empty
     default: bool = False  # the sidecar's default configuration (the targets apply to it)
+    workers: int = 1  # worker processes serving the requests
 
     @property
     def base_url(self) -> str:
         return self.base or self.server.base_url
+
+
+def sidecar_defaults() -> tuple[int, str]:
+    """The sidecar's default worker count and class on this machine, from its own settings."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        from sidecar.settings import Settings
+
+        settings = Settings.from_env(device="cpu")
+        return settings.worker_count(), settings.worker_class
+    except Exception as exc:  # the sidecar moved on: say so, and guess as it documents
+        print(f"bench: sidecar defaults unknown ({exc!r}); assuming meinheld", file=sys.stderr)
+        return max(1, min(4, cpus)), "meinheld"
 
 
 def flask_target(models: Path, logs: Path) -> Target:
@@ -59,7 +74,7 @@ def bare_target(
         "WEIR_BENCH_SPINNING": "1" if spinning else "0",
     }
     server = Server("bare", argv, port, logs / "bare.log", env=env)
-    return Target(f"bare meinheld w{workers}", "bare", server)
+    return Target(f"bare meinheld w{workers}", "bare", server, workers=workers)
 
 
 def weir_target(
