@@ -7,12 +7,14 @@ render into a fresh directory -> `nginx -t` it -> switch `current` (one rename) 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,6 +175,29 @@ def publish_settings(runtime: RuntimeDir, revision: Revision) -> None:
     wait_for_checksum(runtime, revision)
 
 
+@contextlib.contextmanager
+def change_lock(runtime: RuntimeDir, wait: float = 30.0) -> Iterator[None]:
+    """One change at a time per runtime directory (two applies must not interleave)."""
+    runtime.edge.mkdir(parents=True, exist_ok=True)
+    with (runtime.edge / "change.lock").open("w") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise DeployError(
+                        f"another apply or rollback holds {runtime.edge / 'change.lock'} "
+                        f"for over {wait:g}s; wait for it, or find it with `fuser`"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def go_live(runtime: RuntimeDir, revision: Revision, action: str, source: str = "") -> str:
     """Switch to revision and, if an edge runs, reload it and verify; undo on any failure.
 
@@ -244,8 +269,19 @@ def apply_release(
 ) -> str:
     """validate -> render -> nginx -t -> switch -> reload -> verify -> history."""
     loaded = load_release(path)
+    check_token(loaded.release, runtime)
+    with change_lock(runtime):
+        return _apply_locked(loaded, path, runtime, nginx, allow_same)
+
+
+def _apply_locked(
+    loaded: LoadedRelease,
+    path: Path | str,
+    runtime: RuntimeDir,
+    nginx: NginxBinary | None,
+    allow_same: bool,
+) -> str:
     release = loaded.release
-    check_token(release, runtime)
     history = History(runtime.history)
     highest = history.highest_revision()
     if highest is not None and release.revision <= highest:
@@ -262,6 +298,11 @@ def apply_release(
 
 
 def rollback(runtime: RuntimeDir, to: int | None = None, nginx: NginxBinary | None = None) -> str:
+    with change_lock(runtime):
+        return _rollback_locked(runtime, to, nginx)
+
+
+def _rollback_locked(runtime: RuntimeDir, to: int | None, nginx: NginxBinary | None) -> str:
     history = History(runtime.history)
     current = history.current()
     if current is None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from scripts.deploy import (
     DeployError,
     Revision,
+    change_lock,
     check_token,
     current_revision,
     go_live,
@@ -79,8 +80,9 @@ class Edge:
                 f"here but is not newer than {highest}: raise `revision:`, or start without a "
                 "file to serve the current one"
             )
-        revision = render_revision(loaded, runtime, self.nginx)
-        go_live(runtime, revision, "apply", source=str(Path(release_path).absolute()))
+        with change_lock(runtime):
+            revision = render_revision(loaded, runtime, self.nginx)
+            go_live(runtime, revision, "apply", source=str(Path(release_path).absolute()))
         return revision
 
     def _spawn(self, revision: Revision, stderr: int | None) -> subprocess.Popen[bytes]:

@@ -177,3 +177,32 @@ def test_rollback_restores_the_previous_revision_quickly(harness, upstreams, too
     assert harness.status()["revision"] == 2
     assert rollback_main([*_rt(harness), "--to", "9"]) == 1
     assert "never applied" in capsys.readouterr().err
+
+
+def test_settings_only_release_takes_effect_without_reload(harness, upstreams, tools) -> None:
+    harness.start(tools.two_versions(upstreams))
+    workers = harness.workers()
+    models = tools.two_versions(upstreams)
+    models["digits"]["breaker"]["failures"] = 1
+    models["digits"]["fallback"] = {"status": 200, "body": {"outputs": [], "placeholder": True}}
+    assert "without a reload" in apply_release(
+        harness.write(harness.release(models)), harness.runtime
+    )
+    upstreams["2"].control(status=500)
+    status, headers, body = harness.infer("digits", version="2")
+    assert status == 200 and body == {"outputs": [], "placeholder": True}
+    assert headers["x-weir-fallback"] == "upstream-error"
+    assert harness.breaker("digits", "2") == "open"  # one failure is enough now
+    assert harness.workers() == workers
+
+
+def test_changing_a_rate_limit_key_reloads_cleanly(harness, upstreams, tools) -> None:
+    limit = {"rate": "1r/s", "burst": 1, "key": "global"}
+    harness.start(tools.two_versions(upstreams, rate_limit=limit))
+    limit = {**limit, "key": "header:X-Api-Key"}
+    models = tools.two_versions(upstreams, rate_limit=limit)
+    assert "reloaded and verified" in apply_release(
+        harness.write(harness.release(models)), harness.runtime
+    )
+    codes = [harness.infer("digits", headers={"X-Api-Key": key})[0] for key in "abcd"]
+    assert codes == [200, 200, 200, 200]  # one bucket per key now, not one for everybody
