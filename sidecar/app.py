@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import gc
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,14 @@ from typing import Any
 import falcon
 
 from sidecar.batching import Batcher, BatchPolicy, ThreadedDriver
-from sidecar.errors import Unavailable, WeirError
+from sidecar.dataplane import DataPlane
+from sidecar.errors import (
+    WeirError,
+    error_body,
+    internal_error_parts,
+    response_parts,
+)
+from sidecar.fastpath import InferRoute
 from sidecar.metrics import ModelMetrics
 from sidecar.model import DriverFactory
 from sidecar.repository import Repository
@@ -28,16 +34,14 @@ from sidecar.state import ServerState
 log = logging.getLogger(__name__)
 
 
-def _error_body(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
+def _send(resp: falcon.Response, parts: tuple[str, list[tuple[str, str]], bytes]) -> None:
+    resp.status, headers, resp.data = parts
+    for name, value in headers:
+        resp.set_header(name, value)
 
 
 def _weir_error(req: falcon.Request, resp: falcon.Response, exc: WeirError, params: Any) -> None:
-    resp.status = falcon.code_to_http_status(exc.status)
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = _error_body(exc.message)
-    for name, value in exc.headers().items():
-        resp.set_header(name, value)
+    _send(resp, response_parts(exc))
 
 
 def _http_error(
@@ -48,7 +52,7 @@ def _http_error(
     text = exc.title or "error"
     if exc.description:
         text = f"{text}: {exc.description}"
-    resp.data = _error_body(text)
+    resp.data = error_body(text)
     for name, value in (exc.headers or {}).items():
         resp.set_header(name, value)
 
@@ -57,9 +61,7 @@ def _internal_error(
     req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any
 ) -> None:
     log.exception("unhandled error on %s %s", req.method, req.path)
-    resp.status = falcon.HTTP_500
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = _error_body("internal error in the sidecar; it has been logged")
+    _send(resp, internal_error_parts())
 
 
 def create_app(state: ServerState, max_body_bytes: int) -> falcon.App:
@@ -67,7 +69,7 @@ def create_app(state: ServerState, max_body_bytes: int) -> falcon.App:
     app.req_options.strip_url_path_trailing_slash = True
     live, ready = health.Live(), health.Ready(state)
     model_meta, model_ready = metadata.ModelMetadata(state), health.ModelReady(state)
-    infer_res = infer.Infer(state, max_body_bytes)
+    infer_res = infer.Infer(DataPlane(state.repository, max_body_bytes))
     app.add_route("/v2/health/live", live)
     app.add_route("/v2/health/ready", ready)
     app.add_route("/v2", health.ServerMetadata())
@@ -119,11 +121,13 @@ def get_app() -> Any:
 
         state = load_state(settings, meinheld_loop.LoopDriver)
         CURRENT = state
-        return meinheld_loop.wrap(create_app(state, settings.max_body_bytes))
+        return meinheld_loop.wrap(serving_app(state, settings.max_body_bytes))
     state = load_state(settings, threaded_drivers)
     CURRENT = state
-    return create_app(state, settings.max_body_bytes)
+    return serving_app(state, settings.max_body_bytes)
 
 
-def draining_error() -> Unavailable:
-    return Unavailable("this sidecar is shutting down")
+def serving_app(state: ServerState, max_body_bytes: int) -> InferRoute:
+    """The Falcon app behind the fast infer route (see `sidecar.fastpath`)."""
+    app = create_app(state, max_body_bytes)
+    return InferRoute(app, DataPlane(state.repository, max_body_bytes))

@@ -6,6 +6,9 @@ leak `str(exc)`; they are logged and answered with a fixed message.
 
 from __future__ import annotations
 
+import json
+from http import HTTPStatus
+
 
 class WeirError(Exception):
     """A failure the client should see, with the HTTP status it maps to."""
@@ -67,3 +70,23 @@ class InferenceFailed(WeirError):
 
     status = 500
     reason = "inference_error"
+
+
+def _status_line(code: int) -> str:
+    return f"{code} {HTTPStatus(code).phrase}"
+
+
+def error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+def response_parts(exc: WeirError) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The one mapping from a domain error to (status line, headers, JSON body)."""
+    headers = [("Content-Type", "application/json"), *exc.headers().items()]
+    return _status_line(exc.status), headers, error_body(exc.message)
+
+
+def internal_error_parts() -> tuple[str, list[tuple[str, str]], bytes]:
+    """Our own failure: a fixed message, never the exception's text."""
+    body = error_body("internal error in the sidecar; it has been logged")
+    return _status_line(500), [("Content-Type", "application/json")], body

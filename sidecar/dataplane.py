@@ -1,0 +1,100 @@
+"""The inference data plane, independent of any HTTP framework.
+
+`DataPlane.infer` takes what the transport read (path parameters, body, one header) and
+returns the encoded response, or raises a `WeirError`. It records the request metrics.
+Both the Falcon resource and the fast WSGI route call it, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sidecar.batching import Pending
+from sidecar.errors import PayloadTooLarge, WeirError
+from sidecar.metrics import unknown_model_failure
+from sidecar.protocol import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, decode_request, encode_response
+from sidecar.repository import Repository
+
+perf_counter = time.perf_counter
+
+VERSION_HEADER = "X-Weir-Model-Version"
+
+
+@dataclass(frozen=True, slots=True)
+class InferResult:
+    """An encoded V2 response and the headers that describe it."""
+
+    body: bytes
+    headers: list[tuple[str, str]]
+
+
+class DataPlane:
+    def __init__(self, repository: Repository, max_body_bytes: int) -> None:
+        self.repository = repository
+        self.max_body_bytes = max_body_bytes
+
+    def read_body(self, read: Callable[[int], bytes], length: int | None) -> bytes:
+        """Read the request body, refusing more than the limit without reading it all."""
+        limit = self.max_body_bytes
+        if length is None:  # chunked: read up to one byte past the limit
+            body = read(limit + 1)
+            length = len(body)
+        elif length <= limit:
+            body = read(length) if length else b""
+        if length > limit:
+            raise PayloadTooLarge(
+                f"request body is over {limit} bytes, the limit; send fewer rows per request"
+            )
+        return body
+
+    def infer(
+        self,
+        model: str,
+        version: str | None,
+        read: Callable[[int], bytes],
+        length: int | None,
+        header_length: str | None,
+    ) -> InferResult:
+        started = perf_counter()
+        try:
+            found = self.repository.get(model, version)
+        except WeirError as exc:
+            unknown_model_failure(exc.reason)
+            raise
+        metrics = found.metrics
+        try:
+            request = decode_request(self.read_body(read, length), header_length)
+            feeds, rows = found.signature.feeds(request)
+            item = Pending(feeds, rows)
+            found.driver.infer(item)
+            if item.error is not None:
+                raise item.error
+            outputs = item.outputs
+            assert outputs is not None
+            pairs = [(spec.name, outputs[i]) for i, spec in enumerate(found.outputs)]
+            if found.hook is not None:
+                pairs = found.hook.apply(pairs)
+            wanted = request.outputs
+            if wanted is not None:
+                pairs = [(name, arr) for name, arr in pairs if name in wanted]
+                binary = wanted
+            else:
+                binary = dict.fromkeys((name for name, _ in pairs), request.binary_default)
+            body, json_length = encode_response(
+                found.name, found.version, request.id, pairs, binary
+            )
+        except WeirError as exc:
+            metrics.failure(exc.reason)
+            raise
+        if json_length is None:
+            headers = [("Content-Type", JSON_TYPE), (VERSION_HEADER, found.version)]
+        else:
+            headers = [
+                ("Content-Type", BINARY_TYPE),
+                (VERSION_HEADER, found.version),
+                (HEADER_LENGTH, str(json_length)),
+            ]
+        metrics.succeeded(perf_counter() - started)
+        return InferResult(body, headers)

@@ -1,0 +1,99 @@
+"""The fast infer route answers exactly as the Falcon resource does, errors included."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import falcon.testing
+import numpy as np
+import pytest
+
+from sidecar.app import create_app, load_state, serving_app, threaded_drivers
+from sidecar.fastpath import parse_infer_path
+from sidecar.settings import Settings
+
+LIMIT = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def clients(repository: Path):
+    state = load_state(Settings(models=str(repository)), threaded_drivers)
+    return (
+        falcon.testing.TestClient(create_app(state, LIMIT)),
+        falcon.testing.TestClient(serving_app(state, LIMIT)),
+    )
+
+
+def _json(shape, data, datatype="FP32", name="input", **extra):
+    doc = {
+        "id": "x",
+        "inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}],
+        **extra,
+    }
+    return json.dumps(doc).encode(), {}
+
+
+def _binary():
+    x = np.linspace(0, 1, 64, dtype=np.float32).reshape(1, 64)
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [1, 64],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 256},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    return head + x.tobytes(), {"Inference-Header-Content-Length": str(len(head))}
+
+
+CASES = [
+    ("/v2/models/digits/infer", *_json([1, 64], [0.5] * 64)),
+    ("/v2/models/digits/versions/1/infer", *_binary()),
+    ("/v2/models/digits/infer", b"{", {}),
+    ("/v2/models/digits/infer", *_json([1, 63], [0.5] * 63)),
+    ("/v2/models/digits/infer", *_json([1, 64], ["a"] * 64)),
+    ("/v2/models/ghost/infer", *_json([1, 64], [0.5] * 64)),
+    ("/v2/models/digits/versions/5/infer", *_json([1, 64], [0.5] * 64)),
+    ("/v2/models/digits/infer", b" " * (LIMIT + 1), {}),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "headers"), CASES)
+def test_fast_route_and_falcon_resource_agree(clients, path, body, headers):
+    via_falcon, via_fast = (c.simulate_post(path, body=body, headers=headers) for c in clients)
+    assert via_fast.status == via_falcon.status
+    assert via_fast.content == via_falcon.content
+    for name in (
+        "Content-Type",
+        "X-Weir-Model-Version",
+        "Inference-Header-Content-Length",
+        "Retry-After",
+    ):
+        assert via_fast.headers.get(name) == via_falcon.headers.get(name), name
+
+
+def test_other_routes_still_reach_falcon(clients):
+    _, fast = clients
+    assert fast.simulate_get("/v2/models/digits").json["name"] == "digits"
+    assert fast.simulate_get("/v2/models/digits/infer").status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/v2/models/m/infer", ("m", None)),
+        ("/v2/models/m/versions/3/infer", ("m", "3")),
+        ("/v2/models//infer", None),
+        ("/v2/models/m/versions//infer", None),
+        ("/v2/models/m/extra/3/infer", None),
+        ("/v2/models/m/ready", None),
+    ],
+)
+def test_infer_paths_are_recognised_exactly(path, expected):
+    assert parse_infer_path(path) == expected
