@@ -45,8 +45,35 @@ function _M.start_flushing()
     end
 end
 
+-- Keys are built once per label set and cached: no string building per request.
+local keys = {}  -- bounded: models x versions x statuses
+
+local function key3(kind, a, b, c)
+    local by_kind = keys[kind]
+    if not by_kind then
+        by_kind = {}
+        keys[kind] = by_kind
+    end
+    local by_a = by_kind[a]
+    if not by_a then
+        by_a = {}
+        by_kind[a] = by_a
+    end
+    local by_b = by_a[b]
+    if not by_b then
+        by_b = {}
+        by_a[b] = by_b
+    end
+    local key = by_b[c]
+    if not key then
+        key = kind .. "|" .. a .. "|" .. b .. "|" .. c
+        by_b[c] = key
+    end
+    return key
+end
+
 function _M.request(model, version, status)
-    add("req|" .. model .. "|" .. version .. "|" .. status)
+    add(key3("req", model, version, status))
 end
 
 function _M.rate_limited(model)
@@ -70,9 +97,8 @@ function _M.upstream_seconds(model, version, seconds)
             break
         end
     end
-    local prefix = "|" .. model .. "|" .. version
-    add("hb" .. prefix .. "|" .. index)
-    add("hs" .. prefix, seconds)
+    add(key3("hb", model, version, index))
+    add(key3("hs", model, version, ""), seconds)
 end
 
 -- Rendering -----------------------------------------------------------------------------------

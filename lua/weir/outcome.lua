@@ -7,7 +7,8 @@ function _M.last_status(value)
     if not value or value == "" then
         return nil
     end
-    return tonumber(value:match("(%d%d%d)[^%d]*$"))
+    -- One attempt (the common case) is a plain number: no pattern matching on the hot path.
+    return tonumber(value) or tonumber(value:match("(%d%d%d)[^%d]*$"))
 end
 
 -- The last attempt's duration in seconds, or nil.
@@ -15,7 +16,7 @@ function _M.last_seconds(value)
     if not value or value == "" then
         return nil
     end
-    return tonumber(value:match("([%d.]+)[^%d.]*$"))
+    return tonumber(value) or tonumber(value:match("([%d.]+)[^%d.]*$"))
 end
 
 -- Real upstream failure: 5xx from the sidecar, or nginx's 502/504 for connect errors/timeouts.
