@@ -126,3 +126,24 @@ def test_stopping_the_driver_completes_queued_requests():
         t.join(10)
     assert all(it.done for it in items)
     assert sum(it.error is not None for it in items) >= 2
+
+
+def test_stacking_buffers_are_reused_and_never_leak_between_batches():
+    seen = []
+
+    def keep(feeds):
+        seen.append(feeds["x"])
+        return [feeds["x"].sum(axis=1, keepdims=True)]
+
+    b = Batcher("m", BatchPolicy(8, 0.0, 10), keep)
+    first = [_item(1), _item(2)]
+    b.execute(first)
+    second = [_item(3), _item(1)]
+    b.execute(second)
+    assert np.shares_memory(seen[0], seen[1])  # one buffer for both runs
+    assert [it.outputs[0].ravel().tolist() for it in first] == [[4.0], [8.0, 8.0]]
+    assert second[0].outputs[0].ravel().tolist() == [12.0] * 3
+    oversized = [_item(5), _item(5)]  # more rows than max_batch_size: plain concatenation
+    b.execute(oversized)
+    assert all(it.error is None for it in oversized)
+    assert not np.shares_memory(seen[2], seen[0])
