@@ -105,6 +105,9 @@ class RuntimeDir:
         try:
             pid = int(self.pid_file.read_text().strip())
             os.kill(pid, 0)
+            # A stale pid file whose number now belongs to another process is no edge.
+            if b"nginx" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return None
         except (OSError, ValueError):
             return None
         return pid
