@@ -206,3 +206,21 @@ def test_changing_a_rate_limit_key_reloads_cleanly(harness, upstreams, tools) ->
     )
     codes = [harness.infer("digits", headers={"X-Api-Key": key})[0] for key in "abcd"]
     assert codes == [200, 200, 200, 200]  # one bucket per key now, not one for everybody
+
+
+def test_a_reload_lets_a_slow_request_finish(harness, upstreams, tools) -> None:
+    harness.start(tools.two_versions(upstreams, timeout="3s"))
+    upstreams["1"].control(delay=1.0)
+    result: dict = {}
+
+    def slow() -> None:
+        result["answer"] = harness.infer("digits", version="1")
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.3)  # the request is inside the upstream now
+    models = tools.two_versions(upstreams, timeout="4s")  # wiring change: a real reload
+    assert "reloaded" in apply_release(harness.write(harness.release(models)), harness.runtime)
+    thread.join()
+    status, headers, body = result["answer"]
+    assert status == 200 and "x-weir-fallback" not in headers and body["model_version"] == "1"
