@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -20,28 +21,20 @@ from sidecar.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
+    """One flag per settings field (`--max-batch-size` for `max_batch_size`), same help text."""
     p = argparse.ArgumentParser(
         prog="weir sidecar",
-        description="Serve every model version of a repository over the V2 inference protocol. "
-        "Flags override WEIR_* environment variables.",
+        description="Serve every model version of a repository over the V2 inference protocol, "
+        "in the foreground, logging to stderr. Each flag overrides the WEIR_<NAME> variable.",
     )
-    p.add_argument("--models", help="model repository (<name>/<version>/model.onnx)")
-    p.add_argument("--device", help="'cpu' or a GPU index")
-    p.add_argument("--host", help="TCP address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="TCP port (0: any free port)")
-    p.add_argument("--socket", help="unix socket path instead of TCP")
-    p.add_argument("--workers", type=int, help="worker processes")
-    p.add_argument("--worker-class", choices=["meinheld", "gthread"], dest="worker_class")
-    p.add_argument("--threads", type=int, help="threads per gthread worker")
-    p.add_argument("--intra-op-threads", type=int, dest="intra_op_threads")
-    p.add_argument("--max-body-bytes", type=int, dest="max_body_bytes")
-    p.add_argument("--max-batch-size", type=int, dest="max_batch_size")
-    p.add_argument("--max-queue-delay-ms", type=float, dest="max_queue_delay_ms")
-    p.add_argument("--max-queue-size", type=int, dest="max_queue_size")
-    p.add_argument("--drain-seconds", type=float, dest="drain_seconds")
-    p.add_argument("--graceful-timeout", type=int, dest="graceful_timeout")
-    p.add_argument("--metrics-dir", dest="metrics_dir")
-    p.add_argument("--log-level", dest="log_level")
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        kwargs: dict[str, object] = {"dest": name, "help": field.description}
+        if get_origin(annotation) is Literal:
+            kwargs["choices"] = list(get_args(annotation))
+        elif annotation in (int, float):
+            kwargs["type"] = annotation
+        p.add_argument("--" + name.replace("_", "-"), **kwargs)  # type: ignore[arg-type]
     return p
 
 

@@ -76,6 +76,12 @@ class Session:
         self.outputs = [_spec(o) for o in self._session.get_outputs()]
         self.output_names = [o.name for o in self.outputs]
         self.providers = self._session.get_providers()
+        if device != "cpu" and "CUDAExecutionProvider" not in self.providers:
+            # ORT silently falls back to the CPU when CUDA cannot start; a GPU sidecar must not.
+            raise RuntimeError(
+                f"{path}: the CUDA execution provider did not start on GPU {device}; "
+                "check the CUDA/cuDNN libraries, or run this sidecar with --device cpu"
+            )
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self._session.run(self.output_names, feeds)
