@@ -1,0 +1,226 @@
+"""`weir up` end to end: real sidecar, real nginx, the sample models.
+
+One stack serves the whole module; tests run in file order and the last one stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+
+from scripts import probe
+from scripts.observability import dashboard
+
+ROOT = Path(__file__).resolve().parents[3]
+READY_BANNER = "Weir is up."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Stack:
+    def __init__(self, tmp: Path) -> None:
+        self.port, self.admin_port = free_port(), free_port()
+        self.runtime = tmp / "runtime"
+        text = (ROOT / "release.yaml").read_text()
+        text = re.sub(r"listen: 8080", f"listen: 127.0.0.1:{self.port}", text)
+        text = text.replace("127.0.0.1:9901", f"127.0.0.1:{self.admin_port}")
+        text = text.replace("devices: auto", "devices: cpu")
+        self.release = tmp / "release.yaml"
+        self.release.write_text(text)
+        self.lines: list[str] = []
+        env = {k: v for k, v in os.environ.items() if k != "WEIR_ADMIN_TOKEN"}
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "scripts.cli", "up", "--release", str(self.release)),
+                *("--runtime-dir", str(self.runtime), "--models", str(ROOT / "models")),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_log(self, text: str, timeout_s: float = 180, after: int = 0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if text in "".join(self.lines[after:]):
+                return
+            if self.process.poll() is not None:
+                pytest.fail(f"weir up exited {self.process.returncode}:\n{self.log()[-4000:]}")
+            time.sleep(0.1)
+        pytest.fail(f"{text!r} not in the log after {timeout_s}s:\n{self.log()[-4000:]}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def admin(self, method: str, path: str) -> requests.Response:
+        token = (self.runtime / "edge" / "admin.token").read_text().strip()
+        return requests.request(
+            method,
+            f"http://127.0.0.1:{self.admin_port}{path}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+
+    def sidecar_master(self) -> int:
+        for line in reversed(self.lines):
+            match = re.search(r"\[sidecar-cpu\] .*\[(\d+)\] \[INFO\] Starting gunicorn", line)
+            if match:
+                return int(match.group(1))
+        raise AssertionError("no sidecar start in the log")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    stack = Stack(tmp_path_factory.mktemp("up"))
+    try:
+        stack.wait_for_log(READY_BANNER)
+        yield stack
+    finally:
+        if stack.process.poll() is None:
+            for pid in descendants(stack.process.pid):
+                os.kill(pid, signal.SIGKILL)
+            stack.process.kill()
+            stack.process.wait()
+
+
+def infer(stack: Stack, user: str = "alice") -> requests.Response:
+    body = (stack.runtime / "examples" / "digits.json").read_bytes()
+    return requests.post(
+        f"{stack.url}/v2/models/digits/infer", data=body, headers={"X-User-Id": user}, timeout=10
+    )
+
+
+def test_up_prints_where_to_send_requests_and_a_private_token(stack):
+    log = stack.log()
+    assert f"Send V2 inference requests to {stack.url}" in log
+    assert "/admin/models/digits/versions/2/kill" in log
+    token_file = stack.runtime / "edge" / "admin.token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert "[sidecar-cpu]" in log and "[edge]" in log
+
+
+def test_the_pasted_inference_answers_through_the_edge(stack):
+    response = infer(stack)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_name"] == "digits"
+    assert body["id"] == "example-1"
+    assert body["model_version"] == response.headers["X-Weir-Model-Version"]
+    (output,) = body["outputs"]
+    assert output["shape"] == [1, 10]
+    assert sum(output["data"]) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_every_metric_the_dashboard_queries_is_exported(stack):
+    for user in range(30):
+        assert infer(stack, f"user-{user}").status_code == 200
+    # The edge flushes its per-worker counts into shared memory every half second.
+    deadline = time.monotonic() + 10
+    while True:
+        edge = stack.admin("GET", "/metrics")
+        assert edge.status_code == 200
+        if "weir_edge_upstream_response_seconds_bucket" in edge.text:
+            break
+        assert time.monotonic() < deadline, "the edge never counted the requests"
+        time.sleep(0.25)
+    status, sidecar = probe.get(f"unix:{stack.runtime}/run/sidecar-cpu.sock", "/metrics")
+    assert status == 200
+    text = edge.text + sidecar.decode()
+    # A family counts once declared: counters of events that did not happen yet have no sample.
+    exported = set(re.findall(r"^([a-z_]+)(?:\{| )", text, re.M))
+    for name, kind in re.findall(r"^# TYPE ([a-z_]+) ([a-z]+)$", text, re.M):
+        suffixes = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
+        exported |= {name + suffix for suffix in suffixes}
+    assert re.search(r'^weir_edge_requests_total\{model="digits".*status="200"\} [1-9]', text, re.M)
+    queried = set()
+    for panel in dashboard.dashboard()["panels"]:
+        for target in panel["targets"]:
+            queried |= set(re.findall(r"\b(weir_[a-z_]+)\b", target["expr"]))
+    assert queried, "the dashboard queries no Weir metric"
+    assert queried <= exported, f"queried but not exported: {sorted(queried - exported)}"
+
+
+def test_a_sigkilled_sidecar_comes_back_while_clients_get_answers_or_marked_fallbacks(stack):
+    old_master = stack.sidecar_master()
+    mark = len(stack.lines)
+    outcomes: Counter[str] = Counter()
+    os.kill(old_master, signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        response = infer(stack)
+        fallback = response.headers.get("X-Weir-Fallback")
+        outcomes[f"{response.status_code} {fallback or 'model'}"] += 1
+        assert response.status_code == 200 or fallback, (response.status_code, response.text)
+        # Recovered: a new sidecar answers and the breaker lets the model itself answer again.
+        if stack.sidecar_master() != old_master and response.status_code == 200 and not fallback:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the model did not answer again within 90s: {outcomes}\n{stack.log()[-3000:]}")
+    assert "[sidecar-cpu] exited with" in "".join(stack.lines[mark:])
+    assert sum(n for k, n in outcomes.items() if not k.endswith("model")) > 0, outcomes
+
+
+def test_sigterm_stops_everything_and_leaves_no_process_behind(stack):
+    tree = descendants(stack.process.pid)
+    assert tree, "weir up has no children to stop"
+    stack.process.send_signal(signal.SIGTERM)
+    assert stack.process.wait(timeout=60) == 0
+    assert "[up] stopped" in stack.log()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in tree):
+        time.sleep(0.1)
+    assert not [pid for pid in tree if alive(pid)]
