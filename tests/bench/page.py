@@ -102,12 +102,14 @@ in the ceiling (CPU shared with request handling and wrk).
   least CPU from it (about 16% of a core at 3k req/s); a second thread only takes more CPU from
   the server it measures. Errors are wrk's socket errors (connect, read, write, timeout at 10 s)
   plus non-2xx answers. Each server's answer is checked against in-process ORT first.
-- Groups: for each model, body and client count, the ceiling and then every server are
-  measured back to back, {info.rounds} round(s) in turn (ceiling, A, B, C, ceiling, A, B, C,
-  ceiling), and the rounds merged: requests add up, p50 is the request-weighted mean of the
-  rounds', p99 the worst round's. Servers are started once, up front; only one is loaded at a
-  time. Ratios are taken within a group, so drift from other work on this shared machine hits
-  both sides alike: compare ratios, not absolute numbers across runs.
+- Groups: for each model, body and client count, every server is measured back to back,
+  {info.rounds} round(s) in turn, each sidecar slice between two ceiling slices (flask, bare,
+  C, weir1, C, weir2, C), and the rounds merged: requests add up, p50 is the request-weighted
+  mean of the rounds', p99 the worst round's. A sidecar's "x ceiling" divides by the mean of
+  the ceiling slices around its own slices (the ceiling row shows all of them merged). Servers
+  are started once, up front; only one is loaded at a time. Ratios are taken within a group, so
+  drift from other work on this shared machine hits both sides alike: compare ratios, not
+  absolute numbers across runs.
 - flask (`tests/bench/naive_flask.py`): `app.run()` (threaded dev server), ORT per request with
   default session options, JSON only; binary rows' "x flask" compares with its JSON row.
 - bare (`tests/bench/bare_meinheld.py`): gunicorn + meinheld worker + Falcon, ORT per request,

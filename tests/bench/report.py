@@ -27,6 +27,7 @@ class Row:
     default: bool = False  # the sidecar's default configuration
     busy: float | None = None  # sidecar: share of each worker's wall time in the model
     compute_rate: float | None = None  # sidecar: samples/s of model time, all workers together
+    ceiling_rps: float | None = None  # the ceiling measured around this row's slices, if it was
 
     @property
     def group(self) -> tuple[str, str, int]:
@@ -73,10 +74,13 @@ def ratios(row: Row, rows: list[Row]) -> dict[str, float | None]:
     }
     # Baselines are compared with weaker baselines only: bare with flask.
     shown = {"flask": (), "bare": ("x_flask",), "ceiling": ()}.get(row.role, tuple(refs))
-    return {
+    out = {
         key: row.load.rps / ref.load.rps if ref and ref.load.rps and key in shown else None
         for key, ref in refs.items()
     }
+    if row.ceiling_rps and "x_ceiling" in shown:
+        out["x_ceiling"] = row.load.rps / row.ceiling_rps
+    return out
 
 
 def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
@@ -160,6 +164,6 @@ def worker_class_table(rows: list[Row]) -> str:
             f"| {model} {encoding} c{clients} | {row.target} | {row.load.rps:,.0f} "
             f"| {row.load.p99_ms:.1f} | {_fmt(row.mean_batch, '.1f')} | {_pct(row.busy)} "
             f"| {_fmt(row.compute_rate, ',.0f')} "
-            f"| {_fmt(ceiling.load.rps if ceiling else None, ',.0f')} |"
+            f"| {_fmt(row.ceiling_rps or (ceiling.load.rps if ceiling else None), ',.0f')} |"
         )
     return "\n".join(lines)

@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -50,11 +51,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m tests.bench.run", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--duration", type=int, default=2, help="seconds per cell and round")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per group")
+    p.add_argument("--duration", type=int, default=3, help="seconds per cell and round")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds per group")
     p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load first")
     p.add_argument(
-        "--ceiling-seconds", type=float, default=1.0, help="ceiling slice, before every round"
+        "--ceiling-seconds", type=float, default=0.7, help="ceiling slice, around every sidecar's"
     )
     p.add_argument("--clients", default="1,16,64", help="concurrent connections, comma-separated")
     p.add_argument("--quick", action="store_true", help="2 s cells at 64 clients: a smoke run")
@@ -215,20 +216,28 @@ def measure_group(
 ) -> list[Row]:
     """The ceiling and every target at one client count, interleaved round by round.
 
-    The ceiling brackets every round (measured before each and after the last), so the servers'
-    slices sit between ceiling slices taken under the same background load.
+    Every sidecar slice sits between two ceiling slices (flask, bare, C, weir1, C, weir2, C), and
+    its "x ceiling" divides by the mean of those two: both sides see the same background load.
+    Without sidecar targets the ceiling opens each round instead.
     """
     best, probe = ceiling
+    group = f"{payload.model}/v{payload.version} {payload.encoding:6} c{clients:<3}"
     parts: list[LoadResult] = []
     slices: dict[str, list[Slice]] = {t.name: [] for t in targets}
-    group = f"{payload.model}/v{payload.version} {payload.encoding:6} c{clients:<3}"
-    for i in range(args.rounds + 1):
-        label = f"{group} r{i + 1}/{args.rounds}"
+    brackets: dict[str, list[float]] = {t.name: [] for t in targets}
+    bracketed = any(t.role == "weir" for t in targets)
+
+    def ceiling_slice(label: str) -> LoadResult:
         parts.append(probe.run(best.best_batch, args.ceiling_seconds))
         _progress(label, "ceiling", parts[-1], None, None)
-        if i == args.rounds:
-            break
+        return parts[-1]
+
+    for i in range(args.rounds):
+        label = f"{group} r{i + 1}/{args.rounds}"
+        last = None if bracketed else ceiling_slice(label)
         for target in targets:
+            if target.role == "weir":
+                before = last or ceiling_slice(label)
             warmup = args.warmup if i == 0 else 0
             one = measure_slice(
                 target, payload, script, clients, args.duration, warmup, args.wrk_threads
@@ -236,19 +245,20 @@ def measure_group(
             slices[target.name].append(one)
             _progress(label, target.name, one.load, one.batches, one.rss)
             time.sleep(0.3)  # let the last server's threads go idle
+            last = None
+            if target.role == "weir":
+                last = ceiling_slice(label)
+                brackets[target.name].append((before.rps + last.rps) / 2)
     name = f"ceiling: ORT {best.workers}x{best.threads} threads, batch {best.best_batch}"
     model = f"{payload.model}/v{payload.version}"
-    ceiling_row = Row(
-        model,
-        payload.encoding,
-        clients,
-        name,
-        "ceiling",
-        LoadResult.merge(parts),
-        best.best_batch,
-        None,
-    )
-    return [ceiling_row, *(_row(t, payload, clients, slices[t.name]) for t in targets)]
+    merged = LoadResult.merge(parts)
+    rows = [Row(model, payload.encoding, clients, name, "ceiling", merged, best.best_batch, None)]
+    for target in targets:
+        row = _row(target, payload, clients, slices[target.name])
+        if brackets[target.name]:
+            row = replace(row, ceiling_rps=statistics.fmean(brackets[target.name]))
+        rows.append(row)
+    return rows
 
 
 def _loadavg() -> str:
