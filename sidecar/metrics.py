@@ -77,7 +77,7 @@ CONFIDENCE = Histogram(
 )
 QUEUE_DEPTH = Gauge(
     "weir_queue_depth",
-    "Requests waiting in the batching queue.",
+    "Requests that were waiting in the batching queue when the latest batch started.",
     LABELS,
     multiprocess_mode="livesum",
 )

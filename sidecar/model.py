@@ -118,7 +118,7 @@ class ModelVersion:
             m.queue.observe(started - batch[0].enqueued)
         else:
             observe_many(m.queue, started - np.array([item.enqueued for item in batch]))
-        m.queue_depth.set(len(self.batcher.queue))
+        m.queue_depth.set(len(self.batcher.queue) + len(batch))
         if self._confidence_index is not None:
             top = _top_confidence(outputs[self._confidence_index], self.config.confidence)
             observe_many(m.confidence, top)
