@@ -191,9 +191,6 @@ class ThreadedDriver:
             # The batcher still owns the item and will complete it; this caller gives up.
             raise Unavailable(f"{self.batcher.name}: no result within {self.wait_timeout:g}s")
 
-    def depth(self) -> int:
-        return len(self.batcher.queue)
-
     def _loop(self) -> None:
         batcher = self.batcher
         policy = batcher.policy

@@ -40,7 +40,6 @@ from sidecar.metrics import ModelMetrics
 log = logging.getLogger(__name__)
 
 WRITE_TIMEOUT = 10.0
-_REASONS: dict[str, bytes] = {}
 
 
 class LoopDriver:
@@ -51,9 +50,6 @@ class LoopDriver:
         self.metrics = metrics
         metrics.buffered = True  # written once per flush, after the responses
         self._scheduled = False
-
-    def depth(self) -> int:
-        return len(self.batcher.queue)
 
     def infer(self, item: Pending) -> None:
         self.batcher.enqueue(item)

@@ -21,9 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class Driver(Protocol):
-    def infer(self, item: Pending) -> None: ...
-
-    def depth(self) -> int: ...
+    def infer(self, item: Pending) -> None:
+        """Queue `item` and return once it is done (outputs or error set)."""
+        ...
 
 
 # Called with the batcher and the version's metrics (a driver may buffer them).
