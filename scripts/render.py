@@ -29,8 +29,10 @@ TEMPLATE_DIR = REPO_ROOT / "nginx" / "templates"
 LUA_DIR = REPO_ROOT / "lua"
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/%*\[\]=$@+-]*$")
 CONF_NAME = "nginx.conf"
-# Sticky buckets per model: weights resolve to 0.1 %, the schema's precision.
-BUCKETS = 1000
+# Sticky buckets per model: weights resolve to 0.1 %, the schema's precision. Two hashes of
+# 25 and 40 buckets (4 % and 2.5 %, exact in split_clients' two decimals) make the 1000.
+HIGH, LOW = 25, 40
+BUCKETS = HIGH * LOW
 SETTINGS_NAME = "settings.json"
 
 
@@ -167,8 +169,10 @@ def render(
         "body_buffer": min(release.edge.max_body, 1024 * 1024),
         "keepalive": release.edge.keepalive,
         "models": models,
-        "buckets": BUCKETS,
-        "bucket_percent": f"{100 / BUCKETS:g}%",
+        "high": HIGH,
+        "low": LOW,
+        "high_percent": f"{100 / HIGH:g}%",
+        "low_percent": f"{100 / LOW:g}%",
         "listen": release.edge.listen,
         "admin_listen": release.edge.admin_listen,
         # In the wiring: switching admin auth reloads nginx, whose master reads the token.
@@ -235,6 +239,7 @@ def lua_settings(release: Release, runtime: RuntimeDir) -> dict[str, Any]:
     return {
         "revision": release.revision,
         "buckets": BUCKETS,
+        "low_buckets": LOW,
         "admin_auth": release.edge.admin_auth,
         "admin_listen": release.edge.admin_listen,
         "token_file": str(runtime.token_file),

@@ -1,6 +1,6 @@
 -- Version choice: pinned URL version > force header > live override > the release's split.
 -- A killed version's share goes to the other versions, in proportion to their weights.
--- The split is sticky: `req.bucket(model, req.buckets)` is a stable number in [0, 1) for the
+-- The split is sticky: `req.bucket(model, req)` is a stable number in [0, 1) for the
 -- request's sticky key (split_clients' bucket): one user meets one version while the weights
 -- stay the same. (A function, not a value: pinned and forced requests never compute it.)
 local weights = require("weir.weights")
@@ -28,7 +28,7 @@ function _M.version(model, req, live)
         return forced, "forced"
     end
     local killed = live.killed_versions
-    local bucket = req.bucket(model, req.buckets)
+    local bucket = req.bucket(model, req)
     if live.split then
         local version = weights.pick(model.versions, live.split, killed, bucket)
         if version then

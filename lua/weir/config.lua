@@ -40,7 +40,8 @@ function _M.decode(text, origin)
                 model[key] = nil
             end
         end
-        model.bucket_var = "weir_bucket_" .. model.var
+        model.bucket_hi_var = "weir_bucket_hi_" .. model.var
+        model.bucket_lo_var = "weir_bucket_lo_" .. model.var
         model.version_set = {}
         for _, version in ipairs(model.versions) do
             model.version_set[version] = true

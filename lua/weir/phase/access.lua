@@ -26,18 +26,19 @@ local function send(status, body, retry_after)
 end
 _M.send = send
 
--- The sticky key's stable bucket as a number in [0, 1): split_clients' bucket (its hash of
--- the key), read only when a choice needs it.
-local function read_bucket(model, buckets)
-    local bucket = tonumber(var[model.bucket_var])
-    if bucket then
-        return (bucket + 0.5) / buckets
+-- The sticky key's stable bucket as a number in [0, 1), from split_clients' two hashes of the
+-- key; read only when a choice needs it.
+local function read_bucket(model, req)
+    local high, low = tonumber(var[model.bucket_hi_var]), tonumber(var[model.bucket_lo_var])
+    local buckets = req.buckets
+    if high and low then
+        return (high * req.low_buckets + low + 0.5) / buckets
     end
     return (crc32(var.remote_addr or "") % buckets + 0.5) / buckets
 end
 
 -- One request at a time per worker: reuse the table instead of allocating per request.
-local req = { pinned = nil, forced = nil, bucket = read_bucket, buckets = 1000 }
+local req = { pinned = nil, forced = nil, bucket = read_bucket, buckets = 1000, low_buckets = 40 }
 
 local function usable(name, model)
     return function(version)
@@ -84,7 +85,7 @@ function _M.infer(name)
     end
     req.pinned = var.weir_pinned
     req.forced = model.force_var and var[model.force_var]
-    req.buckets = config.get().buckets
+    req.buckets, req.low_buckets = config.get().buckets, config.get().low_buckets
     local version, why, bad = choose.version(model, req, live)
     if not version then
         if why == "unknown_version" then
@@ -123,7 +124,7 @@ function _M.metadata(name)
     else
         req.pinned = nil
         req.forced = model.force_var and var[model.force_var]
-        req.buckets = config.get().buckets
+        req.buckets, req.low_buckets = config.get().buckets, config.get().low_buckets
         version = choose.version(model, req, live)
     end
     if live.killed or not version or live.killed_versions[version] then

@@ -46,8 +46,9 @@ def test_wiring(rendered) -> None:
     assert "load_module /x/lua.so;" in conf
     assert f"server unix:{runtime.sidecar_socket('cpu')} max_fails=0;" in conf
     assert "server 127.0.0.1:9002 max_fails=0;" in conf
-    assert 'split_clients "$weir_key_digits" $weir_bucket_digits {' in conf
-    assert "0.1% 998;" in conf and "* 999;" in conf
+    assert 'split_clients "$weir_key_digits" $weir_bucket_hi_digits {' in conf
+    assert 'split_clients "$weir_key_digits~" $weir_bucket_lo_digits {' in conf
+    assert "4% 23;" in conf and "* 24;" in conf and "2.5% 38;" in conf and "* 39;" in conf
     assert "limit_req_zone $binary_remote_addr zone=weir_rl_digits_" in conf
     assert "burst=100 nodelay;" in conf
     assert "proxy_read_timeout 2.5s;" in conf
