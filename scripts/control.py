@@ -120,8 +120,11 @@ def history_main(argv: list[str]) -> int:
         print(f"no revisions applied in {runtime.root}")
         return 0
     live = current_revision(runtime)
-    for entry in entries:
-        marker = "*" if live and entry.dir == live.dir.name else " "
+    live_index = max(
+        (i for i, e in enumerate(entries) if live and e.dir == live.dir.name), default=-1
+    )
+    for index, entry in enumerate(entries):
+        marker = "*" if index == live_index else " "
         print(
             f"{marker} {entry.when()}  revision {entry.revision:<6} {entry.action:<8} "
             f"{entry.checksum[:12]}  {entry.source}"

@@ -291,7 +291,7 @@ def _apply_locked(
         raise DeployError(
             f"{path}: revision {release.revision} is not newer than revision {highest}, the "
             f"highest applied here: raise `revision:` above {highest} (or `weir rollback --to "
-            f"{release.revision}` to go back to an applied one); nothing was changed"
+            f"{release.revision}` to go back to an applied one)"
         )
     revision = render_revision(loaded, runtime, nginx or find_nginx())
     return go_live(runtime, revision, "apply", source=str(Path(path).absolute()))
