@@ -111,11 +111,10 @@ class Batcher:
             started = perf_counter()
             outputs = self._run(feeds)
             finished = perf_counter()
-            offset = 0
-            for item in batch:
-                end = offset + item.rows
-                item.outputs = [out[offset:end] for out in outputs]
-                offset = end
+            if len(batch) == 1:
+                batch[0].outputs = outputs
+            else:
+                self._split(batch, outputs)
             if self._observe is not None:
                 self._observe(batch, outputs, started, finished)
         except Exception:
@@ -130,6 +129,21 @@ class Batcher:
         finally:
             for item in batch:
                 item.done = True
+
+    def _split(self, batch: list[Pending], outputs: list[np.ndarray]) -> None:
+        rows = sum(item.rows for item in batch)
+        for out in outputs:
+            if out.ndim == 0 or out.shape[0] != rows:
+                # Dimension 0 is dynamic but is not the batch: joining requests was wrong.
+                raise ValueError(
+                    f"an output has {out.shape[0] if out.ndim else 'no'} rows for {rows} input "
+                    "rows; give this model max_batch_size: 0 in its config.yaml"
+                )
+        offset = 0
+        for item in batch:
+            end = offset + item.rows
+            item.outputs = [out[offset:end] for out in outputs]
+            offset = end
 
     def _join(self, batch: list[Pending]) -> dict[str, np.ndarray]:
         """Stack the batch's inputs into buffers kept from run to run.

@@ -51,6 +51,7 @@ else:
 
         _stop_at: float | None = None
         _stopped = False
+        _quit = False
 
         def run(self) -> None:
             from sidecar.settings import Settings
@@ -67,11 +68,15 @@ else:
 
         def handle_quit(self, sig: int, frame: FrameType | None) -> None:
             # SIGQUIT/SIGINT mean "quick shutdown" in gunicorn; meinheld's own worker would
-            # wait `timeout` seconds for idle keep-alive connections.
+            # wait `timeout` seconds for idle keep-alive connections. Before the loop runs
+            # (models still loading) stop() does nothing: the first loop turn checks the flag.
+            self._quit = True
             server.stop(1)
 
         def _install_handlers(self) -> None:
             signal.signal(signal.SIGTERM, self._on_term)
+            if self._quit:
+                server.stop(1)
 
         def _on_term(self, sig: int, frame: FrameType | None) -> None:
             if self._stop_at is None:

@@ -98,15 +98,19 @@ class Sidecar:
                 total += float(value)
         return total
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """SIGINT (gunicorn's quick shutdown); True when it exited without needing SIGKILL."""
+        clean = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
+                clean = False
                 self.proc.kill()
                 self.proc.wait(5)
         self.log.close()
+        return clean
 
 
 @pytest.fixture(scope="session")
@@ -176,8 +180,8 @@ def spawn_sidecar(tmp_path: Path):
         return proc.wait_ready() if wait else proc
 
     yield spawn
-    for proc in started:
-        proc.stop()
+    unclean = [proc.log_path.name for proc in started if not proc.stop()]
+    assert not unclean, f"sidecars needed SIGKILL after SIGINT: {unclean}"
 
 
 @pytest.fixture
@@ -191,3 +195,27 @@ def private_repository(tmp_path: Path, repository: Path):
         return root
 
     return make
+
+
+@pytest.fixture
+def fragile_repository(tmp_path: Path) -> Path:
+    """A repository with `fragile` v1: `x` FP32 [N, K] → `y` = x reshaped to [N, 1], fine
+    when K == 1 and a runtime error otherwise. Validation cannot see it coming (K is dynamic),
+    so it makes batches that fail."""
+    from onnx import TensorProto, checker, helper, numpy_helper, save
+
+    shape = numpy_helper.from_array(np.array([0, 1], dtype=np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "fragile",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "K"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+        [shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    checker.check_model(model)
+    root = tmp_path / "fragile-repo"
+    (root / "fragile" / "1").mkdir(parents=True)
+    save(model, root / "fragile" / "1" / "model.onnx")
+    return root

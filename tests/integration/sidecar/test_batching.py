@@ -86,3 +86,30 @@ def test_metrics_add_up_across_workers(sidecar):
         "weir_inference_request_failure_total",
     ):
         assert f"# TYPE {family.removesuffix('_total')}" in text, family
+
+
+def test_a_failing_batch_fails_only_its_requests(spawn_sidecar, fragile_repository):
+    proc = spawn_sidecar(fragile_repository, "--workers", "1")
+    url = f"{proc.url}/v2/models/fragile/infer"
+
+    def body(k: int) -> dict:
+        return {"inputs": [{"name": "x", "shape": [1, k], "datatype": "FP32", "data": [1.0] * k}]}
+
+    results: dict[int, list[requests.Response]] = {1: [], 2: []}
+
+    def client(k: int) -> None:
+        with requests.Session() as s:
+            for _ in range(5):
+                results[k].append(s.post(url, json=body(k), timeout=10))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in (1, 2, 1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert {r.status_code for r in results[2]} == {500}
+    message = results[2][0].json()["error"]
+    assert "model 'fragile' version 1 failed" in message and "Reshape" not in message
+    assert [r.status_code for r in results[1]] == [200] * 10
+    assert requests.get(f"{proc.url}/v2/health/ready", timeout=5).status_code == 200
+    assert proc.metric("weir_inference_request_failure_total", reason="inference_error") == 10

@@ -147,3 +147,16 @@ def test_stacking_buffers_are_reused_and_never_leak_between_batches():
     b.execute(oversized)
     assert all(it.error is None for it in oversized)
     assert not np.shares_memory(seen[2], seen[0])
+
+
+def test_outputs_that_do_not_keep_the_batch_dimension_fail_the_batch():
+    def pooled(feeds):
+        return [feeds["x"].sum(axis=0, keepdims=True)]  # one row, whatever the batch
+
+    b = Batcher("m", BatchPolicy(8, 0.0, 10), pooled)
+    pair = [_item(1), _item(1)]
+    b.execute(pair)
+    assert all(isinstance(it.error, InferenceFailed) for it in pair)
+    alone = _item(2)
+    b.execute([alone])  # a request alone gets the model's outputs as they are
+    assert alone.error is None and alone.outputs[0].shape == (1, 4)
