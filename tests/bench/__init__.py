@@ -3,7 +3,8 @@
 Not collected by pytest (no test_*.py here). One module per concern, reusable for the edge-hop
 benchmark (requests through the edge vs straight to the same sidecar, both as `Target`s):
 
-    run.py          the entry point: options, groups of cells, RESULTS.md
+    run.py          the entry point: options, targets, RESULTS.md
+    cells.py        slices under wrk, rounds interleaved, the ceiling around sidecar slices
     procs.py        start/stop servers by PID on dynamic loopback ports, readiness, tree RSS
     servers.py      the targets: naive Flask, bare meinheld, `weir sidecar` configurations
     loadgen.py      wrk with a generated Lua script (binary-safe bodies), JSON summary parsed

@@ -18,12 +18,15 @@ from tests.bench.payloads import Payload
 
 MARKER = "WEIR_BENCH_JSON "
 
-_SCRIPT = """\
+_BODY = """\
 local f = assert(io.open({body_path}, "rb"))
-wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
-{header_lines}
+"""
+
+_SCRIPT = """\
+wrk.method = {method}
+{body}{header_lines}
 
 function done(summary, latency, requests)
   local e = summary.errors
@@ -83,21 +86,35 @@ class LoadResult:
 
 
 def write_script(
-    payload: Payload, workdir: Path, extra_headers: dict[str, str] | None = None
+    workdir: Path,
+    stem: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Path:
-    """The wrk Lua script for `payload` (its body goes next to it, in `workdir`)."""
-    stem = payload.key.replace("/", "_")
-    body_path = workdir / f"{stem}.body"
-    body_path.write_bytes(payload.body)
-    headers = {**payload.headers, **(extra_headers or {})}
+    """A wrk Lua script sending one request (its body goes next to it, in `workdir`)."""
+    body_lua = ""
+    if body is not None:
+        body_path = workdir / f"{stem}.body"
+        body_path.write_bytes(body)
+        body_lua = _BODY.format(body_path=_lua_string(str(body_path)))
     lines = "\n".join(
-        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()
+        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()
     )
     script = workdir / f"{stem}.lua"
-    script.write_text(
-        _SCRIPT.format(body_path=_lua_string(str(body_path)), header_lines=lines, marker=MARKER)
+    text = _SCRIPT.format(
+        method=_lua_string(method), body=body_lua, header_lines=lines, marker=MARKER
     )
+    script.write_text(text)
     return script
+
+
+def payload_script(
+    payload: Payload, workdir: Path, extra_headers: dict[str, str] | None = None
+) -> Path:
+    """The wrk script POSTing `payload` (an edge hop adds its routing headers)."""
+    headers = {**payload.headers, **(extra_headers or {})}
+    return write_script(workdir, payload.key.replace("/", "_"), "POST", payload.body, headers)
 
 
 def run_wrk(

@@ -110,6 +110,9 @@ in the ceiling (CPU shared with request handling and wrk).
   are started once, up front; only one is loaded at a time. Ratios are taken within a group, so
   drift from other work on this shared machine hits both sides alike: compare ratios, not
   absolute numbers across runs.
+- health GET: `GET /v2/health/ready` on every server, one slice each: no model, no body, only
+  HTTP and the Python server. It is the most any server answers here, so it bounds the infer
+  ratios this machine can show (e.g. "x flask" on infer cannot be far above bare's here).
 - flask (`tests/bench/naive_flask.py`): `app.run()` (threaded dev server), ORT per request with
   default session options, JSON only; binary rows' "x flask" compares with its JSON row.
 - bare (`tests/bench/bare_meinheld.py`): gunicorn + meinheld worker + Falcon, ORT per request,

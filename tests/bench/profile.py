@@ -20,7 +20,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from tests.bench.loadgen import LoadResult, run_wrk, write_script
+from tests.bench.loadgen import LoadResult, payload_script, run_wrk
 from tests.bench.payloads import check, make_payload
 from tests.bench.procs import running
 from tests.bench.servers import Target, bare_target, weir_target
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         check(target.base_url, payload)
         master, *workers = target.server.pids()
         worker = workers[0] if workers else master  # gunicorn's one worker
-        script = write_script(payload, workdir)
+        script = payload_script(payload, workdir)
         url = target.base_url + payload.path
         run_wrk(url, script, args.clients, 1)
         result: list[LoadResult] = []

@@ -18,29 +18,20 @@ import os
 import shlex
 import shutil
 import signal
-import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from tests.bench import prom
 from tests.bench.ceiling import Ceiling, Sweep, sweep
-from tests.bench.loadgen import LoadResult, run_wrk, write_script
+from tests.bench.cells import Cadence, measure_floor, measure_group
+from tests.bench.loadgen import payload_script, write_script
 from tests.bench.page import RunInfo, render
 from tests.bench.payloads import Payload, check, make_payload
-from tests.bench.procs import RssSampler, running
-from tests.bench.report import MIB, Row
-from tests.bench.servers import (
-    BATCH_METRIC,
-    COMPUTE_METRIC,
-    Target,
-    bare_target,
-    flask_target,
-    sidecar_defaults,
-    weir_target,
-)
+from tests.bench.procs import running
+from tests.bench.report import Row
+from tests.bench.servers import Target, bare_target, flask_target, sidecar_defaults, weir_target
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -90,6 +81,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="sidecar configurations, CLASS or CLASS:WORKERS, comma-separated",
     )
     p.add_argument("--no-sidecar", action="store_true", help="baselines only")
+    p.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip GET /v2/health/ready on every server (the HTTP floor of this machine)",
+    )
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (see RESULTS.md)")
     p.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown goes")
     p.add_argument("--no-write", action="store_true", help="print the page, write nothing")
@@ -131,136 +128,6 @@ def _targets(args: argparse.Namespace, logs: Path, only: list[str]) -> list[Targ
     return [t for t in targets if t.name in names]
 
 
-def _batch_stats(target: Target, payload: Payload) -> prom.BatchStats | None:
-    if target.metrics_path is None:
-        return None
-    url = target.server.base_url + target.metrics_path
-    labels = {"model": payload.model, "version": payload.version}
-    return prom.batch_stats(url, BATCH_METRIC, COMPUTE_METRIC, labels)
-
-
-@dataclass(frozen=True)
-class Slice:
-    """One round of one cell: wrk's result, the sidecar's batch statistics, peak RSS."""
-
-    load: LoadResult
-    batches: prom.BatchStats | None
-    rss: int
-
-
-def measure_slice(
-    target: Target,
-    payload: Payload,
-    script: Path,
-    clients: int,
-    seconds: int,
-    warmup: int,
-    wrk_threads: int,
-) -> Slice:
-    url = target.base_url + payload.path
-    if warmup > 0:
-        run_wrk(url, script, clients, warmup, wrk_threads)
-    before = _batch_stats(target, payload)
-    with RssSampler(target.server) as rss:
-        load = run_wrk(url, script, clients, seconds, wrk_threads)
-    after = _batch_stats(target, payload)
-    return Slice(load, after - before if before and after else None, rss.peak)
-
-
-def _row(target: Target, payload: Payload, clients: int, slices: list[Slice]) -> Row:
-    parts = [s.batches for s in slices if s.batches is not None]
-    batches = sum(parts[1:], parts[0]) if parts else None
-    load = LoadResult.merge([s.load for s in slices])
-    rss = max(s.rss for s in slices)
-    row = Row(
-        f"{payload.model}/v{payload.version}",
-        payload.encoding,
-        clients,
-        target.name,
-        target.role,
-        load,
-        batches.mean_batch if batches else None,
-        rss,
-        target.default,
-    )
-    if batches is None:
-        return row
-    # Per worker: busy is each worker's share of wall time in the model (on average), and the
-    # model's rate is all workers' together, so req/s ~= busy x rate, and rate ~ the ceiling.
-    busy = batches.compute.total / load.seconds / target.workers if load.seconds else None
-    rate = batches.compute_rate
-    return replace(row, busy=busy, compute_rate=rate * target.workers if rate else None)
-
-
-def _progress(
-    label: str, target: str, load: LoadResult, batches: prom.BatchStats | None, rss: int | None
-) -> None:
-    mean = None if batches is None else batches.mean_batch
-    batch = "-" if mean is None else f"{mean:.1f}"
-    rss_text = "-" if rss is None else f"{rss / MIB:.0f}"
-    print(
-        f"{label} {target[:34]:34} {load.rps:9,.0f} req/s  p50 {load.p50_ms:7.2f} ms  "
-        f"p99 {load.p99_ms:7.2f} ms  err {load.errors:<4} batch {batch:>5}  rss {rss_text:>4} MiB",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def measure_group(
-    args: argparse.Namespace,
-    payload: Payload,
-    clients: int,
-    targets: list[Target],
-    script: Path,
-    ceiling: tuple[Sweep, Ceiling],
-) -> list[Row]:
-    """The ceiling and every target at one client count, interleaved round by round.
-
-    Every sidecar slice sits between two ceiling slices (flask, bare, C, weir1, C, weir2, C), and
-    its "x ceiling" divides by the mean of those two: both sides see the same background load.
-    Without sidecar targets the ceiling opens each round instead.
-    """
-    best, probe = ceiling
-    group = f"{payload.model}/v{payload.version} {payload.encoding:6} c{clients:<3}"
-    parts: list[LoadResult] = []
-    slices: dict[str, list[Slice]] = {t.name: [] for t in targets}
-    brackets: dict[str, list[float]] = {t.name: [] for t in targets}
-    bracketed = any(t.role == "weir" for t in targets)
-
-    def ceiling_slice(label: str) -> LoadResult:
-        parts.append(probe.run(best.best_batch, args.ceiling_seconds))
-        _progress(label, "ceiling", parts[-1], None, None)
-        return parts[-1]
-
-    for i in range(args.rounds):
-        label = f"{group} r{i + 1}/{args.rounds}"
-        last = None if bracketed else ceiling_slice(label)
-        for target in targets:
-            if target.role == "weir":
-                before = last or ceiling_slice(label)
-            warmup = args.warmup if i == 0 else 0
-            one = measure_slice(
-                target, payload, script, clients, args.duration, warmup, args.wrk_threads
-            )
-            slices[target.name].append(one)
-            _progress(label, target.name, one.load, one.batches, one.rss)
-            time.sleep(0.3)  # let the last server's threads go idle
-            last = None
-            if target.role == "weir":
-                last = ceiling_slice(label)
-                brackets[target.name].append((before.rps + last.rps) / 2)
-    name = f"ceiling: ORT {best.workers}x{best.threads} threads, batch {best.best_batch}"
-    model = f"{payload.model}/v{payload.version}"
-    merged = LoadResult.merge(parts)
-    rows = [Row(model, payload.encoding, clients, name, "ceiling", merged, best.best_batch, None)]
-    for target in targets:
-        row = _row(target, payload, clients, slices[target.name])
-        if brackets[target.name]:
-            row = replace(row, ceiling_rps=statistics.fmean(brackets[target.name]))
-        rows.append(row)
-    return rows
-
-
 def _loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -275,6 +142,9 @@ def _measure(
     clients = [int(c) for c in args.clients.split(",")]
     n_cells = sum(len(clients) for p in payloads for t in targets if p.encoding in t.encodings)
     print(f"bench: {n_cells} cells x {args.rounds} rounds, work dir {workdir}", file=sys.stderr)
+    cadence = Cadence(
+        args.duration, args.rounds, args.warmup, args.wrk_threads, args.ceiling_seconds
+    )
     rows: list[Row] = []
     ceilings: dict[str, tuple[Sweep, Ceiling]] = {}
     # Targets may share a server (an edge hop and the sidecar behind it): start each once.
@@ -284,8 +154,11 @@ def _measure(
             for payload in payloads:
                 if payload.encoding in target.encodings:
                     check(target.base_url, payload)
+        if args.floor:
+            floor = write_script(workdir, "health")
+            rows += measure_floor(targets, floor, max(clients), cadence)
         for payload in payloads:
-            script = write_script(payload, workdir)
+            script = payload_script(payload, workdir)
             if payload.model not in ceilings:
                 path = args.models / payload.model / payload.version / "model.onnx"
                 best = sweep(path, args.workers, args.threads)
@@ -293,7 +166,8 @@ def _measure(
                 ceilings[payload.model] = (best, stack.enter_context(pool))
             serving = [t for t in targets if payload.encoding in t.encodings]
             for n in clients:
-                rows += measure_group(args, payload, n, serving, script, ceilings[payload.model])
+                best_pool = ceilings[payload.model]
+                rows += measure_group(payload, n, serving, script, best_pool, cadence)
     return rows, [s for s, _ in ceilings.values()]
 
 
