@@ -13,6 +13,9 @@
   edge/admin.token                 the admin bearer token (mode 0600) unless
                                    WEIR_ADMIN_TOKEN is set in the environment
   edge/tmp/                        nginx's body/proxy temp files
+  repository/                      `weir up`: the models as the release serves them
+                                   (symlinks; config.yaml with the release's batching)
+  examples/digits.json             `weir up`: the request its printed curl sends
 """
 
 from __future__ import annotations

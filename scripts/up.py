@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from scripts import probe
+from scripts.model_view import build_view
 from scripts.release import Release, ReleaseError, load_release
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
 from scripts.supervisor import Child, Supervisor, say
@@ -137,6 +138,7 @@ def main(argv: list[str]) -> int:
             token_hint = f"$(cat {runtime.token_file})"
 
     devices = resolve_devices(release.sidecars.devices)
+    repository = build_view(release, args.models.absolute(), runtime.root / "repository")
     grace_s = release.longest_timeout + 15
     sup = Supervisor()
     sidecars: list[Child] = []
@@ -149,7 +151,7 @@ def main(argv: list[str]) -> int:
     try:
         for device in devices:
             socket_path = runtime.sidecar_socket(device)
-            argv_ = _weir("sidecar", "--models", str(args.models.absolute()), "--device", device)
+            argv_ = _weir("sidecar", "--models", str(repository), "--device", device)
             sidecars.append(
                 sup.add(
                     Child(

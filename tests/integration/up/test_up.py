@@ -150,6 +150,8 @@ def test_up_prints_where_to_send_requests_and_a_private_token(stack):
     token_file = stack.runtime / "edge" / "admin.token"
     assert token_file.stat().st_mode & 0o777 == 0o600
     assert "[sidecar-cpu]" in log and "[edge]" in log
+    # The release's batching reaches the sidecar (cnn: 16 rows, 5 ms in release.yaml).
+    assert re.search(r"loaded model cnn version 1 .*max_batch_size=16, max_queue_delay=0.005", log)
 
 
 def test_the_pasted_inference_answers_through_the_edge(stack):

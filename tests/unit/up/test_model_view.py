@@ -1,0 +1,66 @@
+"""The sidecars' view of the repository carries the release's batching and nothing else changes."""
+
+from pathlib import Path
+
+import yaml
+
+from scripts.model_view import build_view
+from scripts.release import parse_release
+from sidecar.model_config import load_model_config
+from sidecar.repository import scan
+
+RELEASE = """
+revision: 3
+models:
+  digits:
+    versions:
+      "1": {}
+      "2": {batching: {max_batch_size: 8, max_queue_delay_ms: 4}}
+"""
+
+
+def make_repository(root: Path) -> Path:
+    for name, version in (("digits", "1"), ("digits", "2"), ("cnn", "1")):
+        (root / name / version).mkdir(parents=True)
+        (root / name / version / "model.onnx").write_bytes(b"weights")
+    (root / "digits" / "config.yaml").write_text(
+        "labels: [zero, one]\nversions:\n  '2': {max_queue_size: 7, max_batch_size: 99}\n"
+    )
+    (root / "digits" / "hook.py").write_text("def postprocess(outputs, labels): return outputs\n")
+    (root / "__pycache__").mkdir()  # not a model: no numeric version folder
+    return root
+
+
+def test_the_view_lays_release_batching_over_the_model_config(tmp_path):
+    repository = make_repository(tmp_path / "models")
+    view = build_view(parse_release(RELEASE), repository, tmp_path / "view")
+    config = load_model_config(view / "digits")
+    assert config.labels == ["zero", "one"]
+    assert config.versions["2"].max_batch_size == 8  # the release wins
+    assert config.versions["2"].max_queue_delay_ms == 4
+    assert config.versions["2"].max_queue_size == 7  # kept from the model's own config
+    assert "1" not in config.versions
+
+
+def test_the_view_mirrors_every_model_version_by_symlink(tmp_path):
+    repository = make_repository(tmp_path / "models")
+    view = build_view(parse_release(RELEASE), repository, tmp_path / "view")
+    assert [(e.name, e.version) for e in scan(view)] == [
+        ("cnn", "1"),
+        ("digits", "1"),
+        ("digits", "2"),
+    ]
+    assert (view / "digits" / "2").is_symlink()
+    assert (view / "digits" / "hook.py").resolve() == (repository / "digits" / "hook.py").resolve()
+    assert not (view / "cnn" / "config.yaml").exists()
+    assert not (view / "__pycache__").exists()
+
+
+def test_rebuilding_replaces_the_previous_view(tmp_path):
+    repository = make_repository(tmp_path / "models")
+    view = build_view(parse_release(RELEASE), repository, tmp_path / "view")
+    (repository / "digits" / "config.yaml").unlink()
+    build_view(parse_release(RELEASE), repository, view)
+    assert yaml.safe_load((view / "digits" / "config.yaml").read_text()) == {
+        "versions": {"2": {"max_batch_size": 8, "max_queue_delay_ms": 4.0}}
+    }
