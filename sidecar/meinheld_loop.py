@@ -77,7 +77,18 @@ class LoopDriver:
         self.metrics.flush()
 
 
+_keep_alive_allowed = True
+
+
+def stop_keep_alive() -> None:
+    """From now on every raw response closes its connection (the worker is stopping)."""
+    global _keep_alive_allowed
+    _keep_alive_allowed = False
+
+
 def _keep_alive(environ: dict[str, Any]) -> bool:
+    if not _keep_alive_allowed:
+        return False
     connection = environ.get("HTTP_CONNECTION", "").lower()
     if environ.get("SERVER_PROTOCOL") == "HTTP/1.1":
         return connection != "close"

@@ -42,6 +42,8 @@ def _drain_seconds() -> float:
 try:
     from meinheld import server
     from meinheld.gmeinheld import MeinheldWorker as _MeinheldWorker
+
+    from sidecar import meinheld_loop
 except ImportError:  # pragma: no cover - meinheld is optional for gthread deployments
     _MeinheldWorker = None  # type: ignore[assignment,misc]
 else:
@@ -89,6 +91,10 @@ else:
                 if not self._stopped:
                     self._stopped = True
                     self.log.info("drained: no longer accepting, finishing in-flight requests")
+                    # Close each connection after its next response, or a client that keeps
+                    # its connection busy (an edge's keep-alive pool) would hold us open.
+                    server.set_keepalive(0)
+                    meinheld_loop.stop_keep_alive()
                     server.stop(int(self.cfg.graceful_timeout))
                 return
             server.schedule_call(1, self._tick)

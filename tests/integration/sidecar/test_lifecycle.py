@@ -114,3 +114,34 @@ def test_gthread_workers_batch_too(spawn_sidecar, repository):
     assert statuses == [200] * 120
     assert proc.metric("weir_batch_size_sum", model="digits", version="2") == 120
     assert proc.metric("weir_batch_size_count", model="digits", version="2") < 120
+
+
+def test_a_busy_keep_alive_client_does_not_hold_a_draining_sidecar(spawn_sidecar, repository):
+    proc = spawn_sidecar(
+        repository, "--workers", "1", "--drain-seconds", "0.5", "--graceful-timeout", "60"
+    )
+    stop = threading.Event()
+    answered: list[int] = []
+
+    def busy_client() -> None:  # like an edge's upstream keep-alive pool
+        with requests.Session() as s:
+            while not stop.is_set():
+                try:
+                    answered.append(
+                        s.post(
+                            f"{proc.url}/v2/models/digits/infer", json=DIGITS, timeout=5
+                        ).status_code
+                    )
+                except requests.RequestException:
+                    time.sleep(0.05)
+
+    thread = threading.Thread(target=busy_client)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.proc.wait(15) == 0  # well before the 60 s graceful timeout
+    finally:
+        stop.set()
+        thread.join(10)
+    assert answered and set(answered) == {200}
