@@ -175,6 +175,10 @@ def render(
         "low_percent": f"{100 / LOW:g}%",
         "listen": release.edge.listen,
         "admin_listen": release.edge.admin_listen,
+        "sidecar_metrics": [
+            {"device": d, "url": f"http://unix:{runtime.sidecar_socket(d)}:/metrics"}
+            for d in devices
+        ],
         # In the wiring: switching admin auth reloads nginx, whose master reads the token.
         "admin_auth": release.edge.admin_auth,
         "longest_timeout": _seconds(longest),

@@ -43,18 +43,35 @@ admin.init({
     metrics = function() return metrics.render(gauges()) end,
 })
 
-function _M.handle()
+-- nil when the request carries the admin token (or auth is open), else status, error body.
+local function denied()
     config.sync(ngx.shared.weir_state)
-    local settings = config.get()
-    local status, message = auth.check(settings.admin_auth, context.token,
+    local status, message = auth.check(config.get().admin_auth, context.token,
         ngx.var.http_authorization)
-    local body, content_type
+    if not status then
+        return nil
+    end
+    if status == 401 then
+        ngx.header["WWW-Authenticate"] = 'Bearer realm="weir-admin"'
+    end
+    return status, { error = message }
+end
+
+-- access_by_lua for the sidecar metrics relayed on this listener: the same token as the API.
+function _M.authorize()
+    local status, body = denied()
     if status then
-        body = { error = message }
-        if status == 401 then
-            ngx.header["WWW-Authenticate"] = 'Bearer realm="weir-admin"'
-        end
-    else
+        ngx.status = status
+        ngx.header["Content-Type"] = "application/json"
+        ngx.print(cjson.encode(body))
+        return ngx.exit(status)
+    end
+end
+
+function _M.handle()
+    local status, body = denied()
+    local content_type
+    if not status then
         ngx.req.read_body()
         status, body, content_type = admin.handle({
             method = ngx.req.get_method(),
