@@ -3,9 +3,9 @@
 Nothing is downloaded: `digits` is trained on scikit-learn's bundled digits data set and
 `cnn` uses fixed random weights drawn from a seeded generator, so every build is identical.
 
-    models/digits/1/model.onnx   logistic regression   input [N,64] FP32 -> probabilities [N,10]
-    models/digits/2/model.onnx   small MLP              input [N,64] FP32 -> probabilities [N,10]
-    models/cnn/1/model.onnx      4 conv layers + dense  input [N,3,64,64] FP32 -> probabilities [N,10]
+    digits/1/model.onnx   logistic regression    input [N,64] FP32 -> probabilities [N,10]
+    digits/2/model.onnx   small MLP              input [N,64] FP32 -> probabilities [N,10]
+    cnn/1/model.onnx      4 conv layers + dense  input [N,3,64,64] FP32 -> probabilities [N,10]
 
 The graphs are written with `onnx.helper` from the trained weights, so they carry exactly one
 input and one output with the names clients see in metadata (`input`, `probabilities`).
@@ -65,9 +65,9 @@ def dense_graph(name: str, layers: list[tuple[np.ndarray, np.ndarray]]) -> onnx.
 
 
 def cnn_graph(seed: int = 7) -> onnx.GraphProto:
-    """Conv(3->32) -> pool -> Conv(32->64) -> pool -> Conv(64->128) -> Conv(128->128) -> global pool -> dense(10).
+    """Conv 3->32, pool, conv 32->64, pool, conv 64->128, conv 128->128, global pool, dense 10.
 
-    About 80M multiply-adds a sample: a few ms on one CPU core, heavy enough to make batching matter.
+    About 80M multiply-adds a sample: a few ms on one CPU core, heavy enough for batching to matter.
     """
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
@@ -88,7 +88,9 @@ def cnn_graph(seed: int = 7) -> onnx.GraphProto:
         current, channels = f"relu{i}", out_channels
         if i < 2:
             nodes.append(
-                helper.make_node("MaxPool", [current], [f"pool{i}"], kernel_shape=[2, 2], strides=[2, 2])
+                helper.make_node(
+                    "MaxPool", [current], [f"pool{i}"], kernel_shape=[2, 2], strides=[2, 2]
+                )
             )
             current = f"pool{i}"
     dense_w = rng.normal(0, np.sqrt(1.0 / channels), (channels, 10)).astype(np.float32)
@@ -114,11 +116,15 @@ def build_digits(repository: Path) -> dict[str, float]:
     from sklearn.neural_network import MLPClassifier
 
     x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)  # pixel intensities 0..16 -> 0..1; clients send the same scale
+    x = (x / 16.0).astype(
+        np.float32
+    )  # pixel intensities 0..16 -> 0..1; clients send the same scale
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0)
 
     logistic = LogisticRegression(max_iter=2000).fit(x_train, y_train)
-    mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=600, random_state=0).fit(x_train, y_train)
+    mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=600, random_state=0).fit(
+        x_train, y_train
+    )
 
     layers_v1 = [(logistic.coef_.T, logistic.intercept_)]
     layers_v2 = list(zip(mlp.coefs_, mlp.intercepts_, strict=True))
