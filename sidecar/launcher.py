@@ -7,9 +7,11 @@ before gunicorn starts, so no CUDA call and no metric file ever predates them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +53,25 @@ def _metrics_dir(configured: str | None) -> str:
 
 def _run_gunicorn() -> None:
     from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
+
+    class DrainingArbiter(Arbiter):  # type: ignore[misc]
+        """Keeps a unix socket's file until the workers are gone.
+
+        gunicorn unlinks it as soon as SIGTERM arrives, so nobody could even ask the draining
+        workers for readiness (they still listen on the socket they inherited).
+        """
+
+        def stop(self, graceful: bool = True) -> None:
+            paths = [str(s.cfg_addr) for s in self.LISTENERS if s.FAMILY == socket.AF_UNIX]
+            if graceful and paths:
+                self.cfg.set("reuse_port", True)  # gunicorn's own condition for "keep the file"
+            try:
+                super().stop(graceful)
+            finally:
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
 
     class Sidecar(BaseApplication):
         def load_config(self) -> None:
@@ -64,6 +85,13 @@ def _run_gunicorn() -> None:
             from sidecar.app import get_app
 
             return get_app()
+
+        def run(self) -> None:
+            try:
+                DrainingArbiter(self).run()
+            except RuntimeError as exc:  # what gunicorn's own run() does with a bad setup
+                print(f"\nError: {exc}\n", file=sys.stderr)
+                sys.exit(1)
 
     Sidecar().run()
 

@@ -52,7 +52,7 @@ class Settings(BaseModel):
         1.0, ge=0, description="After SIGTERM: seconds to keep serving with readiness 503."
     )
     graceful_timeout: int = Field(
-        30, ge=1, description="Seconds in-flight requests get to finish after draining."
+        30, ge=1, description="Seconds from SIGTERM until workers are killed, drain included."
     )
     metrics_dir: str | None = Field(
         None, description="PROMETHEUS_MULTIPROC_DIR; default: a fresh temporary directory."

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
@@ -33,6 +34,16 @@ class ThreadWorker(_ThreadWorker):
         timer.start()
 
 
+class _LoopErrors:
+    """What meinheld's C loop calls on errors: `.error(type, value, traceback)`."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+
+    def error(self, exc_type: Any, value: Any, tb: Any) -> None:
+        self.log.error("error in the meinheld loop", exc_info=(exc_type, value, tb))
+
+
 def _drain_seconds() -> float:
     from sidecar.settings import Settings
 
@@ -40,6 +51,7 @@ def _drain_seconds() -> float:
 
 
 try:
+    from gunicorn.workers.base import Worker
     from meinheld import server
     from meinheld.gmeinheld import MeinheldWorker as _MeinheldWorker
 
@@ -54,6 +66,14 @@ else:
         _stop_at: float | None = None
         _stopped = False
         _quit = False
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # Not meinheld's __init__: it rebinds gunicorn's `Logger.error` process-wide (the
+            # master included, where workers are instantiated) to a (type, value, traceback)
+            # signature, so every later `log.error("...", arg)` in gunicorn raises TypeError.
+            Worker.__init__(self, *args, **kwargs)
+            server.set_access_logger(None)
+            server.set_error_logger(_LoopErrors(self.log))
 
         def run(self) -> None:
             from sidecar.settings import Settings
@@ -95,6 +115,6 @@ else:
                     # its connection busy (an edge's keep-alive pool) would hold us open.
                     server.set_keepalive(0)
                     meinheld_loop.stop_keep_alive()
-                    server.stop(int(self.cfg.graceful_timeout))
+                    server.stop(max(1, int(self.cfg.graceful_timeout - _drain_seconds())))
                 return
             server.schedule_call(1, self._tick)

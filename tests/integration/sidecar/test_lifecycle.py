@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 import threading
@@ -42,7 +43,7 @@ def test_sigterm_drains_in_flight_requests_then_exits(
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            readiness.append(requests.get(f"{proc.url}/v2/health/ready", timeout=2).status_code)
+            readiness.append(requests.get(f"{proc.url}/v2/health/ready", timeout=15).status_code)
         except requests.ConnectionError:
             break
         if readiness[-1] == 503:
@@ -64,18 +65,20 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
-def test_unix_socket_serves_the_same_protocol(spawn_sidecar, repository, tmp_path):
+def _unix_ready(path: str) -> int | None:
+    try:
+        conn = UnixHTTPConnection(path)
+        conn.request("GET", "/v2/health/ready")
+        return conn.getresponse().status
+    except (FileNotFoundError, ConnectionRefusedError):
+        return None
+
+
+def test_unix_socket_serves_the_same_protocol_and_drains(spawn_sidecar, repository, tmp_path):
     path = str(tmp_path / "sidecar.sock")
-    proc = spawn_sidecar(repository, "--socket", path, wait=False)
+    proc = spawn_sidecar(repository, "--socket", path, "--drain-seconds", "2", wait=False)
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            conn = UnixHTTPConnection(path)
-            conn.request("GET", "/v2/health/ready")
-            if conn.getresponse().status == 200:
-                break
-        except (FileNotFoundError, ConnectionRefusedError):
-            pass
+    while _unix_ready(path) != 200:
         assert proc.proc.poll() is None and time.monotonic() < deadline, proc.log_text()
         time.sleep(0.1)
     conn = UnixHTTPConnection(path)
@@ -89,6 +92,14 @@ def test_unix_socket_serves_the_same_protocol(spawn_sidecar, repository, tmp_pat
     assert resp.status == 200
     assert resp.getheader("X-Weir-Model-Version") == "2"
     assert json.loads(resp.read())["outputs"][0]["shape"] == [1, 10]
+    # The socket stays reachable through the drain, so readiness can say 503 there.
+    proc.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while _unix_ready(path) != 503:
+        assert time.monotonic() < deadline, "readiness over the socket never turned 503"
+        time.sleep(0.05)
+    assert proc.proc.wait(20) == 0
+    assert not os.path.exists(path)  # removed once the workers are gone
 
 
 def test_gthread_workers_batch_too(spawn_sidecar, repository):
