@@ -47,19 +47,22 @@ class InProcess:
         )
         self._input = self.session.get_inputs()[0]
 
-    def run(self, batch: int, seconds: float) -> LoadResult:
-        """Samples (as `requests`) and per-call latencies of `seconds` of back-to-back runs."""
+    def run(self, batch: int, seconds: float) -> tuple[LoadResult, float]:
+        """Samples (as `requests`) and per-call latencies of `seconds` of back-to-back runs,
+        and the CPU seconds the process spent on them (all its threads)."""
         shape = (batch, *(int(d) for d in self._input.shape[1:]))
         feeds = {self._input.name: np.random.default_rng(0).random(shape, dtype=np.float32)}
         self.session.run(None, feeds)  # warm: allocations and thread pool
         calls: list[float] = []
+        cpu = time.process_time()
         start = time.perf_counter()
         while (now := time.perf_counter()) - start < seconds:
             self.session.run(None, feeds)
             calls.append(time.perf_counter() - now)
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         q = statistics.quantiles(calls, n=100) if len(calls) > 1 else calls * 99
-        return LoadResult(
+        result = LoadResult(
             len(calls) * batch,
             elapsed,
             q[49] * 1e3,
@@ -69,6 +72,7 @@ class InProcess:
             0,
             0,
         )
+        return result, cpu
 
 
 _probe: InProcess | None = None  # one per pool process
@@ -79,7 +83,7 @@ def _init(model_path: str, threads: int, spinning: bool) -> None:
     _probe = InProcess(Path(model_path), threads, spinning)
 
 
-def _run(batch: int, seconds: float) -> LoadResult:
+def _run(batch: int, seconds: float) -> tuple[LoadResult, float]:
     assert _probe is not None
     return _probe.run(batch, seconds)
 
@@ -93,15 +97,17 @@ class Ceiling:
         context = multiprocessing.get_context("spawn")
         self._pool = context.Pool(workers, _init, (str(model_path), threads, spinning))
 
-    def run(self, batch: int, seconds: float) -> LoadResult:
-        """All workers at once; samples add up, latencies are per batch run."""
-        parts = self._pool.starmap(_run, [(batch, seconds)] * self.workers, chunksize=1)
+    def run(self, batch: int, seconds: float) -> tuple[LoadResult, float]:
+        """All workers at once; samples and CPU seconds add up, latencies are per batch run."""
+        results = self._pool.starmap(_run, [(batch, seconds)] * self.workers, chunksize=1)
+        parts = [r for r, _ in results]
         total = sum(p.requests for p in parts)
         elapsed = statistics.fmean(p.seconds for p in parts)
         merged = LoadResult.merge(parts)
-        return LoadResult(
+        load = LoadResult(
             total, elapsed, merged.p50_ms, merged.p90_ms, merged.p99_ms, merged.max_ms, 0, 0
         )
+        return load, sum(cpu for _, cpu in results)
 
     def close(self) -> None:
         self._pool.terminate()
@@ -131,9 +137,9 @@ def sweep(
     runs: dict[bool, dict[int, float]] = {}
     for spin in (True, False):
         with Ceiling(model_path, workers, threads, spin) as ceiling:
-            rates = {b: ceiling.run(b, seconds).rps for b in batches}
+            rates = {b: ceiling.run(b, seconds)[0].rps for b in batches}
             for b in reversed(batches):
-                rates[b] = max(rates[b], ceiling.run(b, seconds).rps)
+                rates[b] = max(rates[b], ceiling.run(b, seconds)[0].rps)
             runs[spin] = rates
     spinning = max(runs, key=lambda spin: max(runs[spin].values()))
     by_batch = runs[spinning]

@@ -43,6 +43,7 @@ class Slice:
     load: LoadResult
     batches: prom.BatchStats | None
     rss: int
+    cpu: float  # CPU seconds the server's process tree used while measured
 
 
 def _batch_stats(target: Target, labels: dict[str, str] | None) -> prom.BatchStats | None:
@@ -70,11 +71,13 @@ def measure_slice(
     if warmup > 0:
         run_wrk(url, script, clients, warmup, cadence.wrk_threads)
     before = _batch_stats(target, labels)
+    cpu = target.server.cpu()
     with RssSampler(target.server) as rss:
         load = run_wrk(url, script, clients, seconds, cadence.wrk_threads)
+    cpu = target.server.cpu() - cpu
     after = _batch_stats(target, labels)
     time.sleep(cadence.pause)
-    return Slice(load, after - before if before and after else None, rss.peak)
+    return Slice(load, after - before if before and after else None, rss.peak, cpu)
 
 
 def to_row(target: Target, group: tuple[str, str, int], slices: list[Slice]) -> Row:
@@ -85,6 +88,7 @@ def to_row(target: Target, group: tuple[str, str, int], slices: list[Slice]) -> 
     rss = max(s.rss for s in slices)
     mean_batch = batches.mean_batch if batches else None
     row = Row(*group, target.name, target.role, load, mean_batch, rss, target.default)
+    row = replace(row, cpu_seconds=sum(s.cpu for s in slices))
     if batches is None:
         return row
     # busy: each worker's share of wall time in the model (on average); rate: all workers'
@@ -125,14 +129,17 @@ def measure_group(
     group = (model, payload.encoding, clients)
     labels = {"model": payload.model, "version": payload.version}
     parts: list[LoadResult] = []
+    cpu: list[float] = []
     slices: dict[str, list[Slice]] = {t.name: [] for t in targets}
     brackets: dict[str, list[float]] = {t.name: [] for t in targets}
     bracketed = any(t.role == "weir" for t in targets)
 
     def ceiling_slice(label: str) -> LoadResult:
-        parts.append(probe.run(best.best_batch, cadence.ceiling_seconds))
-        progress(label, "ceiling", parts[-1])
-        return parts[-1]
+        load, used = probe.run(best.best_batch, cadence.ceiling_seconds)
+        parts.append(load)
+        cpu.append(used)
+        progress(label, "ceiling", load)
+        return load
 
     for i in range(cadence.rounds):
         label = f"{model} {payload.encoding:6} c{clients:<3} r{i + 1}/{cadence.rounds}"
@@ -150,7 +157,7 @@ def measure_group(
                 brackets[target.name].append((before.rps + last.rps) / 2)
     name = f"ceiling: ORT {best.workers}x{best.threads} threads, batch {best.best_batch}"
     merged = LoadResult.merge(parts)
-    rows = [Row(*group, name, "ceiling", merged, best.best_batch, None)]
+    rows = [Row(*group, name, "ceiling", merged, best.best_batch, None, cpu_seconds=sum(cpu))]
     for target in targets:
         row = to_row(target, group, slices[target.name])
         if brackets[target.name]:

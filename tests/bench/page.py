@@ -14,6 +14,7 @@ import onnxruntime as ort
 from tests.bench.ceiling import Sweep
 from tests.bench.report import (
     Row,
+    cpu_table,
     goals_table,
     results_table,
     sweep_table,
@@ -89,6 +90,14 @@ either time the model does not run (HTTP, decoding, waiting) or the model runnin
 in the ceiling (CPU shared with request handling and wrk).
 
 {worker_class_table(rows)}
+
+## CPU cost: requests per CPU second of each server's processes
+
+The ratios above are wall-clock, as the targets are; on this shared machine they move with
+other work. CPU seconds per request barely do: "x ceiling" here is the share of the server's
+CPU that ends up as model samples at the ceiling's efficiency.
+
+{cpu_table(rows)}
 
 ## Ceiling sweep: in-process ONNX Runtime, samples/s by batch size
 

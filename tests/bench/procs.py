@@ -70,6 +70,19 @@ def rss_bytes(pids: list[int]) -> int:
     return total
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds consumed so far by `pids` (all their threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    return total / tick
+
+
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -130,6 +143,9 @@ class Server:
 
     def rss(self) -> int:
         return rss_bytes(self.pids())
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pids())
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the leader (gunicorn drains its workers), SIGKILL what is left after `grace`."""

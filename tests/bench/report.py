@@ -28,6 +28,19 @@ class Row:
     busy: float | None = None  # sidecar: share of each worker's wall time in the model
     compute_rate: float | None = None  # sidecar: samples/s of model time, all workers together
     ceiling_rps: float | None = None  # the ceiling measured around this row's slices, if it was
+    cpu_seconds: float | None = None  # CPU the server (or the ceiling) used while measured
+
+    @property
+    def cores(self) -> float | None:
+        """CPU seconds per wall second: how many cores it kept busy."""
+        return (
+            self.cpu_seconds / self.load.seconds if self.cpu_seconds and self.load.seconds else None
+        )
+
+    @property
+    def per_cpu_second(self) -> float | None:
+        """Requests (samples, for the ceiling) per CPU second: efficiency, whatever the load."""
+        return self.load.requests / self.cpu_seconds if self.cpu_seconds else None
 
     @property
     def group(self) -> tuple[str, str, int]:
@@ -165,5 +178,32 @@ def worker_class_table(rows: list[Row]) -> str:
             f"| {row.load.p99_ms:.1f} | {_fmt(row.mean_batch, '.1f')} | {_pct(row.busy)} "
             f"| {_fmt(row.compute_rate, ',.0f')} "
             f"| {_fmt(row.ceiling_rps or (ceiling.load.rps if ceiling else None), ',.0f')} |"
+        )
+    return "\n".join(lines)
+
+
+def cpu_table(rows: list[Row]) -> str:
+    """Requests per CPU second of the server's own processes: how much work each request costs,
+    whatever else runs on the machine. The wall-clock ratios move with background load; these
+    barely do. (The client, wrk, is not counted: it is the same for every server.)"""
+    lines = [
+        "| model | body | clients | server | cores busy | req per CPU-s | x bare | x ceiling |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        model, encoding, clients = row.group
+        bare = _find(rows, "bare", model, clients, encoding)
+        ceiling = _find(rows, "ceiling", model, clients, encoding)
+        mine = row.per_cpu_second
+        x_bare = mine / bare.per_cpu_second if mine and bare and bare.per_cpu_second else None
+        x_ceiling = (
+            mine / ceiling.per_cpu_second if mine and ceiling and ceiling.per_cpu_second else None
+        )
+        if row.role in ("bare", "ceiling", "flask"):
+            x_bare = None if row.role != "flask" else x_bare
+            x_ceiling = None
+        lines.append(
+            f"| {model} | {encoding} | {clients} | {row.target} | {_fmt(row.cores, '.2f')} "
+            f"| {_fmt(mine, ',.0f')} | {_fmt(x_bare, '.2f', 'x')} | {_pct(x_ceiling)} |"
         )
     return "\n".join(lines)
