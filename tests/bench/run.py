@@ -1,7 +1,7 @@
 """`make bench`: the sidecar against its baselines, in one run, on this machine.
 
-    .venv/bin/python -m tests.bench.run                 # everything, about 5 minutes
-    .venv/bin/python -m tests.bench.run --quick         # 2 s cells, 64 clients only
+    .venv/bin/python -m tests.bench.run                 # everything, about 6 minutes
+    .venv/bin/python -m tests.bench.run --quick         # one 2 s round, 64 clients only
     .venv/bin/python -m tests.bench.run --only digits,bare --clients 64 --no-write
 
 Every server is started once, up front. Then, for each model, body and client count (a group),
@@ -42,14 +42,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m tests.bench.run", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--duration", type=int, default=3, help="seconds per cell and round")
-    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds per group")
+    p.add_argument("--duration", type=int, help="seconds per cell and round (3; quick: 2)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds per group (2; quick: 1)")
     p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load first")
     p.add_argument(
         "--ceiling-seconds", type=float, default=0.7, help="ceiling slice, around every sidecar's"
     )
-    p.add_argument("--clients", default="1,16,64", help="concurrent connections, comma-separated")
-    p.add_argument("--quick", action="store_true", help="2 s cells at 64 clients: a smoke run")
+    p.add_argument("--clients", help="concurrent connections, comma-separated (1,16,64; quick: 64)")
+    p.add_argument("--quick", action="store_true", help="one 2 s round at 64 clients: a smoke run")
     p.add_argument(
         "--only",
         default="",
@@ -95,8 +95,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.workers = args.workers or args.default_workers
     if args.threads == 0:
         args.threads = max(1, len(os.sched_getaffinity(0)) // args.workers)
-    if args.quick:
-        args.duration, args.rounds, args.warmup, args.clients = 2, 1, 1, "64"
+    # --quick changes the defaults only: options given explicitly still win.
+    quick = {"duration": 2, "rounds": 1, "clients": "64"}
+    full = {"duration": 3, "rounds": 2, "clients": "1,16,64"}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     return args
 
 
