@@ -31,6 +31,8 @@ function _M.version(model, req, live)
     local bucket = req.bucket(model, req)
     if live.split then
         local version = weights.pick(model.versions, live.split, killed, bucket)
+            -- every version the override weights is killed: share evenly among the rest
+            or weights.pick(model.versions, EVEN, killed, bucket)
         if version then
             return version, "override"
         end

@@ -48,6 +48,13 @@ describe("choose.version", function()
         assert.equal("1", (choose.version(m, req {}, live({ ["2"] = true }))))
     end)
 
+    it("shares evenly when every version a live override weights is killed", function()
+        local v, how = choose.version(model, req { at = 0.1 }, live({ ["2"] = true },
+            { ["2"] = 100 }))
+        assert.equal("1", v)
+        assert.equal("override", how)
+    end)
+
     it("reports unknown versions and all-killed models", function()
         local v, why, bad = choose.version(model, req { pinned = "7" }, live())
         assert.is_nil(v)
