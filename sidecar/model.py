@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,14 @@ import numpy as np
 
 from sidecar.batching import Batcher, BatchPolicy, Pending
 from sidecar.hooks import Hook
-from sidecar.metrics import MODEL_LOAD_SECONDS, MODEL_READY, ModelMetrics, observe_many
+from sidecar.metrics import (
+    MODEL_LOAD_SECONDS,
+    MODEL_READY,
+    ModelMetrics,
+    add,
+    observe,
+    observe_many,
+)
 from sidecar.model_config import ModelConfig
 from sidecar.runtime import Session
 from sidecar.validation import Signature
@@ -32,7 +40,10 @@ DriverFactory = Callable[[Batcher, ModelMetrics], Driver]
 
 def _top_confidence(values: np.ndarray, mode: str) -> np.ndarray:
     """Top-class probability per row, from probabilities or logits."""
-    values = values.reshape(values.shape[0], -1).astype(np.float64, copy=False)
+    values = values.reshape(values.shape[0], -1)
+    if values.size <= 64:  # a few rows: plain Python beats numpy's per-call costs
+        return np.array([_row_confidence(row, mode) for row in values.tolist()])
+    values = values.astype(np.float64, copy=False)
     if mode == "auto":
         mode = "probabilities" if values.min() >= 0.0 and values.max() <= 1.0 else "logits"
     if mode == "logits":
@@ -40,6 +51,13 @@ def _top_confidence(values: np.ndarray, mode: str) -> np.ndarray:
         exp = np.exp(shifted)
         return 1.0 / exp.sum(axis=1)  # the top class has exp(0) == 1
     return values.max(axis=1)
+
+
+def _row_confidence(row: list[float], mode: str) -> float:
+    top = max(row)
+    if mode == "probabilities" or (mode == "auto" and min(row) >= 0.0 and top <= 1.0):
+        return top
+    return 1.0 / sum(math.exp(v - top) for v in row)
 
 
 class ModelVersion:
@@ -110,12 +128,12 @@ class ModelVersion:
     ) -> None:
         m = self.metrics
         rows = sum(item.rows for item in batch)
-        m.executions.inc()
-        m.inferences.inc(rows)
-        m.batch_size.observe(rows)
-        m.compute.observe(finished - started)
+        add(m.executions)
+        add(m.inferences, rows)
+        observe(m.batch_size, rows)
+        observe(m.compute, finished - started)
         if len(batch) == 1:
-            m.queue.observe(started - batch[0].enqueued)
+            observe(m.queue, started - batch[0].enqueued)
         else:
             observe_many(m.queue, started - np.array([item.enqueued for item in batch]))
         m.queue_depth.set(len(self.batcher.queue) + len(batch))
