@@ -115,20 +115,45 @@ function _M.encode()
     return cjson.encode(out)
 end
 
--- Write the state file atomically (a crash never leaves half a file).
-function _M.save(path)
-    local tmp = path .. ".tmp"
+local SAVE_LOCK = "save_lock"
+local LOCK_HOLD = 5       -- seconds: a worker that died holding the lock frees it after this
+local LOCK_WAIT = 3       -- seconds a save waits for another worker's save before giving up
+
+local function write(path, tmp)
     local handle, err = io.open(tmp, "wb")
     if not handle then
         return nil, err
     end
-    handle:write(_M.encode(), "\n")
+    local ok, werr = handle:write(_M.encode(), "\n")
     handle:close()
-    local ok, rerr = os.rename(tmp, path)
     if not ok then
+        os.remove(tmp)
+        return nil, werr
+    end
+    local renamed, rerr = os.rename(tmp, path)
+    if not renamed then
+        os.remove(tmp)
         return nil, rerr
     end
     return true
+end
+
+-- Write the state file atomically (a crash never leaves half a file). Every worker saves after
+-- its own changes: each writes its own tmp file, and a shared-dict lock around
+-- snapshot + write + rename makes the saves take turns, so the last one to rename took its
+-- snapshot after every change before it (a stale snapshot never overwrites a newer one).
+function _M.save(path)
+    local deadline = ngx.now() + LOCK_WAIT
+    while not dict:add(SAVE_LOCK, true, LOCK_HOLD) do
+        if ngx.now() >= deadline then
+            return nil, "another worker's save of the state file held its lock for "
+                .. LOCK_WAIT .. "s"
+        end
+        ngx.sleep(0.002)
+    end
+    local ok, err = write(path, path .. "." .. ngx.worker.pid() .. ".tmp")
+    dict:delete(SAVE_LOCK)
+    return ok, err
 end
 
 -- Fill the dict from the state file unless this dict already holds state (a reload).

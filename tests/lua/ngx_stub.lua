@@ -68,6 +68,8 @@ function stub.install()
     _G.ngx = {
         now = clock,
         log = function() end,
+        sleep = function() end,
+        worker = { pid = function() return 4242 end },
         WARN = 4,
         shared = { weir_state = stub.dict(clock), weir_breaker = stub.dict(clock),
             weir_metrics = stub.dict(clock) },

@@ -63,6 +63,47 @@ describe("state", function()
         -- A dict that already holds state (a reload) is not overwritten.
         assert.equal("kept", select(2, state.load_once("x", function() return encoded end)))
     end)
+
+    it("saves through its own worker's tmp file, after another worker's save is done", function()
+        local dict = stub.dict(function() return 0 end)
+        state.set_dict(dict)
+        local path = os.tmpname()
+        dict:add("save_lock", true, 5)  -- another worker is saving
+        state.kill("digits")
+        local sleeps, real_sleep = 0, ngx.sleep
+        ngx.sleep = function()
+            sleeps = sleeps + 1
+            assert.is_nil(io.open(path .. ".4242.tmp"))  -- nothing written while it waits
+            dict:delete("save_lock")
+        end
+        local ok, err = state.save(path)
+        ngx.sleep = real_sleep
+        assert.is_true(ok, err)
+        assert.equal(1, sleeps)
+        assert.is_nil(dict:get("save_lock"))  -- released for the next save
+        local handle = assert(io.open(path))
+        local saved = handle:read("*a")
+        handle:close()
+        os.remove(path)
+        assert.truthy(saved:find('"digits"', 1, true))
+        assert.is_nil(io.open(path .. ".4242.tmp"))
+    end)
+
+    it("gives up with a clear error when the lock stays held", function()
+        local now = 0
+        local dict = stub.dict(function() return now end)
+        state.set_dict(dict)
+        dict:add("save_lock", true)
+        local real_sleep, real_now = ngx.sleep, ngx.now
+        ngx.now = function() return now end
+        ngx.sleep = function(s) now = now + s end
+        local path = os.tmpname()
+        local ok, err = state.save(path)
+        ngx.sleep, ngx.now = real_sleep, real_now
+        os.remove(path)
+        assert.is_nil(ok)
+        assert.truthy(err:find("held its lock", 1, true))
+    end)
 end)
 
 describe("metrics.render", function()

@@ -134,3 +134,52 @@ def test_status_and_metrics(harness, upstreams, tools) -> None:
     ):
         assert name in metrics
     assert 'weir_edge_requests_total{model="digits",version="1",status="200"} 1' in metrics
+
+
+def test_concurrent_changes_then_restart_keep_the_last_state(harness, upstreams, tools) -> None:
+    """Both workers save the state file at once: every call succeeds, and the file holds the
+    state after the last change (a stale snapshot never wins)."""
+    import threading
+
+    harness.start(tools.two_versions(upstreams))
+    # Each thread toggles its own switch and ends on a known value.
+    paths = {
+        "model": ("/admin/models/digits/kill", "POST"),
+        "v1": ("/admin/models/digits/versions/1/kill", "DELETE"),
+        "v2": ("/admin/models/digits/versions/2/kill", "POST"),
+    }
+    answers: list[tuple[int, object]] = []
+    lock = threading.Lock()
+
+    def toggle(path: str, last: str) -> None:
+        other = "DELETE" if last == "POST" else "POST"
+        for i in range(16):
+            status, _, body = harness.admin_call(other if i % 2 == 0 else last, path)
+            with lock:
+                answers.append((status, body))
+
+    def split() -> None:
+        for i in range(16):
+            weights = {"1": 30, "2": 70} if i % 2 else {"1": 100}
+            status, _, body = harness.admin_call("PUT", "/admin/models/digits/split", weights)
+            with lock:
+                answers.append((status, body))
+
+    threads = [threading.Thread(target=toggle, args=spec) for spec in paths.values()]
+    threads.append(threading.Thread(target=split))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a for a in answers if a[0] != 200] == []
+
+    def check() -> None:
+        digits = harness.status()["models"]["digits"]
+        assert digits["killed"] is True
+        assert digits["versions"]["1"]["killed"] is False
+        assert digits["versions"]["2"]["killed"] is True
+        assert digits["weights"]["override"] == {"1": 30, "2": 70}
+
+    check()
+    harness.restart()
+    check()
