@@ -344,6 +344,16 @@ class Release(Strict):
                         f"model name {name!r} is not allowed: lowercase letters, digits, _ and -, "
                         "starting with a letter or digit, at most 63 characters"
                     )
+            # The rendered config spells a model's name with _ for - in nginx variables,
+            # upstream and zone names: two names that differ only there would collide.
+            seen: dict[str, str] = {}
+            for name in value:
+                other = seen.setdefault(name.replace("-", "_"), name)
+                if other != name:
+                    raise ValueError(
+                        f"model names {other!r} and {name!r} differ only by - and _, which the "
+                        "edge's nginx config spells the same: rename one of them"
+                    )
         return value
 
     @property

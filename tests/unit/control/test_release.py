@@ -73,6 +73,11 @@ def test_newest_version_takes_everything_without_a_split() -> None:
             "model name 'Digits' is not allowed",
         ),
         ("revision: 1\nmodels:\n  m:\n    versions: {v1: {}}\n", "version 'v1' is not allowed"),
+        (
+            "revision: 1\nmodels:\n  my-model:\n    versions: {1: {}}\n"
+            "  my_model:\n    versions: {1: {}}\n",
+            "r.yaml:3: models: model names 'my-model' and 'my_model' differ only by - and _",
+        ),
         ("revision: [1\n", "r.yaml:2: expected ',' or ']'"),
     ],
 )
