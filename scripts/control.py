@@ -10,7 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from scripts.deploy import DeployError, apply_release, current_revision, rollback
+from scripts.deploy import (
+    DeployError,
+    LiveChangeError,
+    apply_release,
+    current_revision,
+    rollback,
+)
 from scripts.history import History
 from scripts.nginx_bin import NginxNotFound, find_nginx
 from scripts.release import ReleaseError, load_release
@@ -31,7 +37,10 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def _fail(command: str, exc: BaseException) -> int:
-    print(f"weir {command}: FAILED, nothing changed\n{exc}", file=sys.stderr)
+    if isinstance(exc, LiveChangeError):  # its message says what serves now
+        print(f"weir {command}: FAILED after the switch\n{exc}", file=sys.stderr)
+    else:
+        print(f"weir {command}: FAILED, nothing changed\n{exc}", file=sys.stderr)
     return 1
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from scripts.admin_client import AdminClient, AdminError
 from scripts.history import Entry, History
@@ -31,6 +32,11 @@ VERIFY_SECONDS = 10.0
 
 class DeployError(RuntimeError):
     """Something stopped a change; the message says what still serves and what to do."""
+
+
+class LiveChangeError(DeployError):
+    """A failure after `current` was switched that could not be fully undone, or after the new
+    revision went live: the message says what serves now."""
 
 
 @dataclass(frozen=True)
@@ -107,16 +113,36 @@ def switch_current(runtime: RuntimeDir, target: Path) -> None:
     os.replace(tmp, runtime.current)
 
 
-def running_checksum(runtime: RuntimeDir, revision: Revision) -> str | None:
+def admin_refusal(runtime: RuntimeDir, address: str, status: int, data: object) -> str:
+    """What an admin API answer other than 200 means, for the operator."""
+    message = data.get("error") if isinstance(data, dict) else str(data).strip()[:200]
+    text = f"the edge's admin API at {address} answered {status} {message}"
+    if status == 403:
+        return text + (
+            ": the WEIR_ADMIN_TOKEN in your shell (else the token file "
+            f"{runtime.token_file}) differs from the edge's, read when it started: use the "
+            "edge's token, or restart the edge with yours"
+        )
+    if status == 401:
+        return text + (
+            ": your shell has no admin token (WEIR_ADMIN_TOKEN, or the token file "
+            f"{runtime.token_file}) and the edge requires one: export the edge's token"
+        )
+    return text
+
+
+def running_checksum(runtime: RuntimeDir, revision: Revision) -> tuple[str | None, str]:
+    """The checksum the running workers report, or None and why it could not be read."""
     settings = json.loads((revision.dir / SETTINGS_NAME).read_text())
-    client = AdminClient(settings["admin_listen"], _token_or_none(runtime), timeout=2.0)
+    address = settings["admin_listen"]
+    client = AdminClient(address, _token_or_none(runtime), timeout=2.0)
     try:
         status, data = client.request("GET", "/admin/checksum")
-    except AdminError:
-        return None
+    except AdminError as exc:
+        return None, str(exc)
     if status != 200 or not isinstance(data, dict):
-        return None
-    return data.get("checksum")
+        return None, admin_refusal(runtime, address, status, data)
+    return data.get("checksum"), ""
 
 
 def _token_or_none(runtime: RuntimeDir) -> str | None:
@@ -126,29 +152,47 @@ def _token_or_none(runtime: RuntimeDir) -> str | None:
         return None
 
 
+def log_offset(runtime: RuntimeDir) -> int:
+    """Where the error log ends now: what nginx writes after this answers the next action."""
+    try:
+        return runtime.error_log.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _new_errors(log: Path, offset: int) -> list[str]:
+    """The `[emerg]` lines written after offset: nginx refusing a config (an `[alert]` is not a
+    refusal: nginx logs those for e.g. a worker it had to kill, and carries on)."""
     try:
         with log.open("rb") as handle:
             handle.seek(offset)
             text = handle.read().decode(errors="replace")
     except OSError:
         return []
-    return [line for line in text.splitlines() if "[emerg]" in line or "[alert]" in line]
+    return [line for line in text.splitlines() if "[emerg]" in line]
 
 
 def wait_for_checksum(
-    runtime: RuntimeDir, revision: Revision, log_offset: int = 0, timeout: float = VERIFY_SECONDS
+    runtime: RuntimeDir, revision: Revision, log_offset: int, timeout: float = VERIFY_SECONDS
 ) -> None:
+    """Until the running workers report revision's checksum; log_offset: where the error log
+    ended before the action being verified (older lines are not about it)."""
     deadline = time.monotonic() + timeout
-    seen = None
+    seen, problem = None, ""
     while time.monotonic() < deadline:
-        seen = running_checksum(runtime, revision)
+        seen, problem = running_checksum(runtime, revision)
         if seen == revision.checksum:
             return
         errors = _new_errors(runtime.error_log, log_offset)
         if errors:
             raise DeployError("nginx refused the new config:\n    " + "\n    ".join(errors[-5:]))
+        if " answered 403 " in problem:  # a wrong token stays wrong: no point waiting
+            raise DeployError(f"could not verify the new config: {problem}")
         time.sleep(0.05)
+    if problem:
+        raise DeployError(
+            f"the edge did not report the new checksum within {timeout:g}s: {problem}"
+        )
     raise DeployError(
         f"the edge did not report the new checksum within {timeout:g}s "
         f"(it reports {seen or 'nothing'}); see {runtime.error_log}"
@@ -156,7 +200,7 @@ def wait_for_checksum(
 
 
 def reload_and_verify(runtime: RuntimeDir, pid: int, revision: Revision) -> None:
-    offset = runtime.error_log.stat().st_size if runtime.error_log.exists() else 0
+    offset = log_offset(runtime)
     os.kill(pid, signal.SIGHUP)
     wait_for_checksum(runtime, revision, offset)
 
@@ -164,15 +208,19 @@ def reload_and_verify(runtime: RuntimeDir, pid: int, revision: Revision) -> None
 def publish_settings(runtime: RuntimeDir, revision: Revision) -> None:
     """Same wiring: hand the workers the new Lua settings; no reload, no connection closed."""
     settings = json.loads((revision.dir / SETTINGS_NAME).read_text())
-    client = AdminClient(settings["admin_listen"], _token_or_none(runtime), timeout=5.0)
+    address = settings["admin_listen"]
+    client = AdminClient(address, _token_or_none(runtime), timeout=5.0)
+    offset = log_offset(runtime)
     try:
         status, data = client.request("POST", "/admin/settings/reload")
     except AdminError as exc:
         raise DeployError(str(exc)) from None
     if status != 200:
-        message = data.get("error") if isinstance(data, dict) else data
-        raise DeployError(f"the edge refused the new settings ({status}): {message}")
-    wait_for_checksum(runtime, revision)
+        raise DeployError(
+            "the edge did not take the new settings: "
+            + admin_refusal(runtime, address, status, data)
+        )
+    wait_for_checksum(runtime, revision, offset)
 
 
 @contextlib.contextmanager
@@ -215,29 +263,26 @@ def go_live(runtime: RuntimeDir, revision: Revision, action: str, source: str = 
                 publish_settings(runtime, revision)
             else:
                 reload_and_verify(runtime, pid, revision)
-        except DeployError as exc:
-            if previous is not None:
-                switch_current(runtime, previous.dir)
-                with contextlib.suppress(OSError, DeployError):
-                    if hot:
-                        publish_settings(runtime, previous)
-                    else:
-                        os.kill(pid, signal.SIGHUP)
-                serving = f"revision {previous.revision} is still serving"
-            else:
-                serving = "no previous revision existed"
-            raise DeployError(f"{exc}\n{serving}; nothing was changed") from None
-    History(runtime.history).record(
-        Entry(
-            revision=revision.revision,
-            checksum=revision.checksum,
-            dir=revision.dir.name,
-            action=action,
-            applied_at=time.time(),
-            source=source,
+        except Exception as exc:  # not only DeployError: `current` must not stay switched
+            _switch_back(runtime, pid, hot, revision, previous, exc)
+    try:
+        History(runtime.history).record(
+            Entry(
+                revision=revision.revision,
+                checksum=revision.checksum,
+                dir=revision.dir.name,
+                action=action,
+                applied_at=time.time(),
+                source=source,
+            )
         )
-    )
-    prune_revisions(runtime)
+    except OSError as exc:
+        raise LiveChangeError(
+            f"revision {revision.revision} is live, but recording it in {runtime.history} "
+            f"failed ({exc}): `weir history` and `weir rollback` do not know of it"
+        ) from None
+    with contextlib.suppress(OSError):  # old revision directories stay: harmless
+        prune_revisions(runtime)
     if pid is None:
         where = "no edge running; `weir edge` starts it"
     elif hot:
@@ -245,6 +290,38 @@ def go_live(runtime: RuntimeDir, revision: Revision, action: str, source: str = 
     else:
         where = f"edge pid {pid} reloaded and verified"
     return f"revision {revision.revision} is live ({where}; checksum {revision.checksum[:12]})"
+
+
+def _switch_back(
+    runtime: RuntimeDir,
+    pid: int,
+    hot: bool,
+    revision: Revision,
+    previous: Revision | None,
+    exc: Exception,
+) -> NoReturn:
+    """Undo a switch whose reload or verification failed, and say truthfully what serves."""
+    if previous is None:
+        raise LiveChangeError(
+            f"{exc}\n`current` points at revision {revision.revision} (no previous revision "
+            "existed to go back to); fix the cause and apply again"
+        ) from None
+    try:
+        switch_current(runtime, previous.dir)
+    except OSError as undo:
+        raise LiveChangeError(
+            f"{exc}\nswitching `current` back to revision {previous.revision} failed too "
+            f"({undo}): {runtime.current} still points at revision {revision.revision}, which a "
+            f"restart would serve; run `weir rollback --to {previous.revision}`"
+        ) from None
+    with contextlib.suppress(OSError, DeployError):
+        if hot:
+            publish_settings(runtime, previous)
+        else:
+            os.kill(pid, signal.SIGHUP)
+    raise DeployError(
+        f"{exc}\nrevision {previous.revision} is still serving; nothing was changed"
+    ) from None
 
 
 def prune_revisions(runtime: RuntimeDir) -> None:
