@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scripts.deploy import DeployError
 from scripts.edge import Edge
 from scripts.nginx_bin import NginxNotFound, find_nginx
 from scripts.runtime import RuntimeDir
@@ -47,7 +49,7 @@ class Upstream:
 
     def __init__(self, version: str, port: int | None = None) -> None:
         self.version = version
-        self.port = port or free_port()
+        self.port = port or 0  # 0: the upstream binds a free port itself and says which
         self.process: subprocess.Popen[str] | None = None
 
     @property
@@ -73,6 +75,7 @@ class Upstream:
             assert process.stdout is not None
             line = process.stdout.readline()
             if line.startswith("READY"):
+                self.port = int(line.split()[1])
                 self.process = process
                 return self
             process.wait(5)
@@ -187,9 +190,21 @@ class EdgeHarness:
         return path
 
     def start(self, models: dict[str, Any], **edge: Any) -> EdgeHarness:
-        path = self.write(self.release(models, **edge))
-        self.edge = Edge(self.runtime).start(path)
-        return self
+        """Start the edge; when another process took one of its free ports between free_port()
+        and nginx's bind(), start afresh (a new runtime directory) on new ports."""
+        fresh = not self.runtime.root.exists()
+        for attempt in range(5):
+            path = self.write(self.release(models, **edge))
+            try:
+                self.edge = Edge(self.runtime).start(path)
+                return self
+            except DeployError as exc:
+                if not fresh or attempt == 4 or "Address already in use" not in str(exc):
+                    raise
+            shutil.rmtree(self.runtime.root)
+            self.revision -= 1
+            self.listen, self.admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        raise AssertionError("unreachable")
 
     def restart(self) -> None:
         assert self.edge is not None

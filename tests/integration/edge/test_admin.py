@@ -183,3 +183,19 @@ def test_concurrent_changes_then_restart_keep_the_last_state(harness, upstreams,
     check()
     harness.restart()
     check()
+
+
+def test_the_harness_moves_to_new_ports_when_one_is_taken(harness, upstreams, tools) -> None:
+    """Ports are picked free then bound later by nginx: a port taken in between (EADDRINUSE)
+    costs a retry, not a failed test."""
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = f"127.0.0.1:{blocker.getsockname()[1]}"
+        harness.listen = taken
+        harness.start(tools.two_versions(upstreams))
+    assert harness.listen != taken
+    assert harness.infer("digits")[0] == 200
+    assert harness.status()["revision"] == 1
