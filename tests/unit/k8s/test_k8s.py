@@ -1,5 +1,9 @@
 """`weir k8s` renders manifests that pass strict offline schema validation and keep Weir's rules."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import kubernetes_validate
 import pytest
 import yaml
@@ -76,3 +80,18 @@ def test_an_invalid_release_renders_nothing(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "revision" in captured.err
+
+
+def test_the_documented_pipe_into_kubernetes_validate_passes():
+    rendered = subprocess.run(
+        [sys.executable, "-m", "scripts.cli", "k8s", "release.yaml"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    validate = Path(sys.executable).with_name("kubernetes-validate")
+    checked = subprocess.run(
+        [str(validate), "--strict", "-"], input=rendered.stdout, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("passed for resource") == 5
