@@ -248,11 +248,17 @@ class EdgeHarness:
             time.sleep(0.05)
         return pids
 
-    def metrics(self) -> str:
-        time.sleep(0.6)  # workers flush their counters to the shared dict every 0.5 s
-        status, _, data = self.admin_call("GET", "/metrics")
-        assert status == 200
-        return data
+    def metrics(self, *expected: str) -> str:
+        """The edge's Prometheus text, once it holds every `expected` piece: workers flush
+        their counters to the shared dict every 0.5 s. Bounded: after 10 s the text as it is
+        (the caller's assertion then shows it)."""
+        deadline = time.monotonic() + 10
+        while True:
+            status, _, data = self.admin_call("GET", "/metrics")
+            assert status == 200
+            if all(piece in data for piece in expected) or time.monotonic() > deadline:
+                return data
+            time.sleep(0.05)
 
 
 @pytest.fixture
