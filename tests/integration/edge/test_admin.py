@@ -100,10 +100,14 @@ def test_kill_survives_reload_and_restart(harness, upstreams, tools) -> None:
     from scripts.deploy import apply_release
 
     harness.start(tools.two_versions(upstreams))
+    workers = harness.workers()
     harness.admin_call("POST", "/admin/models/digits/kill")
     harness.admin_call("PUT", "/admin/models/digits/split", {"1": 100})
 
-    apply_release(harness.write(harness.release(tools.two_versions(upstreams))), harness.runtime)
+    # A timeout is wiring: this apply really reloads nginx (new worker processes).
+    models = tools.two_versions(upstreams, timeout="2s")
+    assert "reloaded" in apply_release(harness.write(harness.release(models)), harness.runtime)
+    assert set(harness.workers()).isdisjoint(workers)
     assert harness.infer("digits")[1]["x-weir-fallback"] == "killed"
 
     harness.restart()
@@ -122,7 +126,8 @@ def test_status_and_metrics(harness, upstreams, tools) -> None:
     digits = status["models"]["digits"]
     assert set(digits["versions"]) == {"1", "2"}
     assert digits["versions"]["1"]["breaker"]["state"] == "closed"
-    metrics = harness.metrics()
+    counted = 'weir_edge_requests_total{model="digits",version="1",status="200"} 1'
+    metrics = harness.metrics(counted)
     for name in (
         "weir_edge_requests_total",
         "weir_edge_rate_limited_total",
@@ -133,7 +138,7 @@ def test_status_and_metrics(harness, upstreams, tools) -> None:
         "weir_edge_config_info",
     ):
         assert name in metrics
-    assert 'weir_edge_requests_total{model="digits",version="1",status="200"} 1' in metrics
+    assert counted in metrics
 
 
 def test_concurrent_changes_then_restart_keep_the_last_state(harness, upstreams, tools) -> None:
