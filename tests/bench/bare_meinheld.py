@@ -4,7 +4,9 @@ A Falcon app on gunicorn's meinheld worker that calls ONNX Runtime once per requ
 validation, no batching, no metrics, no error mapping. It speaks just enough V2 (JSON, and the
 binary tensor extension in and out) to answer the benchmark's requests. Sessions are created in
 each worker after fork (no --preload), with the sidecar's session options (intra-op threads,
-spinning off): the comparison isolates what Weir's features cost, not a runtime setting.
+spinning off) and its JSON library (orjson when installed, as the sidecar uses it; set
+WEIR_BENCH_JSON=stdlib for the standard library): the comparison isolates what Weir's
+features cost, not a runtime setting or a faster parser.
 
     WEIR_BENCH_MODELS=models gunicorn -k meinheld.gmeinheld.MeinheldWorker -w 1 \
         -b 127.0.0.1:8000 tests.bench.bare_meinheld:app
@@ -14,13 +16,30 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import falcon
 import numpy as np
 import onnxruntime as ort
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+def _codec() -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:
+    """loads and dumps: orjson (numpy arrays serialized natively) unless told otherwise."""
+    if os.environ.get("WEIR_BENCH_JSON", "orjson") == "orjson":
+        try:
+            import orjson
+        except ImportError:
+            pass
+        else:
+            return orjson.loads, lambda obj: orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+    return json.loads, lambda obj: json.dumps(obj, default=lambda a: a.tolist()).encode()
+
+
+loads, dumps = _codec()
 
 
 def _session(path: Path, threads: int, spinning: bool) -> ort.InferenceSession:
@@ -43,14 +62,14 @@ class Infer:
         body = req.bounded_stream.read()
         header_length = req.get_header(HEADER_LENGTH)
         if header_length is None:
-            request = json.loads(body)
+            request = loads(body)
             feeds = {
                 i["name"]: np.asarray(i["data"], dtype=np.float32).reshape(i["shape"])
                 for i in request["inputs"]
             }
         else:
             offset = int(header_length)
-            request = json.loads(body[:offset])
+            request = loads(body[:offset])
             feeds = {}
             for i in request["inputs"]:
                 size = i["parameters"]["binary_data_size"]
@@ -68,17 +87,17 @@ class Infer:
                 | {"parameters": {"binary_data_size": len(b)}}
                 for n, r, b in zip(names, results, raws, strict=True)
             ]
-            header = json.dumps(head).encode()
+            header = dumps(head)
             resp.set_header(HEADER_LENGTH, str(len(header)))
             resp.content_type = "application/octet-stream"
             resp.data = header + b"".join(raws)
             return
         head["outputs"] = [
-            {"name": n, "shape": list(r.shape), "datatype": "FP32", "data": r.ravel().tolist()}
+            {"name": n, "shape": list(r.shape), "datatype": "FP32", "data": r.ravel()}
             for n, r in zip(names, results, strict=True)
         ]
         resp.content_type = falcon.MEDIA_JSON
-        resp.data = json.dumps(head).encode()
+        resp.data = dumps(head)
 
 
 class Ready:

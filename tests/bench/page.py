@@ -38,6 +38,7 @@ class RunInfo:
     threads: int
     default: str  # the sidecar's default configuration, in words
     bare_spinning: bool
+    bare_json: str
     root: Path
 
 
@@ -126,7 +127,9 @@ CPU that ends up as model samples at the ceiling's efficiency.
   default session options, JSON only; binary rows' "x flask" compares with its JSON row.
 - bare (`tests/bench/bare_meinheld.py`): gunicorn + meinheld worker + Falcon, ORT per request,
   no validation, batching or metrics; {info.workers} worker(s), {info.threads} ORT intra-op
-  thread(s), spinning {spin} (the sidecar's session options).
+  thread(s), spinning {spin} (the sidecar's session options), JSON by {info.bare_json} (the
+  sidecar uses orjson when installed): the comparison isolates what validation, batching and
+  metrics cost.
 - weir: the default configuration is `weir sidecar --models models --device cpu --port P`
   with no other flag (here: {info.default}); the others add `--workers N --worker-class CLASS`.
   Mean batch: delta of its `{BATCH_METRIC}` histogram (`_sum` / `_count`) over the measured

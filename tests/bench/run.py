@@ -76,6 +76,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="bare server with ORT intra-op spinning on (the sidecar turns it off)",
     )
     p.add_argument(
+        "--bare-json",
+        choices=["orjson", "stdlib"],
+        default="orjson",
+        help="the bare server's JSON library (orjson, as the sidecar, when installed)",
+    )
+    p.add_argument(
         "--worker-classes",
         default="meinheld,gthread",
         help="sidecar configurations, CLASS or CLASS:WORKERS, comma-separated",
@@ -113,7 +119,9 @@ def _select(names: list[str], only: list[str]) -> list[str]:
 def _targets(args: argparse.Namespace, logs: Path, only: list[str]) -> list[Target]:
     targets = [
         flask_target(args.models, logs),
-        bare_target(args.models, logs, args.workers, args.threads, args.bare_spinning),
+        bare_target(
+            args.models, logs, args.workers, args.threads, args.bare_spinning, args.bare_json
+        ),
     ]
     has_sidecar = (ROOT / "sidecar" / "launcher.py").exists()
     if not args.no_sidecar and not has_sidecar:
@@ -203,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     info = RunInfo(
         started=started,
         seconds=time.monotonic() - t0,
-        command=f"python -m tests.bench.run {argv_text}".strip() if argv_text else "make bench",
+        command=f"python -m tests.bench.run {argv_text}" if argv_text else "make bench",
         load_before=load_before,
         load_after=_loadavg(),
         duration=args.duration,
@@ -214,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         default=f"{args.default_workers} {args.default_class} worker(s)",
         bare_spinning=args.bare_spinning,
+        bare_json=args.bare_json,
         root=ROOT,
     )
     text = render(info, rows, sweeps)

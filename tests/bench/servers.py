@@ -57,7 +57,12 @@ def flask_target(models: Path, logs: Path) -> Target:
 
 
 def bare_target(
-    models: Path, logs: Path, workers: int, threads: int, spinning: bool = False
+    models: Path,
+    logs: Path,
+    workers: int,
+    threads: int,
+    spinning: bool = False,
+    json_lib: str = "orjson",
 ) -> Target:
     port = free_port()
     argv = [
@@ -72,6 +77,7 @@ def bare_target(
         "WEIR_BENCH_MODELS": str(models),
         "WEIR_BENCH_INTRA_THREADS": str(threads),
         "WEIR_BENCH_SPINNING": "1" if spinning else "0",
+        "WEIR_BENCH_JSON": json_lib,
     }
     server = Server("bare", argv, port, logs / "bare.log", env=env)
     return Target(f"bare meinheld w{workers}", "bare", server, workers=workers)
