@@ -40,11 +40,13 @@ ONNX_TO_V2: dict[str, str] = {
 
 NUMPY_TO_V2: dict[np.dtype, str] = {dtype: name for name, dtype in V2_TO_NUMPY.items()}
 
-# numpy dtype kinds a JSON list may decode to for each V2 type (bool -> int -> float widening).
+# numpy dtype kinds a JSON list may decode to for each V2 type (int -> float widening). JSON
+# integers decode to int64 (kind i) whatever their sign, so unsigned types accept i too; the
+# values' range is checked in `protocol`. Booleans (kind b) are numbers only to BOOL.
 ACCEPTED_KINDS: dict[str, str] = {
-    **{name: "biuf" for name in ("FP16", "FP32", "FP64")},
-    **{name: "biu" for name in ("INT8", "INT16", "INT32", "INT64")},
-    **{name: "bu" for name in ("UINT8", "UINT16", "UINT32", "UINT64")},
+    **{name: "iuf" for name in ("FP16", "FP32", "FP64")},
+    **{name: "iu" for name in ("INT8", "INT16", "INT32", "INT64")},
+    **{name: "iu" for name in ("UINT8", "UINT16", "UINT32", "UINT64")},
     "BOOL": "b",
     "BYTES": "US",
 }

@@ -62,6 +62,21 @@ def _shape(value: Any, name: str) -> list[int]:
     return value
 
 
+def _params(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{where} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _flag(params: dict[str, Any], key: str, default: bool, where: str) -> bool:
+    value = params.get(key, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{where}: {key} must be true or false, got {value!r}")
+    return value
+
+
 def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     """Split JSON and binary parts and check the envelope's structure."""
     view = memoryview(body)
@@ -88,9 +103,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest("'id' must be a string")
-    params = doc.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise BadRequest("'parameters' must be an object")
+    params = _params(doc.get("parameters"), "'parameters'")
 
     inputs: list[InputTensor] = []
     offset = 0
@@ -101,17 +114,20 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         if not isinstance(name, str):
             raise BadRequest("each input needs a 'name' string")
         datatype = item.get("datatype")
-        if datatype not in V2_TO_NUMPY:
+        if not isinstance(datatype, str) or datatype not in V2_TO_NUMPY:
             raise BadRequest(
                 f"input '{name}': unknown datatype {datatype!r}; "
                 f"use one of {', '.join(V2_TO_NUMPY)}"
             )
         tensor = InputTensor(name, datatype, _shape(item.get("shape"), name))
-        iparams = item.get("parameters") or {}
-        size = iparams.get("binary_data_size") if isinstance(iparams, dict) else None
+        iparams = _params(item.get("parameters"), f"input '{name}': 'parameters'")
+        size = iparams.get("binary_data_size")
         if size is not None:
-            if not isinstance(size, int) or size < 0:
-                raise BadRequest(f"input '{name}': binary_data_size must be a byte count")
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise BadRequest(
+                    f"input '{name}': binary_data_size must be a byte count (a non-negative "
+                    f"integer), got {size!r}"
+                )
             if offset + size > len(rest):
                 raise BadRequest(
                     f"input '{name}': binary_data_size {size} runs past the end of the body "
@@ -132,7 +148,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
 
     outputs = None
     raw_outputs = doc.get("outputs")
-    binary_default = bool(params.get("binary_data_output", False))
+    binary_default = _flag(params, "binary_data_output", False, "'parameters'")
     if raw_outputs is not None:
         if not isinstance(raw_outputs, list):
             raise BadRequest("'outputs' must be a list of {name, parameters}")
@@ -140,8 +156,9 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         for out in raw_outputs:
             if not isinstance(out, dict) or not isinstance(out.get("name"), str):
                 raise BadRequest("each entry of 'outputs' needs a 'name' string")
-            oparams = out.get("parameters") or {}
-            outputs[out["name"]] = bool(oparams.get("binary_data", binary_default))
+            where = f"output '{out['name']}': 'parameters'"
+            oparams = _params(out.get("parameters"), where)
+            outputs[out["name"]] = _flag(oparams, "binary_data", binary_default, where)
     return InferRequest(request_id, inputs, outputs, binary_default, params)
 
 
@@ -167,11 +184,60 @@ def tensor_from_json(tensor: InputTensor, count: int) -> np.ndarray:
             f"input '{tensor.name}': 'data' must hold {tensor.datatype} values "
             f"({_describe(tensor.datatype)}); found non-numeric or wrong-kind values"
         )
+    if arr.ndim > 1 and list(arr.shape) != tensor.shape:
+        raise BadRequest(
+            f"input '{tensor.name}': 'data' is nested as {list(arr.shape)} but the shape is "
+            f"{tensor.shape}; nest it exactly as the shape or send it flat"
+        )
     if tensor.datatype == "BYTES":
         return np.array(
             [s.encode() if isinstance(s, str) else s for s in arr.ravel()], dtype=object
         ).reshape(tensor.shape)
+    if arr.dtype != dtype and arr.size:
+        # Every int64/uint64 fits FP32: FP32 looks at the values of float arrays only, so the
+        # common FP32 request pays one min/max at most. FP64 holds whatever JSON decodes to.
+        limits = _LIMITS.get(tensor.datatype)
+        if limits is not None and (dtype != _FP32 or arr.dtype.kind == "f"):
+            _check_range(tensor, arr, limits)
     return arr.astype(dtype, copy=False).reshape(tensor.shape)
+
+
+_FP32 = np.dtype(np.float32)
+
+# V2 type -> (lowest, highest) value it holds. FP64 is what JSON numbers decode to: no check.
+_LIMITS: dict[str, tuple[Any, Any]] = {
+    name: (int(info.min), int(info.max))
+    for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+    for info in [np.iinfo(V2_TO_NUMPY[name])]
+} | {
+    name: (float(info.min), float(info.max))
+    for name in ("FP16", "FP32")
+    for info in [np.finfo(V2_TO_NUMPY[name])]
+}
+
+
+def _check_range(tensor: InputTensor, arr: np.ndarray, limits: tuple[Any, Any]) -> None:
+    """Refuse values the target type cannot hold instead of letting astype wrap them.
+
+    Only finite values count: NaN and Inf are the NaN policy's business. Integer targets
+    only see integer arrays here (ACCEPTED_KINDS), float targets integers or floats.
+    """
+    low, high = limits
+    lo, hi = arr.min(), arr.max()
+    if lo >= low and hi <= high:  # False for NaN: look closer below
+        return
+    if arr.dtype.kind == "f":
+        finite = arr[np.isfinite(arr)]
+        if not finite.size:
+            return
+        lo, hi = finite.min(), finite.max()
+        if lo >= low and hi <= high:
+            return
+    bad = lo if lo < low else hi
+    raise BadRequest(
+        f"input '{tensor.name}': value {bad.item()!r} is out of range for {tensor.datatype} "
+        f"(values from {low!r} to {high!r})"
+    )
 
 
 def tensor_from_raw(tensor: InputTensor, count: int) -> np.ndarray:

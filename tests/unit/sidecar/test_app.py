@@ -9,6 +9,7 @@ import falcon.testing
 import numpy as np
 import onnxruntime as ort
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.app import create_app, load_state, threaded_drivers
 from sidecar.settings import Settings
@@ -152,3 +153,62 @@ def test_bodies_without_content_length_are_read_and_bounded(client):
         client.app, "/v2/models/digits/infer", b" " * (64 * 1024) + good
     )
     assert status.startswith("413") and b"over 65536 bytes" in data
+
+
+def _sample(client, name: str, **labels: str) -> float | None:
+    text = client.simulate_get("/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None
+
+
+_DIGITS_ROW = {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}
+
+
+@pytest.mark.parametrize(
+    ("doc", "needle"),
+    [
+        ({"inputs": [{**_DIGITS_ROW, "datatype": ["FP32"]}]}, "unknown datatype"),
+        ({"inputs": [{**_DIGITS_ROW, "datatype": {"a": 1}}]}, "unknown datatype"),
+        (
+            {"inputs": [_DIGITS_ROW], "outputs": [{"name": "probabilities", "parameters": "x"}]},
+            "must be an object",
+        ),
+        (
+            {"inputs": [_DIGITS_ROW], "outputs": [{"name": "probabilities", "parameters": [1]}]},
+            "must be an object",
+        ),
+        (
+            {"inputs": [_DIGITS_ROW], "parameters": {"binary_data_output": "false"}},
+            "must be true or false",
+        ),
+        ({"inputs": [{**_DIGITS_ROW, "data": [True] * 64}]}, "must hold FP32 values"),
+        ({"inputs": [{**_DIGITS_ROW, "data": [1e39] + [0.0] * 63}]}, "out of range for FP32"),
+        (
+            {"inputs": [{**_DIGITS_ROW, "shape": [2, 64], "data": [[0.0] * 32] * 4}]},
+            "nested as [4, 32]",
+        ),
+    ],
+)
+def test_client_mistakes_answer_400_with_a_reason(client, doc, needle):
+    before = _sample(
+        client,
+        "weir_inference_request_failure_total",
+        model="digits",
+        version="2",
+        reason="bad_request",
+    )
+    resp = client.simulate_post("/v2/models/digits/infer", json=doc)
+    assert resp.status_code == 400, resp.text
+    assert needle in resp.json["error"]
+    after = _sample(
+        client,
+        "weir_inference_request_failure_total",
+        model="digits",
+        version="2",
+        reason="bad_request",
+    )
+    assert after == (before or 0) + 1
+

@@ -8,6 +8,7 @@ import struct
 import numpy as np
 import pytest
 
+from sidecar.datatypes import V2_TO_NUMPY
 from sidecar.errors import BadRequest
 from sidecar.protocol import (
     InputTensor,
@@ -82,6 +83,40 @@ def test_bytes_tensors_decode_from_length_prefixed_binary():
         (json.dumps(_doc(datatype="FLOAT")).encode(), None, "unknown datatype"),
         (json.dumps(_doc(shape=[2, -1])).encode(), None, "non-negative integers"),
         (json.dumps(_doc()).encode(), "abc", "must be an integer"),
+        # unhashable or non-string datatypes are the client's mistake, not a 500
+        (json.dumps(_doc(datatype=["FP32"])).encode(), None, "unknown datatype"),
+        (json.dumps(_doc(datatype={"a": 1})).encode(), None, "unknown datatype"),
+        (json.dumps(_doc(datatype=32)).encode(), None, "unknown datatype"),
+        (json.dumps(_doc(parameters="x")).encode(), None, "'parameters' must be an object"),
+        (
+            json.dumps({**_doc(), "outputs": [{"name": "p", "parameters": "x"}]}).encode(),
+            None,
+            "output 'p': 'parameters' must be an object",
+        ),
+        (
+            json.dumps({**_doc(), "outputs": [{"name": "p", "parameters": [1]}]}).encode(),
+            None,
+            "output 'p': 'parameters' must be an object",
+        ),
+        (json.dumps({**_doc(), "outputs": [1]}).encode(), None, "needs a 'name' string"),
+        # flags are JSON booleans: "false" is not false
+        (
+            json.dumps({**_doc(), "parameters": {"binary_data_output": "false"}}).encode(),
+            None,
+            "binary_data_output must be true or false",
+        ),
+        (
+            json.dumps({**_doc(), "parameters": {"binary_data_output": 1}}).encode(),
+            None,
+            "binary_data_output must be true or false",
+        ),
+        (
+            json.dumps(
+                {**_doc(), "outputs": [{"name": "p", "parameters": {"binary_data": "true"}}]}
+            ).encode(),
+            None,
+            "binary_data must be true or false",
+        ),
         (json.dumps(_doc()).encode(), "999999", "length of the JSON part"),
         (
             json.dumps(
@@ -99,11 +134,30 @@ def test_bytes_tensors_decode_from_length_prefixed_binary():
             "LEN",
             "runs past the end",
         ),
+        (
+            json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "x",
+                            "shape": [1],
+                            "datatype": "BOOL",
+                            "parameters": {"binary_data_size": True},
+                        }
+                    ]
+                }
+            ).encode()
+            + b"\x01",
+            "LEN-1",
+            "binary_data_size must be a byte count",
+        ),
     ],
 )
 def test_malformed_envelopes_say_what_is_wrong(body, header, needle):
     if header == "LEN":
         header = str(len(body))
+    elif header == "LEN-1":
+        header = str(len(body) - 1)
     with pytest.raises(BadRequest, match=needle):
         decode_request(body, header)
 
@@ -122,11 +176,60 @@ def test_unclaimed_binary_bytes_are_refused():
         ("FP32", [[1, 2], [3]], "ragged|elements"),
         ("FP32", [1, 2, 3], "needs 4 elements"),
         ("BOOL", [1, 0, 1, 0], "BOOL"),
+        # booleans are numbers only to BOOL
+        ("FP32", [True, False, True, False], "FP32"),
+        ("INT64", [True, False, True, True], "INT64"),
+        ("UINT8", [[True, False], [True, False]], "UINT8"),
+        # out-of-range values are refused, naming the input, the value, the range, the type
+        ("INT8", [300, -200, 0, 0], r"input 'x': value -200 is out of range for INT8 .*-128 to 1"),
+        ("INT32", [2**40, 0, 0, 0], r"value 1099511627776 is out of range for INT32"),
+        ("UINT8", [256, 0, 0, 0], r"value 256 is out of range for UINT8 .*0 to 255"),
+        ("UINT32", [-1, 0, 0, 0], r"value -1 is out of range for UINT32"),
+        ("UINT64", [-1, 0, 0, 0], r"value -1 is out of range for UINT64"),
+        ("FP16", [1e6, 0, 0, 0], r"value 1000000.0 is out of range for FP16 .*65504"),
+        ("FP16", [70000, 0, 0, 0], r"value 70000 is out of range for FP16"),
+        ("FP32", [1e39, 0, 0, 0], r"value 1e\+39 is out of range for FP32"),
+        ("FP32", [-1e39, float("inf"), 0, 0], r"value -1e\+39 is out of range for FP32"),
+        # nested data must be nested as the shape says (flat data is fine)
+        ("FP32", [[1, 2, 3, 4]], r"nested as \[1, 4\] but the shape is \[2, 2\]"),
+        ("FP32", [[[1], [2]], [[3], [4]]], r"nested as \[2, 2, 1\]"),
     ],
 )
 def test_bad_json_data_is_refused(datatype, data, needle):
     with pytest.raises(BadRequest, match=needle):
         tensor_from_json(InputTensor("x", datatype, [2, 2], data), 4)
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "expected"),
+    [
+        # JSON integers decode to int64: unsigned types take them when they are in range
+        ("UINT8", [0, 1, 254, 255], [0, 1, 254, 255]),
+        ("UINT16", [0, 1, 2, 65535], [0, 1, 2, 65535]),
+        ("UINT32", [0, 1, 2, 2**32 - 1], [0, 1, 2, 2**32 - 1]),
+        ("UINT64", [0, 1, 2, 2**63 - 1], [0, 1, 2, 2**63 - 1]),
+        ("INT8", [-128, 127, 0, 1], [-128, 127, 0, 1]),
+        ("FP16", [65504, -65504, 0.5, 1], [65504, -65504, 0.5, 1]),
+        ("BOOL", [True, False, True, False], [True, False, True, False]),
+    ],
+)
+def test_json_data_in_range_decodes_exactly(datatype, data, expected):
+    arr = tensor_from_json(InputTensor("x", datatype, [2, 2], data), 4)
+    assert arr.dtype == V2_TO_NUMPY[datatype]
+    assert arr.ravel().tolist() == expected
+
+
+@pytest.mark.parametrize("datatype", ["FP16", "FP32"])
+def test_nan_and_inf_pass_the_range_check_for_the_nan_policy(datatype):
+    data = [float("nan"), float("inf"), -float("inf"), 1.0]
+    arr = tensor_from_json(InputTensor("x", datatype, [2, 2], data), 4)
+    assert np.isnan(arr[0, 0]) and arr[0, 1] == np.inf and arr[1, 0] == -np.inf
+
+
+def test_flags_and_sizes_take_real_booleans_and_integers():
+    doc = {**_doc(), "parameters": {"binary_data_output": False}, "outputs": [{"name": "p"}]}
+    req = decode_request(json.dumps(doc).encode(), None)
+    assert req.binary_default is False and req.outputs == {"p": False}
 
 
 def test_binary_size_must_match_shape_and_datatype():
