@@ -88,6 +88,9 @@ class DataPlane:
         except WeirError as exc:
             metrics.failure(exc.reason)
             raise
+        except Exception:
+            metrics.failure("internal")  # a bug of ours: still counted, then answered 500
+            raise
         if json_length is None:
             headers = [("Content-Type", JSON_TYPE), (VERSION_HEADER, found.version)]
         else:

@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sidecar import dataplane
 from sidecar.app import create_app, load_state, threaded_drivers
 from sidecar.settings import Settings
 
@@ -211,4 +212,16 @@ def test_client_mistakes_answer_400_with_a_reason(client, doc, needle):
         reason="bad_request",
     )
     assert after == (before or 0) + 1
+
+
+def test_unexpected_errors_are_counted_as_internal(client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(dataplane, "encode_response", broken)
+    labels = {"model": "digits", "version": "2", "reason": "internal"}
+    before = _sample(client, "weir_inference_request_failure_total", **labels) or 0
+    resp = client.simulate_post("/v2/models/digits/infer", json={"inputs": [_DIGITS_ROW]})
+    assert resp.status_code == 500
+    assert _sample(client, "weir_inference_request_failure_total", **labels) == before + 1
 
