@@ -55,18 +55,26 @@ class Pending:
 
 RunFn = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 ObserveFn = Callable[[list["Pending"], list[np.ndarray], float, float], None]
+DepthFn = Callable[[int], None]
 
 
 class Batcher:
     """The queue and batch execution of one model version. Not thread-safe by itself."""
 
     def __init__(
-        self, name: str, policy: BatchPolicy, run: RunFn, observe: ObserveFn | None = None
+        self,
+        name: str,
+        policy: BatchPolicy,
+        run: RunFn,
+        observe: ObserveFn | None = None,
+        depth: DepthFn | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
         self._run = run
         self._observe = observe
+        # Told the number of requests still waiting after each batch (0 once traffic stops).
+        self._depth = depth
         self.queue: deque[Pending] = deque()
         self.queued_rows = 0
         self._buffers: dict[str, np.ndarray] = {}
@@ -129,6 +137,8 @@ class Batcher:
         finally:
             for item in batch:
                 item.done = True
+            if self._depth is not None:
+                self._depth(len(self.queue))
 
     def _split(self, batch: list[Pending], outputs: list[np.ndarray]) -> None:
         rows = sum(item.rows for item in batch)

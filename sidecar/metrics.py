@@ -78,7 +78,8 @@ CONFIDENCE = Histogram(
 )
 QUEUE_DEPTH = Gauge(
     "weir_queue_depth",
-    "Requests that were waiting in the batching queue when the latest batch started.",
+    "Requests waiting in the batching queue: when the latest batch started, then those left "
+    "after it (0 when idle).",
     LABELS,
     multiprocess_mode="livesum",
 )

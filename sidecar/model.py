@@ -108,7 +108,11 @@ class ModelVersion:
         )
         self.session.warmup(policy.max_batch_size or 1)
         self.batcher = Batcher(
-            f"model '{name}' version {version}", policy, self.session.run, self._observe
+            f"model '{name}' version {version}",
+            policy,
+            self.session.run,
+            self._observe,
+            self.metrics.queue_depth.set,
         )
         self.driver: Driver = driver_factory(self.batcher, self.metrics)
         self.load_seconds = time.perf_counter() - started

@@ -225,3 +225,9 @@ def test_unexpected_errors_are_counted_as_internal(client, monkeypatch):
     assert resp.status_code == 500
     assert _sample(client, "weir_inference_request_failure_total", **labels) == before + 1
 
+
+def test_queue_depth_reads_zero_once_requests_are_answered(client):
+    for _ in range(3):
+        resp = client.simulate_post("/v2/models/digits/infer", json={"inputs": [_DIGITS_ROW]})
+        assert resp.status_code == 200
+    assert _sample(client, "weir_queue_depth", model="digits", version="2") == 0.0
