@@ -83,9 +83,18 @@ def test_inputs_must_agree_on_the_batch_dimension():
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_nan_and_inf_are_found_in_every_float_width(dtype):
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["max", "max", 1, 1], True),  # the largest finite value is finite
+        (["-max", 0, 0, 0], True),
+        ([1, np.inf, 1, 1], False),
+        ([np.nan, 1, 1, 1], False),
+        ([-np.inf, np.inf, 0, 0], False),
+        ([0, 0, 0, np.nan], False),
+    ],
+)
+def test_nan_and_inf_are_found_in_every_float_width(dtype, values, expected):
     big = np.finfo(dtype).max
-    for values in ([big, big, 1, 1], [1, np.inf, 1, 1], [np.nan, 1, 1, 1], [-np.inf, np.inf, 0, 0]):
-        arr = np.array(values, dtype=dtype)
-        expected = bool(np.isfinite(arr).all())
-        assert _all_finite(arr) is expected, values
+    values = [big if v == "max" else -big if v == "-max" else v for v in values]
+    assert _all_finite(np.array(values, dtype=dtype)) is expected, values
