@@ -13,7 +13,7 @@ benchmark (requests through the edge vs straight to the same sidecar, both as `T
     prom.py         histogram _sum/_count out of Prometheus text (mean batch size)
     report.py       rows, ratios, the issue's targets, Markdown tables
     page.py         the RESULTS.md page around the tables
-    profile.py      py-spy on a server worker under wrk load (optional tool)
+    profile.py      py-spy on a server worker under wrk load (`pip install py-spy` first)
     naive_flask.py  baseline (a): Flask `app.run()`, ORT per request
     bare_meinheld.py baseline (b): gunicorn + meinheld + Falcon, ORT per request, nothing else
 """

@@ -11,6 +11,7 @@ stacks (flame-graph input) in the file it names.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -35,6 +36,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--server", choices=["weir", "bare"], default="weir")
     p.add_argument("--worker-class", default="meinheld", help="weir only")
+    p.add_argument("--workers", type=int, default=1, help="the first one is sampled")
     p.add_argument("--payload", default="digits/v2/json", help="MODEL/vVERSION/json|binary")
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--seconds", type=int, default=10)
@@ -79,16 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="weir-profile-"))
     output = args.output or workdir / "stacks.txt"
     target: Target
+    cpus = len(os.sched_getaffinity(0))
     if args.server == "bare":
-        target = bare_target(args.models, workdir, 1, 2)
+        target = bare_target(args.models, workdir, args.workers, max(1, cpus // args.workers))
     else:
-        target = weir_target(
-            args.models, workdir, 1, args.worker_class, f"weir {args.worker_class}"
-        )
+        label = f"weir {args.worker_class} w{args.workers}"
+        target = weir_target(args.models, workdir, args.workers, args.worker_class, label)
     with running([target.server]):
         check(target.base_url, payload)
         master, *workers = target.server.pids()
-        worker = workers[0] if workers else master  # gunicorn's one worker
+        worker = workers[0] if workers else master  # one of gunicorn's workers
         script = payload_script(payload, workdir)
         url = target.base_url + payload.path
         run_wrk(url, script, args.clients, 1)
