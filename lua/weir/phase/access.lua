@@ -15,16 +15,17 @@ local crc32 = ngx.crc32_long
 
 local _M = {}
 
+-- Answer here and end the request (no proxy_pass).
 local function send(status, body, retry_after)
-    ngx.status = status
-    ngx.header["Content-Type"] = "application/json"
-    if retry_after then
-        ngx.header["Retry-After"] = retry_after
-    end
-    ngx.print(body)
+    response.send(status, body, retry_after)
     return ngx.exit(ngx.HTTP_OK)
 end
 _M.send = send
+
+local function no_version(name, model, version)
+    return send(404, response.error_body("model " .. name .. " has no version " .. version
+        .. " in this release (versions: " .. table.concat(model.versions, ", ") .. ")"))
+end
 
 -- The sticky key's stable bucket as a number in [0, 1), from split_clients' two hashes of the
 -- key; read only when a choice needs it.
@@ -89,8 +90,7 @@ function _M.infer(name)
     local version, why, bad = choose.version(model, req, live)
     if not version then
         if why == "unknown_version" then
-            return send(404, response.error_body("model " .. name .. " has no version " .. bad
-                .. " in this release (versions: " .. table.concat(model.versions, ", ") .. ")"))
+            return no_version(name, model, bad)
         end
         return _M.fall_back(name, model, fallback.KILLED, nil, false)
     end
@@ -117,8 +117,7 @@ function _M.metadata(name)
     local version
     if pinned and pinned ~= "" then
         if not model.version_set[pinned] then
-            return send(404, response.error_body("model " .. name .. " has no version " .. pinned
-                .. " in this release (versions: " .. table.concat(model.versions, ", ") .. ")"))
+            return no_version(name, model, pinned)
         end
         version = pinned
     else

@@ -65,12 +65,7 @@ function _M.after_fallback_error()
     local failed = var.weir_version
     record_failure(name, model)
     local decision = placeholder(model, name, var.weir_fallback, failed)
-    ngx.status = decision.status
-    ngx.header["Content-Type"] = "application/json"
-    if decision.retry_after then
-        ngx.header["Retry-After"] = decision.retry_after
-    end
-    ngx.print(decision.body)
+    response.send(decision.status, decision.body, decision.retry_after)
 end
 
 return _M

@@ -8,14 +8,7 @@ local var = ngx.var
 
 local _M = {}
 
-local function send(status, body, retry_after)
-    ngx.status = status
-    ngx.header["Content-Type"] = "application/json"
-    if retry_after then
-        ngx.header["Retry-After"] = retry_after
-    end
-    ngx.print(body)
-end
+local send = response.send
 
 function _M.rate_limited()
     local name = var.weir_model
