@@ -181,8 +181,6 @@ def render(
         ],
         # In the wiring: switching admin auth reloads nginx, whose master reads the token.
         "admin_auth": release.edge.admin_auth,
-        "longest_timeout": _seconds(longest),
-        "max_connect_timeout": _seconds(min(longest, 1.0)),
     }
     try:
         body = _environment().get_template("nginx.conf.j2").render(context)
@@ -223,21 +221,18 @@ def lua_settings(release: Release, runtime: RuntimeDir) -> dict[str, Any]:
             fallback = {"status": model.fallback.status, "body": body}
         if "body" in fallback:
             fallback["body"] = json.dumps(fallback["body"], separators=(",", ":"))
-        sticky = model.release.sticky_key
         limit = model.rate_limit
         models[name] = {
             "var": name.replace("-", "_"),
             "versions": list(model.versions),
             "upstreams": {v: _upstream_name(name, v) for v in model.versions},
             "weights": model.weights(),
-            "sticky_var": _header_var(sticky[7:]) if sticky.startswith("header:") else None,
             "force_var": (
                 _header_var(model.release.force_header) if model.release.force_header else None
             ),
             "fallback": fallback,
             # A probe slot is given back if its request never reports (client gone).
             "breaker": {**model.breaker.model_dump(), "probe_ttl": 2 * model.timeout + 5},
-            "timeout": model.timeout,
             "retry_after": max(1, math.ceil(1 / limit.per_second)) if limit else 1,
         }
     return {

@@ -64,6 +64,23 @@ def test_wiring(rendered) -> None:
     assert digits["weights"] == {"1": 95.5, "2": 4.5} and settings["buckets"] == 1000
 
 
+def test_each_model_falls_back_within_its_own_timeout(tmp_path: Path) -> None:
+    runtime = RuntimeDir(tmp_path / "rt")
+    runtime.ensure()
+    text = RELEASE + "  slow-model:\n    versions: {1: {}}\n    timeout: 30s\n"
+    conf = render(parse_release(text), runtime, NGINX, tmp_path / "out").conf
+
+    def location(name: str) -> str:
+        return conf.split(f"location @weir_fallback_{name} {{")[1].split("\n        }")[0]
+
+    assert "error_page 500 502 503 504 = @weir_fallback_digits;" in conf
+    assert "error_page 500 502 503 504 = @weir_fallback_slow_model;" in conf
+    assert "proxy_read_timeout 2.5s;" in location("digits")
+    assert "proxy_connect_timeout 1s;" in location("digits")
+    assert "proxy_read_timeout 30s;" in location("slow_model")
+    assert "weir_slow-model_v${weir_version}/v2/models/slow-model/" in location("slow_model")
+
+
 def test_zone_name_follows_its_key(tmp_path: Path) -> None:
     runtime = RuntimeDir(tmp_path / "rt")
     runtime.ensure()
