@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from scripts.runtime import RuntimeDir, TokenError, read_token
+from scripts.runtime import RuntimeDir, TokenError, command_parser, read_token
 
 
 class AdminError(RuntimeError):
@@ -79,12 +79,6 @@ class AdminClient:
         return data
 
 
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"weir {prog}", description=description)
-    parser.add_argument("--runtime-dir", help="default: $WEIR_RUNTIME_DIR or .weir")
-    return parser
-
-
 def _client(args: argparse.Namespace) -> AdminClient:
     return AdminClient.for_runtime(RuntimeDir.from_arg(args.runtime_dir))
 
@@ -111,7 +105,7 @@ def format_status(data: dict[str, Any]) -> str:
 
 
 def status_main(argv: list[str]) -> int:
-    parser = _parser("status", "live state of every model at the edge")
+    parser = command_parser("status", "live state of every model at the edge")
     parser.add_argument("--json", action="store_true", help="print the raw JSON")
     args = parser.parse_args(argv)
     try:
@@ -129,7 +123,9 @@ def _kill_path(model: str, version: str | None) -> str:
 
 
 def kill_main(argv: list[str]) -> int:
-    parser = _parser("kill", "kill switch: the model (or one version) answers with its fallback")
+    parser = command_parser(
+        "kill", "kill switch: the model (or one version) answers with its fallback"
+    )
     parser.add_argument("model")
     parser.add_argument("--version")
     args = parser.parse_args(argv)
@@ -143,7 +139,7 @@ def kill_main(argv: list[str]) -> int:
 
 
 def revive_main(argv: list[str]) -> int:
-    parser = _parser("revive", "undo a kill switch")
+    parser = command_parser("revive", "undo a kill switch")
     parser.add_argument("model")
     parser.add_argument("--version")
     args = parser.parse_args(argv)
@@ -157,7 +153,7 @@ def revive_main(argv: list[str]) -> int:
 
 
 def split_main(argv: list[str]) -> int:
-    parser = _parser("split", "set live grey-release weights: weir split digits 1=90 2=10")
+    parser = command_parser("split", "set live grey-release weights: weir split digits 1=90 2=10")
     parser.add_argument("model")
     parser.add_argument("weights", nargs="*", help="VERSION=WEIGHT pairs")
     parser.add_argument("--clear", action="store_true", help="go back to the release's weights")

@@ -21,19 +21,13 @@ from scripts.history import History
 from scripts.nginx_bin import NginxNotFound, find_nginx
 from scripts.release import ReleaseError, load_release
 from scripts.render import CONF_NAME, RenderError, render
-from scripts.runtime import RuntimeDir
+from scripts.runtime import RuntimeDir, command_parser
 
 FAILURES = (ReleaseError, DeployError, RenderError, NginxNotFound, OSError)
 
 
 def _runtime(value: str | None) -> RuntimeDir:
     return RuntimeDir.from_arg(value)
-
-
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"weir {prog}", description=description)
-    parser.add_argument("--runtime-dir", help="default: $WEIR_RUNTIME_DIR or .weir")
-    return parser
 
 
 def _fail(command: str, exc: BaseException) -> int:
@@ -59,7 +53,7 @@ def validate_main(argv: list[str]) -> int:
 
 
 def render_main(argv: list[str]) -> int:
-    parser = _parser("render", "render a release's nginx config (stdout, or into --out DIR)")
+    parser = command_parser("render", "render a release's nginx config (stdout, or into --out DIR)")
     parser.add_argument("file")
     parser.add_argument("--out", help="write nginx.conf and settings.json into this directory")
     args = parser.parse_args(argv)
@@ -92,7 +86,9 @@ def render_main(argv: list[str]) -> int:
 
 
 def apply_main(argv: list[str]) -> int:
-    parser = _parser("apply", "validate, render, nginx -t, switch, reload and verify a release")
+    parser = command_parser(
+        "apply", "validate, render, nginx -t, switch, reload and verify a release"
+    )
     parser.add_argument("file")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -108,7 +104,7 @@ def apply_main(argv: list[str]) -> int:
 
 
 def rollback_main(argv: list[str]) -> int:
-    parser = _parser("rollback", "re-apply a previous revision from the history")
+    parser = command_parser("rollback", "re-apply a previous revision from the history")
     parser.add_argument("--to", type=int, metavar="REVISION", help="default: the one before")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -121,7 +117,7 @@ def rollback_main(argv: list[str]) -> int:
 
 
 def history_main(argv: list[str]) -> int:
-    parser = _parser("history", "list applied revisions, newest last")
+    parser = command_parser("history", "list applied revisions, newest last")
     args = parser.parse_args(argv)
     runtime = _runtime(args.runtime_dir)
     entries = History(runtime.history).entries()

@@ -160,16 +160,20 @@ def log_offset(runtime: RuntimeDir) -> int:
         return 0
 
 
-def _new_errors(log: Path, offset: int) -> list[str]:
-    """The `[emerg]` lines written after offset: nginx refusing a config (an `[alert]` is not a
-    refusal: nginx logs those for e.g. a worker it had to kill, and carries on)."""
+def log_since(log: Path, offset: int) -> str | None:
+    """What nginx wrote to its error log after offset (None: no log to read)."""
     try:
         with log.open("rb") as handle:
             handle.seek(offset)
-            text = handle.read().decode(errors="replace")
+            return handle.read().decode(errors="replace")
     except OSError:
-        return []
-    return [line for line in text.splitlines() if "[emerg]" in line]
+        return None
+
+
+def _new_errors(log: Path, offset: int) -> list[str]:
+    """The `[emerg]` lines written after offset: nginx refusing a config (an `[alert]` is not a
+    refusal: nginx logs those for e.g. a worker it had to kill, and carries on)."""
+    return [line for line in (log_since(log, offset) or "").splitlines() if "[emerg]" in line]
 
 
 def wait_for_checksum(
@@ -359,19 +363,28 @@ def _apply_locked(
     allow_same: bool,
 ) -> str:
     release = loaded.release
-    history = History(runtime.history)
-    highest = history.highest_revision()
-    if highest is not None and release.revision <= highest:
+    hint = f"or `weir rollback --to {release.revision}` to go back to an applied one"
+    try:
+        require_newer(loaded, path, runtime, hint)
+    except DeployError:
         current = current_revision(runtime)
         if allow_same and current is not None and current.revision == release.revision:
             return f"revision {release.revision} is already current"
-        raise DeployError(
-            f"{path}: revision {release.revision} is not newer than revision {highest}, the "
-            f"highest applied here: raise `revision:` above {highest} (or `weir rollback --to "
-            f"{release.revision}` to go back to an applied one)"
-        )
+        raise
     revision = render_revision(loaded, runtime, nginx or find_nginx())
     return go_live(runtime, revision, "apply", source=str(Path(path).absolute()))
+
+
+def require_newer(loaded: LoadedRelease, path: Path | str, runtime: RuntimeDir, hint: str) -> None:
+    """Refuse a release whose revision is not above every one applied here (call it holding
+    the change lock, so that two applies cannot both pass it)."""
+    revision = loaded.release.revision
+    highest = History(runtime.history).highest_revision()
+    if highest is not None and revision <= highest:
+        raise DeployError(
+            f"{path}: revision {revision} is not newer than revision {highest}, the highest "
+            f"applied here: raise `revision:` above {highest} ({hint})"
+        )
 
 
 def rollback(runtime: RuntimeDir, to: int | None = None, nginx: NginxBinary | None = None) -> str:

@@ -28,11 +28,13 @@ from scripts.deploy import (
     check_token,
     current_revision,
     go_live,
+    log_offset,
+    log_since,
     nginx_test,
     render_revision,
+    require_newer,
     wait_for_checksum,
 )
-from scripts.history import History
 from scripts.nginx_bin import NginxBinary, NginxNotFound, find_nginx
 from scripts.release import ReleaseError, load_release
 from scripts.render import CONF_NAME
@@ -73,14 +75,9 @@ class Edge:
         if current is not None and _same_text(current.dir / "release.yaml", loaded.text):
             nginx_test(self.nginx, runtime, current.conf)
             return current  # the same release again: keep the history as it is
-        highest = History(runtime.history).highest_revision()
-        if highest is not None and loaded.release.revision <= highest:
-            raise DeployError(
-                f"{release_path}: revision {loaded.release.revision} differs from what was applied "
-                f"here but is not newer than {highest}: raise `revision:`, or start without a "
-                "file to serve the current one"
-            )
         with change_lock(runtime):
+            hint = "or run `weir edge` without a file to serve the current one"
+            require_newer(loaded, release_path, runtime, hint)
             revision = render_revision(loaded, runtime, self.nginx)
             go_live(runtime, revision, "apply", source=str(Path(release_path).absolute()))
         return revision
@@ -93,7 +90,7 @@ class Edge:
                 "use `weir apply` to change it, or stop it first"
             )
         conf = self.runtime.current / CONF_NAME
-        offset = self.runtime.error_log.stat().st_size if self.runtime.error_log.exists() else 0
+        offset = log_offset(self.runtime)
         process = subprocess.Popen(
             [self.nginx.path, "-p", str(self.runtime.edge), "-c", str(conf)],
             stdin=subprocess.DEVNULL,
@@ -135,12 +132,6 @@ class Edge:
             yield self
         finally:
             self.stop()
-
-    def reload(self) -> None:
-        pid = self.pid
-        if pid is None:
-            raise DeployError("no edge is running")
-        os.kill(pid, signal.SIGHUP)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful stop (QUIT: finish in-flight requests), then TERM, then KILL."""
@@ -185,11 +176,8 @@ def _same_text(path: Path, text: str) -> bool:
 
 
 def _tail(path: Path, offset: int, lines: int = 8) -> list[str]:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            text = handle.read().decode(errors="replace")
-    except OSError:
+    text = log_since(path, offset)
+    if text is None:
         return [f"(no error log at {path})"]
     return text.strip().splitlines()[-lines:] or ["(nothing in the error log)"]
 

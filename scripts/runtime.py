@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import shutil
@@ -33,6 +34,13 @@ TOKEN_ENV = "WEIR_ADMIN_TOKEN"
 
 def default_runtime_dir() -> Path:
     return Path(os.environ.get("WEIR_RUNTIME_DIR", ".weir")).absolute()
+
+
+def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A `weir PROG` command's parser, with the --runtime-dir every command takes."""
+    parser = argparse.ArgumentParser(prog=f"weir {prog}", description=description)
+    parser.add_argument("--runtime-dir", help="default: $WEIR_RUNTIME_DIR or .weir")
+    return parser
 
 
 @dataclass(frozen=True)
