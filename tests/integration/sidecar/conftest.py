@@ -219,3 +219,31 @@ def fragile_repository(tmp_path: Path) -> Path:
     (root / "fragile" / "1").mkdir(parents=True)
     save(model, root / "fragile" / "1" / "model.onnx")
     return root
+
+
+@pytest.fixture
+def identity_repository(tmp_path: Path) -> Path:
+    """Identity models, `x` → `y` of shape [N, K]: `echo` FP32, `u8` UINT8, `i8` INT8, `h16`
+    FP16 (V2 integer and half types end to end)."""
+    from onnx import TensorProto, checker, helper, save
+
+    root = tmp_path / "identity-repo"
+    types = {
+        "echo": TensorProto.FLOAT,
+        "u8": TensorProto.UINT8,
+        "i8": TensorProto.INT8,
+        "h16": TensorProto.FLOAT16,
+    }
+    for name, elem in types.items():
+        graph = helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])],
+            name,
+            [helper.make_tensor_value_info("x", elem, ["N", "K"])],
+            [helper.make_tensor_value_info("y", elem, ["N", "K"])],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        checker.check_model(model)
+        (root / name / "1").mkdir(parents=True)
+        save(model, root / name / "1" / "model.onnx")
+    return root
