@@ -21,13 +21,21 @@ But meinheld's `start_response` is one global object bound to the client whose h
 started last, so a resumed handler cannot call it: it writes its own complete HTTP response
 to the client socket and marks the response closed (`client.set_closed(1)`); meinheld then
 only finishes the connection (keep-alive or close).
+
+Writing that response must not block the loop either: a client that does not read it fills
+its socket buffer. On EAGAIN the handler schedules its own resumption one loop timer later
+(`schedule_call(1, greenlet.switch)`: meinheld's timers count whole seconds, and a 0-second
+call made from a pending call would run at once, before the loop polls, i.e. spin) and
+switches to the hub; the loop serves everyone else meanwhile. After `WRITE_TIMEOUT` seconds
+without the whole response written the connection is dropped. The retry granularity is
+coarse (up to a second) but only a client whose socket buffer is full ever waits on it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import select
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,6 +48,7 @@ from sidecar.metrics import ModelMetrics
 log = logging.getLogger(__name__)
 
 WRITE_TIMEOUT = 10.0
+monotonic = time.monotonic
 
 
 class LoopDriver:
@@ -96,16 +105,30 @@ def _keep_alive(environ: dict[str, Any]) -> bool:
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to the non-blocking `fd`, yielding to the loop while it is full."""
     view = memoryview(data)
+    deadline = 0.0
     while view:
         try:
             sent = os.write(fd, view)
         except BlockingIOError:
-            _, writable, _ = select.select([], [fd], [], WRITE_TIMEOUT)
-            if not writable:
-                raise TimeoutError("client did not read its response") from None
+            now = monotonic()
+            if not deadline:
+                deadline = now + WRITE_TIMEOUT
+            elif now >= deadline:
+                raise TimeoutError(
+                    f"the client did not read its response within {WRITE_TIMEOUT:g}s"
+                ) from None
+            _yield_to_loop()
             continue
         view = view[sent:]
+
+
+def _yield_to_loop() -> None:
+    """Let the loop run until its next timer turn, then carry on here."""
+    current = greenlet.getcurrent()
+    server.schedule_call(1, current.switch)
+    current.parent.switch()
 
 
 def raw_response(status: str, headers: list[tuple[str, str]], body: bytes, keep: bool) -> bytes:
@@ -136,7 +159,8 @@ def wrap(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         try:
             _write_all(client.get_fd(), raw_response(*captured, data, _keep_alive(environ)))
         except OSError as exc:
-            log.info("client went away before its response was written: %s", exc.strerror)
+            # TimeoutError (ours) has no strerror; an OSError from write has one.
+            log.info("response not delivered, closing the connection: %s", exc.strerror or exc)
         client.set_closed(1)
         return []
 
