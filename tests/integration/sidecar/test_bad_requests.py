@@ -3,7 +3,9 @@ everyone else, with unchanged memory."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 
 import pytest
 import requests
@@ -37,6 +39,31 @@ CASES = [
     ("element count", "digits", _with(data=[0.5] * 63), 400, "needs 64 elements, 'data' has 63"),
     ("non-numeric", "digits", _with(data=["abc"] * 64), 400, "non-numeric"),
     ("NaN", "digits", _with(data=[float("nan")] * 64), 400, "NaN or Inf"),
+    ("list datatype", "digits", _with(datatype=["FP32"]), 400, "unknown datatype"),
+    ("object datatype", "digits", _with(datatype={"a": 1}), 400, "unknown datatype"),
+    (
+        "string output parameters",
+        "digits",
+        json.dumps({**GOOD, "outputs": [{"name": "probabilities", "parameters": "x"}]}).encode(),
+        400,
+        "'parameters' must be an object",
+    ),
+    (
+        "string flag",
+        "digits",
+        json.dumps({**GOOD, "parameters": {"binary_data_output": "false"}}).encode(),
+        400,
+        "binary_data_output must be true or false",
+    ),
+    ("booleans as FP32", "digits", _with(data=[True] * 64), 400, "must hold FP32 values"),
+    ("FP32 overflow", "digits", _with(data=[1e39] * 64), 400, "out of range for FP32"),
+    (
+        "nesting unlike the shape",
+        "digits",
+        _with(shape=[2, 64], data=[[0.5] * 32] * 4),
+        400,
+        "nested as [4, 32] but the shape is [2, 64]",
+    ),
     ("unknown model", "nope", json.dumps(GOOD).encode(), 404, "unknown model 'nope'"),
     ("unknown version", "digits/versions/7", json.dumps(GOOD).encode(), 404, "no version '7'"),
     (
@@ -76,3 +103,33 @@ def test_bad_traffic_leaves_serving_and_memory_intact(sidecar):
         after = sidecar.rss_bytes()
     assert good.status_code == 200
     assert after - before < 16 << 20, f"RSS grew by {(after - before) >> 20} MiB"
+
+
+def _status_line(port: int, head: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """Send one raw request; the response's status line and headers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        with contextlib.suppress(OSError):  # refused before the body was read: still answered
+            sock.sendall(body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    status, _, headers = data.partition(b"\r\n")
+    return status, headers.lower()
+
+
+def test_oversized_bodies_are_413_json_up_to_a_mebibyte_past_the_limit(sidecar):
+    """As documented in sidecar/README.md: meinheld refuses larger bodies itself (HTML)."""
+    limit = 4 << 20
+    for size, json_error in ((limit + (1 << 20), True), (limit + (1 << 20) + 1, False)):
+        head = (
+            f"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {size}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        status, headers = _status_line(sidecar.port, head, b" " * size)
+        assert status.split(b" ")[1] == b"413", (size, status)
+        assert (b"content-type: application/json" in headers) is json_error, (size, headers)
