@@ -71,7 +71,14 @@ def test_metrics_add_up_across_workers(sidecar):
             timeout=10,
         )
         assert r.status_code == 200
-    after = sidecar.metric("weir_inference_request_success_total", model="digits", version="1")
+    # meinheld workers write a batch's metrics right after its responses: a scrape served by
+    # the other worker may come first, so wait (bounded) for the count instead of racing it.
+    deadline = time.monotonic() + 10
+    while True:
+        after = sidecar.metric("weir_inference_request_success_total", model="digits", version="1")
+        if after - before >= 40 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert after - before == 40
     text = requests.get(f"{sidecar.url}/metrics", timeout=5).text
     for family in (
