@@ -9,7 +9,13 @@ import numpy as np
 
 from sidecar.datatypes import FLOAT_TYPES
 from sidecar.errors import BadRequest
-from sidecar.protocol import InferRequest, InputTensor, tensor_from_json, tensor_from_raw
+from sidecar.protocol import (
+    InferRequest,
+    InputTensor,
+    check_fp32_range,
+    tensor_from_json,
+    tensor_from_raw,
+)
 from sidecar.runtime import TensorSpec
 
 _isfinite = np.isfinite
@@ -85,13 +91,21 @@ class Signature:
             count = math.prod(shape)
             if tensor.raw is not None:
                 arr = tensor_from_raw(tensor, count)
+                fp32_json = False
             else:
                 arr = tensor_from_json(tensor, count)
-            if self.check_nan and spec.datatype in FLOAT_TYPES and not _all_finite(arr):
-                raise BadRequest(
-                    f"input '{spec.name}' holds NaN or Inf values, which this model refuses; "
-                    "send finite numbers"
-                )
+                fp32_json = spec.datatype == "FP32"
+            # One finite check serves the NaN policy and FP32 overflow (JSON numbers too large
+            # for FP32 decode to inf); models that allow NaN pay it for FP32 JSON inputs only.
+            check_nan = self.check_nan and spec.datatype in FLOAT_TYPES
+            if (check_nan or fp32_json) and not _all_finite(arr):
+                if fp32_json:
+                    check_fp32_range(tensor)  # raises when a finite value overflowed
+                if check_nan:
+                    raise BadRequest(
+                        f"input '{spec.name}' holds NaN or Inf values, which this model "
+                        "refuses; send finite numbers"
+                    )
             feeds[spec.name] = arr
         if len(feeds) != len(self.by_name):
             missing = [name for name in self.by_name if name not in feeds]

@@ -168,6 +168,7 @@ def _sample(client, name: str, **labels: str) -> float | None:
 _DIGITS_ROW = {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 @pytest.mark.parametrize(
     ("doc", "needle"),
     [

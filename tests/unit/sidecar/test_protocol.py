@@ -12,6 +12,7 @@ from sidecar.datatypes import V2_TO_NUMPY
 from sidecar.errors import BadRequest
 from sidecar.protocol import (
     InputTensor,
+    check_fp32_range,
     decode_request,
     encode_response,
     tensor_from_json,
@@ -188,8 +189,6 @@ def test_unclaimed_binary_bytes_are_refused():
         ("UINT64", [-1, 0, 0, 0], r"value -1 is out of range for UINT64"),
         ("FP16", [1e6, 0, 0, 0], r"value 1000000.0 is out of range for FP16 .*65504"),
         ("FP16", [70000, 0, 0, 0], r"value 70000 is out of range for FP16"),
-        ("FP32", [1e39, 0, 0, 0], r"value 1e\+39 is out of range for FP32"),
-        ("FP32", [-1e39, float("inf"), 0, 0], r"value -1e\+39 is out of range for FP32"),
         # nested data must be nested as the shape says (flat data is fine)
         ("FP32", [[1, 2, 3, 4]], r"nested as \[1, 4\] but the shape is \[2, 2\]"),
         ("FP32", [[[1], [2]], [[3], [4]]], r"nested as \[2, 2, 1\]"),
@@ -224,6 +223,25 @@ def test_nan_and_inf_pass_the_range_check_for_the_nan_policy(datatype):
     data = [float("nan"), float("inf"), -float("inf"), 1.0]
     arr = tensor_from_json(InputTensor("x", datatype, [2, 2], data), 4)
     assert np.isnan(arr[0, 0]) and arr[0, 1] == np.inf and arr[1, 0] == -np.inf
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ([1e39, 0, 0, 0], r"input 'x': value 1e\+39 is out of range for FP32"),
+        ([-1e39, float("inf"), 0, 0], r"value -1e\+39 is out of range for FP32"),
+    ],
+)
+def test_fp32_overflow_is_named_once_the_decoded_array_is_not_finite(data, needle):
+    tensor = InputTensor("x", "FP32", [2, 2], data)
+    assert np.isinf(tensor_from_json(tensor, 4)).any()  # what astype makes of it
+    with pytest.raises(BadRequest, match=needle):
+        check_fp32_range(tensor)
+
+
+def test_nan_and_inf_sent_as_such_are_no_fp32_overflow():
+    check_fp32_range(InputTensor("x", "FP32", [2, 2], [float("nan"), float("inf"), 3e38, 0]))
 
 
 def test_flags_and_sizes_take_real_booleans_and_integers():

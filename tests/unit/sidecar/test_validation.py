@@ -82,6 +82,24 @@ def test_inputs_must_agree_on_the_batch_dimension():
         build_feeds(_request(items), two, OUTPUTS, "reject", True)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("nan_policy", ["reject", "allow"])
+def test_fp32_json_values_beyond_its_range_are_refused_whatever_the_nan_policy(nan_policy):
+    request = _request([_input(data=[1e39] + [0] * 7)])
+    with pytest.raises(BadRequest, match=r"value 1e\+39 is out of range for FP32"):
+        build_feeds(request, INPUTS, OUTPUTS, nan_policy, True)
+
+
+def test_nan_allowed_still_passes_nan_and_inf():
+    request = decode_request(
+        b'{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", '
+        b'"data": [NaN, Infinity, -Infinity, 1, 2, 3, 4, 5]}]}',
+        None,
+    )
+    feeds, _ = build_feeds(request, INPUTS, OUTPUTS, "allow", True)
+    assert np.isnan(feeds["input"][0, 0]) and np.isinf(feeds["input"][0, 1:3]).all()
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize(
     ("values", "expected"),
