@@ -182,17 +182,20 @@ def tensor_from_json(tensor: InputTensor, count: int) -> np.ndarray:
             f"input '{tensor.name}': shape {tensor.shape} needs {count} elements, "
             f"'data' has {arr.size}"
         )
+    if arr.ndim > 1 and list(arr.shape) != tensor.shape:
+        raise BadRequest(
+            f"input '{tensor.name}': 'data' is nested as {list(arr.shape)} but the shape is "
+            f"{tensor.shape}; nest it exactly as the shape or send it flat"
+        )
     if arr.dtype.kind not in ACCEPTED_KINDS[tensor.datatype] and arr.size:
+        exact = _big_integers(tensor, arr) if dtype.kind in "iu" else None
+        if exact is not None:
+            return exact.reshape(tensor.shape)
         if tensor.datatype == "BYTES":
             raise BadRequest(f"input '{tensor.name}': BYTES data must be strings")
         raise BadRequest(
             f"input '{tensor.name}': 'data' must hold {tensor.datatype} values "
             f"({_describe(tensor.datatype)}); found non-numeric or wrong-kind values"
-        )
-    if arr.ndim > 1 and list(arr.shape) != tensor.shape:
-        raise BadRequest(
-            f"input '{tensor.name}': 'data' is nested as {list(arr.shape)} but the shape is "
-            f"{tensor.shape}; nest it exactly as the shape or send it flat"
         )
     if tensor.datatype == "BYTES":
         return np.array(
@@ -206,6 +209,32 @@ def tensor_from_json(tensor: InputTensor, count: int) -> np.ndarray:
         if limits is not None:
             _check_range(tensor, arr, limits)
     return arr.astype(dtype, copy=False).reshape(tensor.shape)
+
+
+def _big_integers(tensor: InputTensor, arr: np.ndarray) -> np.ndarray | None:
+    """Integers beyond int64 make numpy decode JSON to float64 (lossy) or object arrays: take
+    them exactly for UINT64 up to 2**64 - 1, refuse them as out of range otherwise. None when
+    the data is not all integers (then refused by kind)."""
+    values = arr.ravel().tolist() if arr.dtype.kind == "O" else _flatten(tensor.data)
+    if not values or not all(type(v) is int for v in values):
+        return None
+    low, high = _LIMITS[tensor.datatype]
+    for bad in (min(values), max(values)):
+        if not low <= bad <= high:
+            raise BadRequest(
+                f"input '{tensor.name}': value {bad!r} is out of range for {tensor.datatype} "
+                f"(values from {low!r} to {high!r})"
+            )
+    return np.array(values, dtype=V2_TO_NUMPY[tensor.datatype])
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    out: list[Any] = []
+    for item in data:
+        out.extend(_flatten(item) if isinstance(item, list) else (item,))
+    return out
 
 
 def check_fp32_range(tensor: InputTensor) -> None:

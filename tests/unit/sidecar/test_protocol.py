@@ -187,6 +187,11 @@ def test_unclaimed_binary_bytes_are_refused():
         ("UINT8", [256, 0, 0, 0], r"value 256 is out of range for UINT8 .*0 to 255"),
         ("UINT32", [-1, 0, 0, 0], r"value -1 is out of range for UINT32"),
         ("UINT64", [-1, 0, 0, 0], r"value -1 is out of range for UINT64"),
+        # beyond int64, numpy decodes to float64 or object: still exact, or out of range
+        ("INT64", [2**63, 0, 0, 0], r"value 9223372036854775808 is out of range for INT64"),
+        ("UINT64", [2**64, 0, 0, 0], r"value 18446744073709551616 is out of range for UINT64"),
+        ("INT8", [2**70, 0, 0, 0], r"value 1180591620717411303424 is out of range for INT8"),
+        ("UINT64", [2**64 - 1, 1.5, 0, 0], "UINT64"),
         ("FP16", [1e6, 0, 0, 0], r"value 1000000.0 is out of range for FP16 .*65504"),
         ("FP16", [70000, 0, 0, 0], r"value 70000 is out of range for FP16"),
         # nested data must be nested as the shape says (flat data is fine)
@@ -207,6 +212,9 @@ def test_bad_json_data_is_refused(datatype, data, needle):
         ("UINT16", [0, 1, 2, 65535], [0, 1, 2, 65535]),
         ("UINT32", [0, 1, 2, 2**32 - 1], [0, 1, 2, 2**32 - 1]),
         ("UINT64", [0, 1, 2, 2**63 - 1], [0, 1, 2, 2**63 - 1]),
+        ("UINT64", [0, 1, 2**63, 2**64 - 1], [0, 1, 2**63, 2**64 - 1]),
+        ("UINT64", [[0, 2**64 - 1], [1, 2]], [0, 2**64 - 1, 1, 2]),
+        ("INT64", [-(2**63), 2**63 - 1, 0, 1], [-(2**63), 2**63 - 1, 0, 1]),
         ("INT8", [-128, 127, 0, 1], [-128, 127, 0, 1]),
         ("FP16", [65504, -65504, 0.5, 1], [65504, -65504, 0.5, 1]),
         ("BOOL", [True, False, True, False], [True, False, True, False]),
