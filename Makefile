@@ -20,8 +20,10 @@ lint: deps
 	luacheck lua tests/lua
 	$(VENV)/bin/hadolint Dockerfile
 
+# The sidecar against its baselines, then the edge hop against a bare nginx proxy_pass.
 bench: deps models
 	$(PY) -m tests.bench.run
+	$(PY) -m tests.bench.edge_hop
 
 render: deps
 	$(VENV)/bin/weir render release.yaml
