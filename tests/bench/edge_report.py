@@ -172,27 +172,34 @@ def breakdown_table(cells: list[Cell]) -> str:
 
 
 def piece_costs(cells: list[Cell]) -> list[str]:
-    """What each piece adds to nginx's user-space CPU per request, from the variants."""
-    by = {c.name: c.cpu_us("proxy_user") for c in cells}
-    full, bare = by.get("edge"), by.get("bare nginx")
-    wiring = by.get("edge wiring, no Lua, no limit_req")
-    empty = by.get("edge wiring + empty access/log Lua, no limit_req")
+    """What each piece adds to nginx's user-space CPU per request: the two configurations'
+    difference round by round (they ran seconds apart), median of the rounds, and the range
+    of those differences, which says how much of it this machine's noise could be."""
+    by = {c.name: c for c in cells}
     pairs = [
-        (
-            "access_by_lua (version choice, kill switch, breaker check)",
-            full,
-            by.get("edge, no access_by_lua"),
-        ),
-        ("log_by_lua (breaker outcome, metrics)", full, by.get("edge, no log_by_lua")),
-        ("limit_req", full, by.get("edge, no limit_req")),
-        ("entering Lua at all (an empty access and log hook)", empty, wiring),
-        ("the wiring (regex location, variable upstream, headers, error pages)", wiring, bare),
-        ("everything: full edge over bare nginx", full, bare),
-    ]
+        ("access_by_lua (version choice, kill switch, breaker check)", "edge",
+         "edge, no access_by_lua"),
+        ("log_by_lua (breaker outcome, metrics)", "edge", "edge, no log_by_lua"),
+        ("limit_req", "edge", "edge, no limit_req"),
+        ("entering Lua at all (an empty access and log hook)",
+         "edge wiring + empty access/log Lua, no limit_req", "edge wiring, no Lua, no limit_req"),
+        ("the wiring (regex location, variable upstream, headers, error pages)",
+         "edge wiring, no Lua, no limit_req", "bare nginx"),
+        ("everything: full edge over bare nginx", "edge", "bare nginx"),
+    ]  # fmt: skip
     lines = []
-    for what, a, b in pairs:
-        if a is not None and b is not None:
-            lines.append(f"- {what}: {a - b:+.1f} µs of nginx user CPU per request")
+    for what, with_it, without in pairs:
+        a, b = by.get(with_it), by.get(without)
+        if a is None or b is None:
+            continue
+        diffs = [
+            x.per_request(x.proxy_user) - y.per_request(y.proxy_user)
+            for x, y in zip(a.slices, b.slices, strict=True)
+        ]
+        lines.append(
+            f"- {what}: {statistics.median(diffs):+.1f} µs of nginx user CPU per request "
+            f"(rounds from {min(diffs):+.1f} to {max(diffs):+.1f})"
+        )
     return lines
 
 
