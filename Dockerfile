@@ -37,9 +37,10 @@ WORKDIR /opt/weir
 COPY pyproject.toml constraints.txt README.md ./
 COPY sidecar/ sidecar/
 COPY scripts/ scripts/
+# Editable: the `weir` tooling finds lua/ and nginx/templates/ beside its own source.
 # meinheld goes in without its stale greenlet<0.5 pin (greenlet 3 serves it fine).
 RUN python3 -m venv .venv \
-    && .venv/bin/pip install --no-cache-dir -c constraints.txt . \
+    && .venv/bin/pip install --no-cache-dir -c constraints.txt -e . \
     && .venv/bin/pip install --no-cache-dir -c constraints.txt --no-deps meinheld
 
 COPY nginx/ nginx/
