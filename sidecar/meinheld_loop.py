@@ -106,7 +106,13 @@ def _keep_alive(environ: dict[str, Any]) -> bool:
 
 def _write_all(fd: int, data: bytes) -> None:
     """Write all of `data` to the non-blocking `fd`, yielding to the loop while it is full."""
-    view = memoryview(data)
+    try:
+        sent = os.write(fd, data)  # the common case: the whole response at once
+    except BlockingIOError:
+        sent = 0
+    if sent == len(data):
+        return
+    view = memoryview(data)[sent:]
     deadline = 0.0
     while view:
         try:
@@ -131,12 +137,16 @@ def _yield_to_loop() -> None:
     current.parent.switch()
 
 
+_CONNECTION = {True: "Connection: Keep-Alive\r\n\r\n", False: "Connection: close\r\n\r\n"}
+
+
 def raw_response(status: str, headers: list[tuple[str, str]], body: bytes, keep: bool) -> bytes:
-    lines = [f"HTTP/1.1 {status}"]
-    lines += [f"{name}: {value}" for name, value in headers if name.lower() != "content-length"]
-    lines.append(f"Content-Length: {len(body)}")
-    lines.append("Connection: Keep-Alive" if keep else "Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    parts = ["HTTP/1.1 ", status, "\r\n"]
+    for name, value in headers:
+        if name.lower() != "content-length":
+            parts += (name, ": ", value, "\r\n")
+    parts += ("Content-Length: ", str(len(body)), "\r\n", _CONNECTION[keep])
+    return "".join(parts).encode("latin-1") + body
 
 
 def wrap(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:

@@ -128,3 +128,41 @@ def test_an_undelivered_response_is_logged_with_its_reason(monkeypatch, caplog):
     assert client.closed == 1
     assert "did not read its response within 10s" in caplog.text
     assert "None" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("keep", "connection"), [(True, b"Connection: Keep-Alive"), (False, b"Connection: close")]
+)
+def test_a_raw_response_replaces_content_length_and_says_whether_the_connection_stays(
+    keep, connection
+):
+    headers = [("Content-Type", "application/json"), ("content-length", "999"), ("X-A", "1")]
+    assert meinheld_loop.raw_response("200 OK", headers, b"{}", keep) == (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-A: 1\r\n"
+        b"Content-Length: 2\r\n" + connection + b"\r\n\r\n{}"
+    )
+
+
+def test_a_response_larger_than_the_socket_buffer_is_written_in_parts(monkeypatch):
+    server_end, client_end = socket.socketpair()
+    server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client_end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server_end.setblocking(False)
+    loop = FakeLoop()
+    monkeypatch.setattr(meinheld_loop, "server", loop)
+    data = bytes(range(256)) * 1024  # far more than both buffers: the first write is partial
+    done = []
+    handler = greenlet.greenlet(
+        lambda: done.append(meinheld_loop._write_all(server_end.fileno(), data))
+    )
+    received = b""
+    try:
+        handler.switch()
+        while not handler.dead:
+            received += _drain(client_end)
+            loop.calls.pop()[1]()
+        received += _drain(client_end)
+    finally:
+        server_end.close()
+        client_end.close()
+    assert done == [None] and received == data
