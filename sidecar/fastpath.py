@@ -35,21 +35,29 @@ def parse_infer_path(path: str) -> tuple[str, str | None] | None:
     return None
 
 
+# Infer paths parsed once: clients repeat a handful. Bounded, since clients choose the paths.
+TARGETS_KEPT = 256
+
+
 class InferRoute:
     """WSGI callable: the fast infer route in front of the full Falcon app."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], dataplane: DataPlane) -> None:
         self.app = app
         self.dataplane = dataplane
+        self._targets: dict[str, tuple[str, str | None]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        target = (
-            parse_infer_path(environ.get("PATH_INFO", ""))
-            if environ["REQUEST_METHOD"] == "POST"
-            else None
-        )
-        if target is None:
+        if environ["REQUEST_METHOD"] != "POST":
             return self.app(environ, start_response)
+        path = environ.get("PATH_INFO", "")
+        target = self._targets.get(path)
+        if target is None:
+            target = parse_infer_path(path)
+            if target is None:
+                return self.app(environ, start_response)
+            if len(self._targets) < TARGETS_KEPT:
+                self._targets[path] = target
         length = environ.get("CONTENT_LENGTH")
         try:
             result = self.dataplane.infer(

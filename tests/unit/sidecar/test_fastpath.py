@@ -97,3 +97,32 @@ def test_other_routes_still_reach_falcon(clients):
 )
 def test_infer_paths_are_recognised_exactly(path, expected):
     assert parse_infer_path(path) == expected
+
+
+def test_parsed_infer_paths_are_kept_for_a_bounded_number_of_paths(monkeypatch):
+    from sidecar import fastpath
+
+    monkeypatch.setattr(fastpath, "TARGETS_KEPT", 2)
+    seen = []
+
+    class Plane:
+        def infer(self, model, version, read, length, header_length):
+            seen.append((model, version))
+            raise fastpath.WeirError("stop here")
+
+    class Body:
+        read = None
+
+    falcon_paths = []
+    route = fastpath.InferRoute(
+        lambda environ, start: falcon_paths.append(environ["PATH_INFO"]) or [b""], Plane()
+    )
+    paths = [f"/v2/models/m{i}/infer" for i in range(4)] + ["/v2/models/m0/versions/3/infer"]
+    for path in [*paths, *paths, "/v2/models//infer", "/v2/health/ready"]:
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "wsgi.input": Body}
+        route(environ, lambda *a: None)
+    route({"REQUEST_METHOD": "GET", "PATH_INFO": paths[0]}, lambda *a: None)
+    expected = [("m0", None), ("m1", None), ("m2", None), ("m3", None), ("m0", "3")]
+    assert seen == expected * 2
+    assert route._targets == {paths[0]: ("m0", None), paths[1]: ("m1", None)}
+    assert falcon_paths == ["/v2/models//infer", "/v2/health/ready", paths[0]]
