@@ -20,6 +20,7 @@ from sidecar.repository import Repository
 perf_counter = time.perf_counter
 
 VERSION_HEADER = "X-Weir-Model-Version"
+_ALL_JSON: dict[str, bool] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +81,10 @@ class DataPlane:
             if wanted is not None:
                 pairs = [(name, arr) for name, arr in pairs if name in wanted]
                 binary = wanted
+            elif request.binary_default:
+                binary = dict.fromkeys((name for name, _ in pairs), True)
             else:
-                binary = dict.fromkeys((name for name, _ in pairs), request.binary_default)
+                binary = _ALL_JSON  # encode_response: a name not in `binary` is JSON
             body, json_length = encode_response(
                 found.name, found.version, request.id, pairs, binary
             )
