@@ -122,34 +122,33 @@ def _kill_path(model: str, version: str | None) -> str:
     return f"/admin/models/{model}/kill"
 
 
-def kill_main(argv: list[str]) -> int:
-    parser = command_parser(
-        "kill", "kill switch: the model (or one version) answers with its fallback"
-    )
+def _kill_switch(argv: list[str], method: str, prog: str, description: str, done: str) -> int:
+    """kill and revive: the same arguments, one POST or DELETE on the kill route."""
+    parser = command_parser(prog, description)
     parser.add_argument("model")
     parser.add_argument("--version")
     args = parser.parse_args(argv)
     try:
-        _client(args).checked("POST", _kill_path(args.model, args.version))
+        _client(args).checked(method, _kill_path(args.model, args.version))
     except AdminError as exc:
         return _fail(exc)
     what = f"{args.model} v{args.version}" if args.version else args.model
-    print(f"killed {what}: takes effect on the next request (undo: weir revive)")
+    print(done.format(what=what))
     return 0
+
+
+def kill_main(argv: list[str]) -> int:
+    return _kill_switch(
+        argv,
+        "POST",
+        "kill",
+        "kill switch: the model (or one version) answers with its fallback",
+        "killed {what}: takes effect on the next request (undo: weir revive)",
+    )
 
 
 def revive_main(argv: list[str]) -> int:
-    parser = command_parser("revive", "undo a kill switch")
-    parser.add_argument("model")
-    parser.add_argument("--version")
-    args = parser.parse_args(argv)
-    try:
-        _client(args).checked("DELETE", _kill_path(args.model, args.version))
-    except AdminError as exc:
-        return _fail(exc)
-    what = f"{args.model} v{args.version}" if args.version else args.model
-    print(f"revived {what}")
-    return 0
+    return _kill_switch(argv, "DELETE", "revive", "undo a kill switch", "revived {what}")
 
 
 def split_main(argv: list[str]) -> int:

@@ -1,15 +1,21 @@
 -- Weighted, sticky choice among versions: the same key always lands in the same bucket.
 local _M = {}
 
--- versions: ordered list; weights: version -> weight (any scale); skip: version -> true.
--- bucket: a number in [0, 1). Returns a version, or nil when no weight is left.
-function _M.pick(versions, weights, skip, bucket)
+-- The weight of the versions not skipped.
+local function total_of(versions, weights, skip)
     local total = 0
     for _, version in ipairs(versions) do
         if not skip[version] then
             total = total + (tonumber(weights[version]) or 0)
         end
     end
+    return total
+end
+
+-- versions: ordered list; weights: version -> weight (any scale); skip: version -> true.
+-- bucket: a number in [0, 1). Returns a version, or nil when no weight is left.
+function _M.pick(versions, weights, skip, bucket)
+    local total = total_of(versions, weights, skip)
     if total <= 0 then
         return nil
     end
@@ -30,12 +36,7 @@ end
 
 -- Weights as percentages of what is left after skipping (for status pages).
 function _M.effective(versions, weights, skip)
-    local total = 0
-    for _, version in ipairs(versions) do
-        if not skip[version] then
-            total = total + (tonumber(weights[version]) or 0)
-        end
-    end
+    local total = total_of(versions, weights, skip)
     local out = {}
     for _, version in ipairs(versions) do
         local weight = tonumber(weights[version]) or 0
