@@ -9,40 +9,37 @@ local _M = {}
 
 local EVEN = setmetatable({}, { __index = function() return 1 end })
 
+-- A version the request names (URL or force header): only versions of the release exist.
+local function named(model, version, how)
+    if not model.version_set[version] then
+        return nil, "unknown_version", version
+    end
+    return version, how
+end
+
 -- model: the model's settings; req: {pinned, forced, bucket}; live: the state snapshot entry of
 -- the model ({killed_versions = {}, split = weights or nil}).
 -- Returns version, how — or nil, reason ("unknown_version" | "killed"), the bad version.
 function _M.version(model, req, live)
     local pinned = req.pinned
     if pinned and pinned ~= "" then
-        if not model.version_set[pinned] then
-            return nil, "unknown_version", pinned
-        end
-        return pinned, "pinned"
+        return named(model, pinned, "pinned")
     end
     local forced = req.forced
     if forced and forced ~= "" then
-        if not model.version_set[forced] then
-            return nil, "unknown_version", forced
-        end
-        return forced, "forced"
+        return named(model, forced, "forced")
+    end
+    local split, how = model.weights, "split"
+    if live.split then
+        split, how = live.split, "override"
     end
     local killed = live.killed_versions
     local bucket = req.bucket(model, req)
-    if live.split then
-        local version = weights.pick(model.versions, live.split, killed, bucket)
-            -- every version the override weights is killed: share evenly among the rest
-            or weights.pick(model.versions, EVEN, killed, bucket)
-        if version then
-            return version, "override"
-        end
-        return nil, "killed"
-    end
-    local version = weights.pick(model.versions, model.weights, killed, bucket)
+    local version = weights.pick(model.versions, split, killed, bucket)
         -- every version with weight is killed: share evenly among the rest
         or weights.pick(model.versions, EVEN, killed, bucket)
     if version then
-        return version, "split"
+        return version, how
     end
     return nil, "killed"
 end
