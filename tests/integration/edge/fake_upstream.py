@@ -33,13 +33,17 @@ class Behaviour:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-sidecar"
+    # A buffered wfile: each answer leaves in one write, flushed after the handler returns, as
+    # the real sidecar writes its answers. A SIGKILL can then never land between an answer's
+    # headers and its body, which would leave the edge a truncated answer it cannot replace.
+    wbufsize = 1 << 16
     behaviour: Behaviour
     version: str
 
     def setup(self) -> None:
         super().setup()
-        # Headers and body go out in separate writes: without this, Nagle and delayed ACKs
-        # add 40 ms to every keep-alive request.
+        # Small writes on keep-alive connections: without this, Nagle and delayed ACKs add
+        # 40 ms to a request.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, *_args: object) -> None:
