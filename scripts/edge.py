@@ -195,6 +195,27 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     runtime = RuntimeDir.from_arg(args.runtime_dir)
+    # Handlers go in before nginx starts: a Ctrl-C that lands while nginx comes up
+    # is remembered and honoured once it serves, instead of killing this process
+    # with a traceback and leaving a half-started edge behind.
+    serving: list[subprocess.Popen[bytes]] = []
+    stop_asked: list[int] = []
+
+    def stop_gracefully(signum: int, _frame: object) -> None:
+        # Ctrl-C and SIGTERM stop gracefully (in-flight requests finish).
+        stop_asked.append(signum)
+        for process in serving:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGQUIT)
+
+    def reload(_signum: int, _frame: object) -> None:
+        for process in serving:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGHUP)
+
+    signal.signal(signal.SIGINT, stop_gracefully)
+    signal.signal(signal.SIGTERM, stop_gracefully)
+    signal.signal(signal.SIGHUP, reload)
     try:
         edge = Edge(runtime)
         if args.init_token:
@@ -205,18 +226,12 @@ def main(argv: list[str]) -> int:
     except (DeployError, ReleaseError, NginxNotFound) as exc:
         print(f"weir edge: {exc}", file=sys.stderr)
         return 1
+    serving.append(process)
     print(
         f"weir edge: revision {revision.revision} serving (nginx pid {process.pid}); "
         f"logs in {runtime.logs}; Ctrl-C stops",
         file=sys.stderr,
     )
-
-    def forward(signum: int, _frame: object) -> None:
-        # Ctrl-C and SIGTERM stop gracefully (in-flight requests finish).
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGQUIT)
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGHUP, lambda *_: os.kill(process.pid, signal.SIGHUP))
+    if stop_asked:
+        os.kill(process.pid, signal.SIGQUIT)
     return process.wait()
