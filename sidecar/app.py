@@ -22,14 +22,15 @@ from sidecar.errors import (
     response_parts,
 )
 from sidecar.fastpath import InferRoute
-from sidecar.metrics import ModelMetrics
+from sidecar.metrics import REPOSITORY_GENERATION, ModelMetrics
 from sidecar.model import DriverFactory
-from sidecar.repository import Repository
+from sidecar.repository import Repository, generation
 from sidecar.resources import health, infer, metadata
 from sidecar.resources import metrics as metrics_resource
 from sidecar.runtime import default_intra_op_threads
 from sidecar.settings import Settings
 from sidecar.state import ServerState
+from sidecar.watcher import RepositoryWatcher
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +93,24 @@ def threaded_drivers(batcher: Batcher, metrics: ModelMetrics) -> ThreadedDriver:
 
 
 def load_state(settings: Settings, driver_factory: DriverFactory) -> ServerState:
-    """Load, warm up and publish every model version, then report ready."""
+    """Load, warm up and publish every model version, report ready, then keep watching the
+    repository for versions that come and go."""
     threads = settings.intra_op_threads or default_intra_op_threads(settings.worker_count())
     defaults = BatchPolicy(
         settings.max_batch_size, settings.max_queue_delay_ms / 1000.0, settings.max_queue_size
     )
-    repository = Repository.load(
-        Path(settings.models), defaults, settings.device, threads, driver_factory
-    )
+    root = Path(settings.models)
+    load = Repository.loader(defaults, settings.device, threads, driver_factory)
+    resolved = root.resolve()
+    repository = Repository.load(resolved, load)
+    REPOSITORY_GENERATION.set(generation(resolved))
     state = ServerState(repository)
     state.ready = True
     # Sessions, models and imports live as long as the worker: keep them out of GC scans.
     gc.collect()
     gc.freeze()
+    if settings.repository_poll_seconds > 0:
+        RepositoryWatcher(repository, root, load, settings.repository_poll_seconds).start()
     return state
 
 

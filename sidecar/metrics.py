@@ -95,6 +95,16 @@ MODEL_READY = Gauge(
     LABELS,
     multiprocess_mode="livemin",
 )
+REPOSITORY_GENERATION = Gauge(
+    "weir_repository_generation",
+    "Generation of the model repository every live worker has loaded (the lowest of theirs).",
+    multiprocess_mode="livemin",
+)
+MODEL_LOAD_FAILURES = Counter(
+    "weir_model_load_failures_total",
+    "Model versions found on disk that failed to load, by worker rescans.",
+    LABELS,
+)
 
 FAILURE_REASONS = (
     "bad_request",

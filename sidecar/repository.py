@@ -1,17 +1,29 @@
-"""The model repository on disk (`<name>/<version>/model.onnx`) and the loaded versions."""
+"""The model repository on disk (`<name>/<version>/model.onnx`) and the loaded versions.
+
+Versions come and go while the sidecar serves: `Repository.sync` loads what appeared on disk
+(each version warmed up before it is published) and retires what disappeared. The maps are
+replaced, never mutated, so the serving thread reads a consistent picture while a loader
+thread publishes.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sidecar.batching import BatchPolicy
 from sidecar.errors import NotFound
+from sidecar.metrics import MODEL_READY
 from sidecar.model import DriverFactory, ModelVersion
 from sidecar.model_config import ModelConfig, load_model_config
 
 log = logging.getLogger(__name__)
+
+# An optional file at the repository's root holding an integer: tools that rewrite the
+# repository (`weir apply`) bump it, and each worker reports the generation it has loaded.
+GENERATION_FILE = "GENERATION"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,64 +48,148 @@ def scan(root: Path) -> list[Entry]:
     return entries
 
 
+def generation(root: Path) -> int:
+    """The repository's generation number (0 when it has none or it is unreadable)."""
+    try:
+        return int((root / GENERATION_FILE).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+# Builds a loaded, warmed-up version from an entry and its model's config.
+Loader = Callable[[Entry, ModelConfig], ModelVersion]
+
+
+@dataclass
+class SyncReport:
+    """What one `Repository.sync` changed."""
+
+    loaded: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
 class Repository:
     """Loaded model versions by name; the highest version answers when none is asked for."""
 
     def __init__(self) -> None:
         self._models: dict[str, dict[str, ModelVersion]] = {}
         self._latest: dict[str, ModelVersion] = {}
+        # Versions on disk that would not load, with why: answered in their 404s, and not
+        # retried until their file changes (a corrupt file would fail every rescan).
+        self._failed: dict[tuple[str, str], tuple[int, str]] = {}
+
+    @staticmethod
+    def loader(
+        defaults: BatchPolicy, device: str, intra_op_threads: int, driver_factory: DriverFactory
+    ) -> Loader:
+        def load(entry: Entry, config: ModelConfig) -> ModelVersion:
+            return ModelVersion(
+                entry.name,
+                entry.version,
+                entry.path,
+                config,
+                defaults,
+                device,
+                intra_op_threads,
+                driver_factory,
+            )
+
+        return load
 
     @classmethod
-    def load(
-        cls,
-        root: Path,
-        defaults: BatchPolicy,
-        device: str,
-        intra_op_threads: int,
-        driver_factory: DriverFactory,
-    ) -> Repository:
+    def load(cls, root: Path, load: Loader) -> Repository:
+        """Every version under root, loaded; any failure is fatal (the sidecar must not start
+        half-loaded)."""
         repo = cls()
         configs: dict[str, ModelConfig] = {}
         for entry in scan(root):
             if entry.name not in configs:
                 configs[entry.name] = load_model_config(root / entry.name)
-            repo.add(
-                ModelVersion(
-                    entry.name,
-                    entry.version,
-                    entry.path,
-                    configs[entry.name],
-                    defaults,
-                    device,
-                    intra_op_threads,
-                    driver_factory,
-                )
-            )
+            repo.add(load(entry, configs[entry.name]))
         if not repo._models:
             log.warning("no model found under %s (expected <name>/<version>/model.onnx)", root)
         return repo
 
+    def sync(self, root: Path, load: Loader) -> SyncReport:
+        """Load versions new on disk and retire versions gone from it; failures are kept, not
+        raised, so one bad folder never stops the others or what already serves."""
+        report = SyncReport()
+        entries = scan(root)
+        on_disk = {(e.name, e.version) for e in entries}
+        configs: dict[str, ModelConfig | str] = {}
+        for entry in entries:
+            key = (entry.name, entry.version)
+            label = f"{entry.name}/{entry.version}"
+            if entry.version in self._models.get(entry.name, {}):
+                continue
+            stamp = _stamp(entry.path)
+            failed = self._failed.get(key)
+            if failed is not None and failed[0] == stamp:
+                continue
+            if entry.name not in configs:
+                try:
+                    configs[entry.name] = load_model_config(root / entry.name)
+                except ValueError as exc:
+                    configs[entry.name] = str(exc)
+            config = configs[entry.name]
+            try:
+                if isinstance(config, str):
+                    raise ValueError(config)
+                self.add(load(entry, config))
+            except Exception as exc:  # any load failure is reported, not fatal
+                reason = str(exc) or type(exc).__name__
+                log.error("could not load model %s version %s: %s", *key, reason)
+                self._failed[key] = (stamp, reason)
+                report.failed[label] = reason
+            else:
+                self._failed.pop(key, None)
+                report.loaded.append(label)
+        for name, versions in self._models.items():
+            for version in versions:
+                if (name, version) not in on_disk:
+                    report.retired.append(f"{name}/{version}")
+        for label in report.retired:
+            self.remove(*label.split("/"))
+        self._failed = {k: v for k, v in self._failed.items() if k in on_disk}
+        return report
+
     def add(self, model: ModelVersion) -> None:
         """Publish a loaded, warmed-up version; the latest pointer moves only after it is ready."""
-        versions = self._models.setdefault(model.name, {})
-        versions[model.version] = model
-        latest = max(versions, key=int)
-        self._latest[model.name] = versions[latest]
+        versions = {**self._models.get(model.name, {}), model.version: model}
+        self._models = {**self._models, model.name: versions}
+        self._latest = {**self._latest, model.name: versions[max(versions, key=int)]}
+
+    def remove(self, name: str, version: str) -> None:
+        """Stop routing to a version; requests already holding it finish on it."""
+        versions = {k: v for k, v in self._models.get(name, {}).items() if k != version}
+        models = {k: v for k, v in self._models.items() if k != name}
+        latest = {k: v for k, v in self._latest.items() if k != name}
+        if versions:
+            models[name] = versions
+            latest[name] = versions[max(versions, key=int)]
+        self._models, self._latest = models, latest
+        MODEL_READY.labels(name, version).set(0)
+        log.info("retired model %s version %s (its folder is gone)", name, version)
 
     def get(self, name: str, version: str | None = None) -> ModelVersion:
-        versions = self._models.get(name)
-        if versions is None:
+        versions = self._models.get(name, {})
+        model = versions.get(version) if version is not None else self._latest.get(name)
+        if model is not None:
+            return model
+        for (failed_name, failed_version), (_, reason) in self._failed.items():
+            if failed_name == name and version in (None, failed_version):
+                raise NotFound(
+                    f"model '{name}' version '{failed_version}' is in the repository but "
+                    f"failed to load: {reason}"
+                )
+        if not versions:
             known = ", ".join(sorted(self._models)) or "none"
             raise NotFound(f"unknown model '{name}'; models served here: {known}")
-        if version is None:
-            return self._latest[name]
-        model = versions.get(version)
-        if model is None:
-            raise NotFound(
-                f"model '{name}' has no version '{version}'; versions served: "
-                f"{', '.join(sorted(versions, key=int))}"
-            )
-        return model
+        raise NotFound(
+            f"model '{name}' has no version '{version}'; versions served: "
+            f"{', '.join(sorted(versions, key=int))}"
+        )
 
     def versions(self, name: str) -> list[str]:
         return sorted(self._models.get(name, {}), key=int)
@@ -103,3 +199,12 @@ class Repository:
 
     def all(self) -> list[ModelVersion]:
         return [m for versions in self._models.values() for m in versions.values()]
+
+
+def _stamp(path: Path) -> int:
+    """Changes when the model file is replaced (a failed version is retried then)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return 0
+    return stat.st_mtime_ns ^ stat.st_size

@@ -57,6 +57,12 @@ class Settings(BaseModel):
     metrics_dir: str | None = Field(
         None, description="PROMETHEUS_MULTIPROC_DIR; default: a fresh temporary directory."
     )
+    repository_poll_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Rescan the model repository this often: new versions load while serving, "
+        "removed ones retire (0: never).",
+    )
     log_level: str = Field("info", description="gunicorn and sidecar log level.")
 
     @field_validator("device")
