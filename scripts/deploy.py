@@ -1,7 +1,8 @@
 """The steps of putting a release live, each of which leaves the previous config serving on failure.
 
-render into a fresh directory -> `nginx -t` it -> switch `current` (one rename) -> reload (HUP)
--> verify that the running workers report the new checksum -> record it in the history.
+render into a fresh directory -> `nginx -t` it -> (under `weir up`: the sidecars load the
+release's model versions) -> switch `current` (one rename) -> reload (HUP) -> verify that the
+running workers report the new checksum -> record it in the history.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from scripts.nginx_bin import NginxBinary, find_nginx
 from scripts.release import LoadedRelease, Release, load_release
 from scripts.render import CONF_NAME, SETTINGS_NAME, render
 from scripts.runtime import RuntimeDir, TokenError, read_token
+from scripts.sidecar_sync import SidecarSyncError, sync_sidecars
 
 KEEP_REVISIONS = 20
 VERIFY_SECONDS = 10.0
@@ -372,7 +374,13 @@ def _apply_locked(
             return f"revision {release.revision} is already current"
         raise
     revision = render_revision(loaded, runtime, nginx or find_nginx())
-    return go_live(runtime, revision, "apply", source=str(Path(path).absolute()))
+    # New versions load in the sidecars before the edge may route to them.
+    try:
+        synced = sync_sidecars(release, runtime)
+    except SidecarSyncError as exc:
+        raise DeployError(f"{exc}\nthe edge was not changed") from None
+    message = go_live(runtime, revision, "apply", source=str(Path(path).absolute()))
+    return f"{message}; {synced}" if synced else message
 
 
 def require_newer(loaded: LoadedRelease, path: Path | str, runtime: RuntimeDir, hint: str) -> None:

@@ -19,9 +19,10 @@ from pathlib import Path
 from types import FrameType
 
 from scripts import probe
-from scripts.model_view import build_view
+from scripts.model_view import publish_view
 from scripts.release import Release, ReleaseError, load_release
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
+from scripts.sidecar_sync import VIEW, LocalSidecars
 from scripts.supervisor import Child, Supervisor, say
 
 READY_TIMEOUT_S = 300.0
@@ -138,7 +139,11 @@ def main(argv: list[str]) -> int:
             token_hint = f"$(cat {runtime.token_file})"
 
     devices = resolve_devices(release.sidecars.devices)
-    repository = build_view(release, args.models.absolute(), runtime.root / "repository")
+    repository = runtime.root / VIEW
+    publish_view(release, args.models.absolute(), repository)
+    # `weir apply` reads this to load new model versions in these sidecars before the edge
+    # routes to them.
+    LocalSidecars(os.getpid(), str(args.models.absolute()), devices).write(runtime)
     grace_s = release.longest_timeout + 15
     sup = Supervisor()
     sidecars: list[Child] = []
@@ -180,6 +185,7 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        LocalSidecars.forget(runtime)
     sup.stop([c for c in (edge, *sidecars) if c])
     say("up", "stopped")
     return 0

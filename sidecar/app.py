@@ -22,9 +22,10 @@ from sidecar.errors import (
     response_parts,
 )
 from sidecar.fastpath import InferRoute
+from sidecar.generation import generation
 from sidecar.metrics import REPOSITORY_GENERATION, ModelMetrics
 from sidecar.model import DriverFactory
-from sidecar.repository import Repository, generation
+from sidecar.repository import Repository
 from sidecar.resources import health, infer, metadata
 from sidecar.resources import metrics as metrics_resource
 from sidecar.runtime import default_intra_op_threads
@@ -103,7 +104,7 @@ def load_state(settings: Settings, driver_factory: DriverFactory) -> ServerState
     load = Repository.loader(defaults, settings.device, threads, driver_factory)
     resolved = root.resolve()
     repository = Repository.load(resolved, load)
-    REPOSITORY_GENERATION.set(generation(resolved))
+    REPOSITORY_GENERATION.labels(str(root)).set(generation(resolved))
     state = ServerState(repository)
     state.ready = True
     # Sessions, models and imports live as long as the worker: keep them out of GC scans.

@@ -98,6 +98,9 @@ MODEL_READY = Gauge(
 REPOSITORY_GENERATION = Gauge(
     "weir_repository_generation",
     "Generation of the model repository every live worker has loaded (the lowest of theirs).",
+    # Labelled so that only workers hold a sample: gunicorn's master imports this module too,
+    # and its unset 0 would be the minimum forever.
+    ["repository"],
     multiprocess_mode="livemin",
 )
 MODEL_LOAD_FAILURES = Counter(

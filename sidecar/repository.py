@@ -21,10 +21,6 @@ from sidecar.model_config import ModelConfig, load_model_config
 
 log = logging.getLogger(__name__)
 
-# An optional file at the repository's root holding an integer: tools that rewrite the
-# repository (`weir apply`) bump it, and each worker reports the generation it has loaded.
-GENERATION_FILE = "GENERATION"
-
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -46,14 +42,6 @@ def scan(root: Path) -> list[Entry]:
                 entries.append(Entry(model_dir.name, version_dir.name, version_dir / "model.onnx"))
     entries.sort(key=lambda e: (e.name, int(e.version)))
     return entries
-
-
-def generation(root: Path) -> int:
-    """The repository's generation number (0 when it has none or it is unreadable)."""
-    try:
-        return int((root / GENERATION_FILE).read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
 
 
 # Builds a loaded, warmed-up version from an entry and its model's config.
@@ -141,6 +129,7 @@ class Repository:
                 reason = str(exc) or type(exc).__name__
                 log.error("could not load model %s version %s: %s", *key, reason)
                 self._failed[key] = (stamp, reason)
+                MODEL_READY.labels(*key).set(0)
                 report.failed[label] = reason
             else:
                 self._failed.pop(key, None)

@@ -13,8 +13,9 @@ import logging
 import threading
 from pathlib import Path
 
+from sidecar.generation import generation
 from sidecar.metrics import MODEL_LOAD_FAILURES, REPOSITORY_GENERATION
-from sidecar.repository import Loader, Repository, generation
+from sidecar.repository import Loader, Repository
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def sync_once(repository: Repository, root: Path, load: Loader) -> int:
             ", ".join(report.loaded) or "nothing",
             ", ".join(report.retired) or "nothing",
         )
-    REPOSITORY_GENERATION.set(seen)
+    REPOSITORY_GENERATION.labels(str(root)).set(seen)
     return seen
 
 

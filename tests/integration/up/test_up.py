@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -65,6 +66,11 @@ class Stack:
         text = re.sub(r"listen: 8080", f"listen: 127.0.0.1:{self.port}", text)
         text = text.replace("127.0.0.1:9901", f"127.0.0.1:{self.admin_port}")
         text = text.replace("devices: auto", "devices: cpu")
+        # Its own repository (links to the samples) that tests may add versions to.
+        self.models = tmp / "models"
+        for version in (ROOT / "models").glob("*/[0-9]*"):
+            (self.models / version.parent.name).mkdir(parents=True, exist_ok=True)
+            (self.models / version.parent.name / version.name).symlink_to(version)
         self.release = tmp / "release.yaml"
         self.release.write_text(text)
         self.lines: list[str] = []
@@ -72,7 +78,7 @@ class Stack:
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "scripts.cli", "up", "--release", str(self.release)),
-                *("--runtime-dir", str(self.runtime), "--models", str(ROOT / "models")),
+                *("--runtime-dir", str(self.runtime), "--models", str(self.models)),
             ],
             cwd=ROOT,
             env=env,
@@ -196,6 +202,54 @@ def test_every_metric_the_dashboard_queries_is_exported(stack):
             queried |= set(re.findall(r"\b(weir_[a-z_]+)\b", target["expr"]))
     assert queried, "the dashboard queries no Weir metric"
     assert queried <= exported, f"queried but not exported: {sorted(queried - exported)}"
+
+
+def apply(stack: Stack, revision: int, extra_version: str) -> subprocess.CompletedProcess[str]:
+    """`weir apply` of the stack's release with digits gaining `extra_version`."""
+    text = stack.release.read_text().replace("revision: 1 ", f"revision: {revision} ", 1)
+    text = text.replace('      "1": {}\n', f'      "1": {{}}\n      "{extra_version}": {{}}\n', 1)
+    path = stack.release.with_name(f"release-{revision}.yaml")
+    path.write_text(text)
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.cli", "apply", str(path)],
+        cwd=ROOT,
+        env={**os.environ, "WEIR_RUNTIME_DIR": str(stack.runtime)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_apply_loads_a_new_version_in_every_sidecar_worker_before_the_edge_routes_to_it(stack):
+    shutil.copytree(ROOT / "models" / "digits" / "2", stack.models / "digits" / "3")
+    done = apply(stack, 2, "3")
+    assert done.returncode == 0, done.stderr
+    assert "revision 2 is live" in done.stdout and "loaded repository generation" in done.stdout
+    body = (stack.runtime / "examples" / "digits.json").read_bytes()
+    base = f"{stack.url}/v2/models/digits/versions"
+    expected = requests.post(f"{base}/2/infer", data=body, timeout=10)
+    # Fresh connections spread over the sidecar's workers: each must already hold version 3.
+    for _ in range(20):
+        response = requests.post(f"{base}/3/infer", data=body, timeout=10)
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Weir-Model-Version"] == "3"
+        assert "X-Weir-Fallback" not in response.headers
+        assert response.json()["outputs"] == expected.json()["outputs"]
+
+
+def test_apply_of_a_version_that_cannot_load_says_why_and_changes_nothing(stack):
+    (stack.models / "digits" / "4").mkdir()
+    (stack.models / "digits" / "4" / "model.onnx").write_bytes(b"these are not onnx weights")
+    done = apply(stack, 3, "4")
+    assert done.returncode != 0
+    assert "digits/4" in done.stderr and "failed to load" in done.stderr, done.stderr
+    assert "the edge was not changed" in done.stderr
+    status = stack.admin("GET", "/admin/status").json()
+    assert status["revision"] == 2, status
+    assert infer(stack).status_code == 200
+    base = f"{stack.url}/v2/models/digits/versions"
+    refused = requests.post(f"{base}/4/infer", data=b"{}", timeout=10)
+    assert refused.status_code == 404, refused.text
 
 
 def test_a_sigkilled_sidecar_comes_back_while_clients_get_answers_or_marked_fallbacks(stack):

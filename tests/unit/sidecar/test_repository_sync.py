@@ -10,7 +10,8 @@ import pytest
 from sidecar.app import threaded_drivers
 from sidecar.batching import BatchPolicy
 from sidecar.errors import NotFound
-from sidecar.repository import GENERATION_FILE, Repository, generation
+from sidecar.generation import GENERATION_FILE, generation
+from sidecar.repository import Repository
 from sidecar.watcher import sync_once
 
 LOAD = Repository.loader(BatchPolicy(8, 0.001, 16), "cpu", 1, threaded_drivers)

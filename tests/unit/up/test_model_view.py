@@ -4,8 +4,9 @@ from pathlib import Path
 
 import yaml
 
-from scripts.model_view import build_view
+from scripts.model_view import build_view, point, publish_view
 from scripts.release import parse_release
+from sidecar.generation import generation
 from sidecar.model_config import load_model_config
 from sidecar.repository import scan
 
@@ -64,3 +65,25 @@ def test_rebuilding_replaces_the_previous_view(tmp_path):
     assert yaml.safe_load((view / "digits" / "config.yaml").read_text()) == {
         "versions": {"2": {"max_batch_size": 8, "max_queue_delay_ms": 4.0}}
     }
+
+
+def test_publishing_swaps_a_symlink_to_a_new_generation_and_keeps_recent_ones(tmp_path):
+    repository = make_repository(tmp_path / "models")
+    link = tmp_path / "run" / "repository"
+    numbers = [publish_view(parse_release(RELEASE), repository, link) for _ in range(6)]
+    assert numbers == [1, 2, 3, 4, 5, 6]
+    assert link.is_symlink() and link.resolve() == (tmp_path / "run" / "repository.d" / "6")
+    assert generation(link) == 6
+    kept = sorted(int(p.name) for p in (tmp_path / "run" / "repository.d").iterdir())
+    assert kept == [3, 4, 5, 6]
+    assert [(e.name, e.version) for e in scan(link)][-1] == ("digits", "2")
+
+
+def test_publishing_replaces_a_plain_directory_view(tmp_path):
+    repository = make_repository(tmp_path / "models")
+    link = tmp_path / "repository"
+    build_view(parse_release(RELEASE), repository, link)
+    assert publish_view(parse_release(RELEASE), repository, link) == 1
+    assert link.is_symlink()
+    point(link, tmp_path / "repository.d" / "1")  # pointing again at the same view is harmless
+    assert generation(link) == 1

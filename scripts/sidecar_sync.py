@@ -1,0 +1,174 @@
+"""New model versions reach the sidecars of `weir up` before the edge routes to them.
+
+`weir up` records its sidecars in the runtime directory (`sidecars.json`: its pid, the model
+repository, the devices). While it runs, `weir apply` publishes the new release's view of the
+repository (a new generation), waits until every live worker of every sidecar has loaded it
+and answers ready for each version the release routes to, and only then switches the edge.
+If that fails, the previous view is put back and the edge is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from scripts import probe
+from scripts.model_view import point, publish_view
+from scripts.release import Release
+from scripts.runtime import RuntimeDir, resolve_devices
+
+MANIFEST = "sidecars.json"
+VIEW = "repository"
+LOAD_TIMEOUT_S = 180.0
+READY_SAMPLE = re.compile(
+    r'weir_model_ready\{model="(?P<model>[^"]*)",version="(?P<version>[^"]*)"\} (?P<value>\S+)'
+)
+
+
+class SidecarSyncError(RuntimeError):
+    """The sidecars cannot serve the release; the message says which version and why."""
+
+
+@dataclass(frozen=True)
+class LocalSidecars:
+    """The sidecars one `weir up` runs: `pid` is weir up's own."""
+
+    pid: int
+    models: str
+    devices: list[str]
+
+    def write(self, runtime: RuntimeDir) -> None:
+        path = runtime.root / MANIFEST
+        path.write_text(json.dumps(asdict(self)) + "\n")
+
+    @classmethod
+    def read(cls, runtime: RuntimeDir) -> LocalSidecars | None:
+        """The manifest of a `weir up` that is still running, else None."""
+        try:
+            found = cls(**json.loads((runtime.root / MANIFEST).read_text()))
+            os.kill(found.pid, 0)
+        except (OSError, ValueError, TypeError):
+            return None
+        return found
+
+    @staticmethod
+    def forget(runtime: RuntimeDir) -> None:
+        with contextlib.suppress(OSError):
+            (runtime.root / MANIFEST).unlink()
+
+
+def local_versions(release: Release) -> list[tuple[str, str]]:
+    """(model, version) pairs the release routes to local sidecars."""
+    return [
+        (name, version)
+        for name, model in release.models.items()
+        for version, spec in model.versions.items()
+        if not spec.upstreams
+    ]
+
+
+def loaded_state(metrics: str) -> tuple[int | None, dict[tuple[str, str], float]]:
+    """From a sidecar's Prometheus text: the repository generation every live worker has
+    loaded, and `weir_model_ready` per (model, version) (the lowest over live workers)."""
+    number: int | None = None
+    ready: dict[tuple[str, str], float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("weir_repository_generation"):
+            with contextlib.suppress(ValueError, IndexError):
+                number = int(float(line.split()[-1]))
+        elif line.startswith("weir_model_ready{"):
+            match = READY_SAMPLE.match(line)
+            if match:
+                ready[(match["model"], match["version"])] = float(match["value"])
+    return number, ready
+
+
+def sync_sidecars(
+    release: Release, runtime: RuntimeDir, timeout_s: float = LOAD_TIMEOUT_S
+) -> str | None:
+    """Make the running sidecars serve every version of `release`; None when no `weir up`
+    runs here (the sidecars, if any, are managed elsewhere)."""
+    local = LocalSidecars.read(runtime)
+    if local is None:
+        return None
+    devices = resolve_devices(release.sidecars.devices)
+    if devices != local.devices:
+        raise SidecarSyncError(
+            f"the release runs sidecars on {', '.join(devices)} but `weir up` (pid {local.pid}) "
+            f"runs them on {', '.join(local.devices)}: a device change needs a restart of "
+            "`weir up` with this release"
+        )
+    models = Path(local.models)
+    missing = [
+        f"{name}/{version}"
+        for name, version in local_versions(release)
+        if not (models / name / version / "model.onnx").is_file()
+    ]
+    if missing:
+        raise SidecarSyncError(
+            f"the release routes to model versions that {models} does not hold: "
+            f"{', '.join(missing)}; copy each to {models}/<name>/<version>/model.onnx first"
+        )
+    link = runtime.root / VIEW
+    previous = link.resolve() if link.is_symlink() else None
+    number = publish_view(release, models, link)
+    try:
+        for device in local.devices:
+            wait_loaded(release, runtime, device, number, timeout_s)
+    except SidecarSyncError:
+        if previous is not None:
+            point(link, previous)
+        raise
+    return f"sidecars on {', '.join(local.devices)} loaded repository generation {number}"
+
+
+def wait_loaded(
+    release: Release, runtime: RuntimeDir, device: str, number: int, timeout_s: float
+) -> None:
+    """Until every live worker of the sidecar on `device` has loaded generation `number` and
+    reports each of the release's versions ready."""
+    address = f"unix:{runtime.sidecar_socket(device)}"
+    name = f"the sidecar on {device}"
+    wanted = local_versions(release)
+    deadline = time.monotonic() + timeout_s
+    seen: int | None = None
+    while True:
+        try:
+            status, body = probe.get(address, "/metrics", timeout=5.0)
+        except OSError:
+            status, body = 0, b""
+        if status == 200:
+            seen, ready = loaded_state(body.decode("utf-8", "replace"))
+            if seen is not None and seen >= number:
+                not_ready = [key for key in wanted if ready.get(key) != 1.0]
+                if not not_ready:
+                    return
+                raise SidecarSyncError(
+                    f"{name} cannot serve {', '.join('/'.join(k) for k in not_ready)}: "
+                    + why_not_ready(address, not_ready[0])
+                )
+        if time.monotonic() > deadline:
+            raise SidecarSyncError(
+                f"{name} has not loaded the new models within {timeout_s:.0f}s (it reports "
+                f"generation {seen}, wanted {number}); `weir up`'s [sidecar-{device}] log lines "
+                "say what it is doing"
+            )
+        time.sleep(0.2)
+
+
+def why_not_ready(address: str, key: tuple[str, str]) -> str:
+    """The sidecar's own words on a version that is not ready (e.g. why it failed to load)."""
+    path = f"/v2/models/{key[0]}/versions/{key[1]}/ready"
+    try:
+        status, body = probe.get(address, path, timeout=5.0)
+    except OSError as exc:
+        return f"it did not answer {path} ({exc})"
+    detail = body.decode("utf-8", "replace").strip()
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        detail = json.loads(detail)["error"]
+    return f"{path} answered {status}: {detail}"
