@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,9 @@ def _http_error(
     if exc.description:
         text = f"{text}: {exc.description}"
     resp.data = error_body(text)
-    for name, value in (exc.headers or {}).items():
+    headers = exc.headers or {}
+    # Falcon keeps whichever form the raiser gave: a mapping or (name, value) pairs.
+    for name, value in headers.items() if isinstance(headers, Mapping) else headers:
         resp.set_header(name, value)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import falcon
 import falcon.testing
 import numpy as np
 import onnxruntime as ort
@@ -12,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar import dataplane
-from sidecar.app import create_app, load_state, threaded_drivers
+from sidecar.app import _http_error, create_app, load_state, threaded_drivers
 from sidecar.settings import Settings
 
 
@@ -232,3 +233,18 @@ def test_queue_depth_reads_zero_once_requests_are_answered(client):
         resp = client.simulate_post("/v2/models/digits/infer", json={"inputs": [_DIGITS_ROW]})
         assert resp.status_code == 200
     assert _sample(client, "weir_queue_depth", model="digits", version="2") == 0.0
+
+
+@pytest.mark.parametrize("headers", [{"Retry-After": "3"}, [("Retry-After", "3")]])
+def test_falcon_errors_keep_their_headers_in_either_form(headers):
+    class Slow:
+        def on_get(self, req, resp):
+            raise falcon.HTTPError(falcon.HTTP_429, title="slow down", headers=headers)
+
+    app = falcon.App()
+    app.add_route("/slow", Slow())
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    result = falcon.testing.TestClient(app).simulate_get("/slow")
+    assert result.status_code == 429
+    assert result.headers["Retry-After"] == "3"
+    assert result.json == {"error": "slow down"}
