@@ -105,9 +105,13 @@ def load_state(settings: Settings, driver_factory: DriverFactory) -> ServerState
     )
     root = Path(settings.models)
     load = Repository.loader(defaults, settings.device, threads, driver_factory)
+    # Counted as "nothing loaded yet" from the start: `weir apply` must not take a worker that
+    # is still loading an older view for one that has the newest.
+    generation_gauge = REPOSITORY_GENERATION.labels(str(root))
+    generation_gauge.set(0)
     resolved = root.resolve()
     repository = Repository.load(resolved, load)
-    REPOSITORY_GENERATION.labels(str(root)).set(generation(resolved))
+    generation_gauge.set(generation(resolved))
     state = ServerState(repository)
     state.ready = True
     # Sessions, models and imports live as long as the worker: keep them out of GC scans.

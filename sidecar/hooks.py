@@ -33,8 +33,11 @@ class Hook:
     """A loaded hook file: its `postprocess` and the outputs it declares."""
 
     def __init__(self, model_dir: Path, filename: str, labels: list[str] | None) -> None:
-        path = (model_dir / filename).resolve()
-        if model_dir.resolve() not in path.parents or not path.is_file():
+        # Judged by the name, not the resolved path: `weir up`'s view of the repository links
+        # each file to its source, so a hook legitimately resolves elsewhere.
+        relative = Path(filename)
+        path = model_dir / relative
+        if relative.is_absolute() or ".." in relative.parts or not path.is_file():
             raise ValueError(f"hook {filename!r} must be a file inside {model_dir}")
         spec = importlib.util.spec_from_file_location(f"weir_hook_{model_dir.name}", path)
         if spec is None or spec.loader is None:

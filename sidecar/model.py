@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -111,7 +112,7 @@ class ModelVersion:
             f"model '{name}' version {version}",
             policy,
             self.session.run,
-            self._observe,
+            _weakly(self._observe),
             self.metrics.queue_depth.set,
         )
         self.driver: Driver = driver_factory(self.batcher, self.metrics)
@@ -145,6 +146,14 @@ class ModelVersion:
             top = _top_confidence(outputs[self._confidence_index], self.config.confidence)
             observe_many(m.confidence, top)
 
+    def retire(self) -> None:
+        """No longer served: stop the driver's own thread, if it has one. Requests already
+        queued on a threaded driver are answered 503; the session is freed with the last
+        reference to this version."""
+        stop = getattr(self.driver, "stop", None)
+        if stop is not None:
+            stop()
+
     def metadata(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -154,6 +163,19 @@ class ModelVersion:
             "outputs": [spec.metadata() for spec in self.outputs]
             + [spec.metadata() for spec in (self.hook.outputs if self.hook else [])],
         }
+
+
+def _weakly(method: Callable[..., None]) -> Callable[..., None]:
+    """`method` called through a weak reference: the batcher must not keep its version alive
+    (a retired version's session would never be freed)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> None:
+        target = ref()
+        if target is not None:
+            target(*args)
+
+    return call
 
 
 def _pick(key: str, override: Any, config: ModelConfig, default: Any) -> Any:

@@ -53,8 +53,11 @@ class ConfigError(ValueError):
     """config.yaml is unreadable or invalid; the message names the file and the key."""
 
 
+CONFIG_FILE = "config.yaml"
+
+
 def load_model_config(model_dir: Path) -> ModelConfig:
-    path = model_dir / "config.yaml"
+    path = model_dir / CONFIG_FILE
     if not path.exists():
         return ModelConfig()
     try:

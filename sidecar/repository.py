@@ -17,7 +17,7 @@ from sidecar.batching import BatchPolicy
 from sidecar.errors import NotFound
 from sidecar.metrics import MODEL_READY
 from sidecar.model import DriverFactory, ModelVersion
-from sidecar.model_config import ModelConfig, load_model_config
+from sidecar.model_config import CONFIG_FILE, ModelConfig, load_model_config
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ def scan(root: Path) -> list[Entry]:
 Loader = Callable[[Entry, ModelConfig], ModelVersion]
 
 
+# A failed version's model file and config.yaml, as they were: it is retried when either changes.
+Stamp = tuple[int, int]
+
+
 @dataclass
 class SyncReport:
     """What one `Repository.sync` changed."""
@@ -64,8 +68,9 @@ class Repository:
         self._models: dict[str, dict[str, ModelVersion]] = {}
         self._latest: dict[str, ModelVersion] = {}
         # Versions on disk that would not load, with why: answered in their 404s, and not
-        # retried until their file changes (a corrupt file would fail every rescan).
-        self._failed: dict[tuple[str, str], tuple[int, str]] = {}
+        # retried until their model file or config.yaml changes (a corrupt file would fail
+        # every rescan). Replaced, never mutated, like the maps above.
+        self._failed: dict[tuple[str, str], tuple[Stamp, str]] = {}
 
     @staticmethod
     def loader(
@@ -87,14 +92,11 @@ class Repository:
 
     @classmethod
     def load(cls, root: Path, load: Loader) -> Repository:
-        """Every version under root, loaded; any failure is fatal (the sidecar must not start
-        half-loaded)."""
+        """Every version under root, loaded. A version that fails is kept out and answers 404
+        with the reason, as on a rescan: a worker restarted after a crash must come back with
+        what it can serve, not refuse to boot over one bad folder."""
         repo = cls()
-        configs: dict[str, ModelConfig] = {}
-        for entry in scan(root):
-            if entry.name not in configs:
-                configs[entry.name] = load_model_config(root / entry.name)
-            repo.add(load(entry, configs[entry.name]))
+        repo.sync(root, load)
         if not repo._models:
             log.warning("no model found under %s (expected <name>/<version>/model.onnx)", root)
         return repo
@@ -111,7 +113,7 @@ class Repository:
             label = f"{entry.name}/{entry.version}"
             if entry.version in self._models.get(entry.name, {}):
                 continue
-            stamp = _stamp(entry.path)
+            stamp = (_stamp(entry.path), _stamp(root / entry.name / CONFIG_FILE))
             failed = self._failed.get(key)
             if failed is not None and failed[0] == stamp:
                 continue
@@ -128,11 +130,11 @@ class Repository:
             except Exception as exc:  # any load failure is reported, not fatal
                 reason = str(exc) or type(exc).__name__
                 log.error("could not load model %s version %s: %s", *key, reason)
-                self._failed[key] = (stamp, reason)
+                self._failed = {**self._failed, key: (stamp, reason)}
                 MODEL_READY.labels(*key).set(0)
                 report.failed[label] = reason
             else:
-                self._failed.pop(key, None)
+                self._failed = {k: v for k, v in self._failed.items() if k != key}
                 report.loaded.append(label)
         for name, versions in self._models.items():
             for version in versions:
@@ -157,7 +159,10 @@ class Repository:
         if versions:
             models[name] = versions
             latest[name] = versions[max(versions, key=int)]
+        retired = self._models.get(name, {}).get(version)
         self._models, self._latest = models, latest
+        if retired is not None:
+            retired.retire()
         MODEL_READY.labels(name, version).set(0)
         log.info("retired model %s version %s (its folder is gone)", name, version)
 
@@ -191,7 +196,7 @@ class Repository:
 
 
 def _stamp(path: Path) -> int:
-    """Changes when the model file is replaced (a failed version is retried then)."""
+    """Changes when the file is replaced (0 when absent)."""
     try:
         stat = path.stat()
     except OSError:

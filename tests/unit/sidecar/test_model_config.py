@@ -8,6 +8,8 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
+from scripts.model_view import build_view
+from scripts.release import parse_release
 from sidecar.app import create_app, load_state, threaded_drivers
 from sidecar.model_config import ConfigError, load_model_config
 from sidecar.settings import Settings
@@ -95,3 +97,34 @@ def test_bad_config_names_the_file_and_key(tmp_path, text, needle):
     with pytest.raises(ConfigError, match=needle) as err:
         load_model_config(tmp_path)
     assert str(tmp_path / "config.yaml") in str(err.value)
+
+
+def test_a_hook_serves_through_weir_ups_symlinked_view(tmp_path, repository):
+    models = tmp_path / "models"
+    (models / "digits" / "1").mkdir(parents=True)
+    shutil.copy(repository / "digits/1/model.onnx", models / "digits/1/model.onnx")
+    (models / "digits" / "hook.py").write_text(HOOK)
+    (models / "digits" / "config.yaml").write_text(f"labels: {LABELS}\nhook: hook.py\n")
+    view = build_view(
+        parse_release('revision: 1\nmodels: {digits: {versions: {"1": {}}}}\n'),
+        models,
+        tmp_path / "view",
+    )
+    assert (view / "digits" / "hook.py").is_symlink()
+    state = load_state(Settings(models=str(view), repository_poll_seconds=0), threaded_drivers)
+    assert state.repository.get("digits", "1").hook is not None
+
+
+@pytest.mark.parametrize("name", ["../hook.py", "/etc/hostname"])
+def test_a_hook_outside_the_model_folder_is_refused(tmp_path, repository, name):
+    (tmp_path / "digits" / "1").mkdir(parents=True)
+    shutil.copy(repository / "digits/1/model.onnx", tmp_path / "digits/1/model.onnx")
+    (tmp_path / "hook.py").write_text(HOOK)
+    (tmp_path / "digits" / "config.yaml").write_text(f"hook: {name}\n")
+    state = load_state(Settings(models=str(tmp_path), repository_poll_seconds=0), threaded_drivers)
+    assert state.repository.names() == []
+    response = falcon.testing.TestClient(create_app(state, 1 << 20)).simulate_get(
+        "/v2/models/digits/versions/1"
+    )
+    assert response.status_code == 404
+    assert "must be a file inside" in response.json["error"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,33 @@ def test_sync_once_follows_a_swapped_symlink_and_reports_its_generation(
     swap.replace(link)
     assert sync_once(repo, link, LOAD) == 7
     assert repo.versions("digits") == ["1", "2"]
+
+
+def test_a_broken_version_at_start_is_kept_out_and_the_rest_serve(root: Path) -> None:
+    (root / "digits" / "7").mkdir()
+    (root / "digits" / "7" / "model.onnx").write_bytes(b"truncated")
+    repo = Repository.load(root, LOAD)  # a worker restarted after a crash comes back
+    assert repo.versions("digits") == ["1"]
+    with pytest.raises(NotFound, match="version '7' is in the repository but failed to load"):
+        repo.get("digits", "7")
+
+
+def test_a_fixed_config_yaml_gets_a_failed_version_retried(root: Path) -> None:
+    (root / "digits" / "config.yaml").write_text("batching: {max_batch_size: -1}\n")
+    repo = Repository.load(root, LOAD)
+    assert repo.names() == []
+    assert repo.sync(root, LOAD).loaded == []  # unchanged: not retried
+    (root / "digits" / "config.yaml").write_text("batching: {max_batch_size: 4}\n")
+    assert repo.sync(root, LOAD).loaded == ["digits/1"]
+
+
+def test_a_retired_version_is_freed_once_no_request_holds_it(root: Path, repository: Path) -> None:
+    _add(root, repository, "digits", "2", source="2")
+    repo = Repository.load(root, LOAD)
+    held = weakref.ref(repo.get("digits", "2"))
+    shutil.rmtree(root / "digits" / "2")
+    assert repo.sync(root, LOAD).retired == ["digits/2"]
+    deadline = time.monotonic() + 5  # its batching thread stops, then nothing refers to it
+    while held() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert held() is None
