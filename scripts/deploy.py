@@ -379,8 +379,15 @@ def _apply_locked(
         synced = sync_sidecars(release, runtime)
     except SidecarSyncError as exc:
         raise DeployError(f"{exc}\nthe edge was not changed") from None
-    message = go_live(runtime, revision, "apply", source=str(Path(path).absolute()))
-    return f"{message}; {synced}" if synced else message
+    try:
+        message = go_live(runtime, revision, "apply", source=str(Path(path).absolute()))
+    except LiveChangeError:
+        raise  # the new revision is (partly) live: its sidecars' view must stay
+    except BaseException:
+        if synced is not None:
+            synced.undo()
+        raise
+    return f"{message}; {synced.message}" if synced else message
 
 
 def require_newer(loaded: LoadedRelease, path: Path | str, runtime: RuntimeDir, hint: str) -> None:

@@ -10,12 +10,14 @@ If that fails, the previous view is put back and the edge is left alone.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import http.client
 import json
-import os
 import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 from scripts import probe
 from scripts.model_view import point, publish_view
@@ -36,30 +38,42 @@ class SidecarSyncError(RuntimeError):
 
 @dataclass(frozen=True)
 class LocalSidecars:
-    """The sidecars one `weir up` runs: `pid` is weir up's own."""
+    """The sidecars one `weir up` runs: `pid` is weir up's own; `poll_seconds` how often its
+    sidecars rescan the repository (0: never)."""
 
     pid: int
     models: str
     devices: list[str]
+    poll_seconds: float = 2.0
 
-    def write(self, runtime: RuntimeDir) -> None:
-        path = runtime.root / MANIFEST
-        path.write_text(json.dumps(asdict(self)) + "\n")
+    def hold(self, runtime: RuntimeDir) -> IO[str]:
+        """Write the manifest and lock it for as long as the returned file stays open: the
+        lock, not the pid, tells `weir apply` that this `weir up` still runs."""
+        manifest = (runtime.root / MANIFEST).open("w")
+        fcntl.flock(manifest, fcntl.LOCK_EX)
+        manifest.write(json.dumps(asdict(self)) + "\n")
+        manifest.flush()
+        return manifest
 
     @classmethod
     def read(cls, runtime: RuntimeDir) -> LocalSidecars | None:
         """The manifest of a `weir up` that is still running, else None."""
         try:
-            found = cls(**json.loads((runtime.root / MANIFEST).read_text()))
-            os.kill(found.pid, 0)
+            with (runtime.root / MANIFEST).open() as manifest:
+                try:
+                    fcntl.flock(manifest, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return cls(**json.loads(manifest.read()))
+                return None  # nobody holds it: left by a `weir up` that is gone
         except (OSError, ValueError, TypeError):
             return None
-        return found
 
     @staticmethod
-    def forget(runtime: RuntimeDir) -> None:
+    def forget(runtime: RuntimeDir, held: IO[str] | None) -> None:
         with contextlib.suppress(OSError):
             (runtime.root / MANIFEST).unlink()
+        if held is not None:
+            held.close()
 
 
 def local_versions(release: Release) -> list[tuple[str, str]]:
@@ -88,11 +102,25 @@ def loaded_state(metrics: str) -> tuple[int | None, dict[tuple[str, str], float]
     return number, ready
 
 
+@dataclass(frozen=True)
+class Synced:
+    """Sidecars now on a new view; `undo` points them back at the previous one."""
+
+    message: str
+    link: Path
+    previous: Path | None
+
+    def undo(self) -> None:
+        if self.previous is not None:
+            point(self.link, self.previous)
+
+
 def sync_sidecars(
     release: Release, runtime: RuntimeDir, timeout_s: float = LOAD_TIMEOUT_S
-) -> str | None:
+) -> Synced | None:
     """Make the running sidecars serve every version of `release`; None when no `weir up`
-    runs here (the sidecars, if any, are managed elsewhere)."""
+    runs here (the sidecars, if any, are managed elsewhere). On failure the previous view is
+    back in place."""
     local = LocalSidecars.read(runtime)
     if local is None:
         return None
@@ -114,36 +142,50 @@ def sync_sidecars(
             f"the release routes to model versions that {models} does not hold: "
             f"{', '.join(missing)}; copy each to {models}/<name>/<version>/model.onnx first"
         )
+    if local.poll_seconds <= 0:
+        raise SidecarSyncError(
+            f"`weir up` (pid {local.pid}) runs its sidecars with WEIR_REPOSITORY_POLL_SECONDS=0, "
+            "so they never load new versions: restart it with this release instead"
+        )
     link = runtime.root / VIEW
     previous = link.resolve() if link.is_symlink() else None
-    number = publish_view(release, models, link)
     try:
+        number = publish_view(release, models, link)
+    except (OSError, ValueError) as exc:
+        raise SidecarSyncError(f"could not build the sidecars' view of {models}: {exc}") from None
+    synced = Synced(
+        f"sidecars on {', '.join(local.devices)} loaded repository generation {number}",
+        link,
+        previous,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
         for device in local.devices:
-            wait_loaded(release, runtime, device, number, timeout_s)
-    except SidecarSyncError:
-        if previous is not None:
-            point(link, previous)
+            wait_loaded(release, runtime, device, number, deadline)
+    except BaseException:
+        synced.undo()
         raise
-    return f"sidecars on {', '.join(local.devices)} loaded repository generation {number}"
+    return synced
 
 
 def wait_loaded(
-    release: Release, runtime: RuntimeDir, device: str, number: int, timeout_s: float
+    release: Release, runtime: RuntimeDir, device: str, number: int, deadline: float
 ) -> None:
     """Until every live worker of the sidecar on `device` has loaded generation `number` and
-    reports each of the release's versions ready."""
+    reports each of the release's versions ready (or `deadline`, a monotonic time, passes)."""
     address = f"unix:{runtime.sidecar_socket(device)}"
     name = f"the sidecar on {device}"
     wanted = local_versions(release)
-    deadline = time.monotonic() + timeout_s
     seen: int | None = None
+    problem = "it has not answered yet"
     while True:
         try:
             status, body = probe.get(address, "/metrics", timeout=5.0)
-        except OSError:
-            status, body = 0, b""
+        except (OSError, http.client.HTTPException) as exc:
+            status, body, problem = 0, b"", f"nothing answers at {address} ({exc})"
         if status == 200:
             seen, ready = loaded_state(body.decode("utf-8", "replace"))
+            problem = f"it reports repository generation {seen}, wanted {number}"
             if seen is not None and seen >= number:
                 not_ready = [key for key in wanted if ready.get(key) != 1.0]
                 if not not_ready:
@@ -152,23 +194,28 @@ def wait_loaded(
                     f"{name} cannot serve {', '.join('/'.join(k) for k in not_ready)}: "
                     + why_not_ready(address, not_ready[0])
                 )
+        elif status:
+            problem = f"its /metrics answered {status}"
         if time.monotonic() > deadline:
             raise SidecarSyncError(
-                f"{name} has not loaded the new models within {timeout_s:.0f}s (it reports "
-                f"generation {seen}, wanted {number}); `weir up`'s [sidecar-{device}] log lines "
-                "say what it is doing"
+                f"{name} has not loaded the new models in time: {problem}; `weir up`'s "
+                f"[sidecar-{device}] log lines say what it is doing"
             )
         time.sleep(0.2)
 
 
 def why_not_ready(address: str, key: tuple[str, str]) -> str:
-    """The sidecar's own words on a version that is not ready (e.g. why it failed to load)."""
+    """The sidecar's own words on a version that is not ready (e.g. why it failed to load).
+    Any worker may answer: ask a few times for one that does not hold it."""
     path = f"/v2/models/{key[0]}/versions/{key[1]}/ready"
-    try:
-        status, body = probe.get(address, path, timeout=5.0)
-    except OSError as exc:
-        return f"it did not answer {path} ({exc})"
-    detail = body.decode("utf-8", "replace").strip()
-    with contextlib.suppress(ValueError, TypeError, KeyError):
-        detail = json.loads(detail)["error"]
-    return f"{path} answered {status}: {detail}"
+    for _ in range(8):
+        try:
+            status, body = probe.get(address, path, timeout=5.0)
+        except (OSError, http.client.HTTPException) as exc:
+            return f"it did not answer {path} ({exc})"
+        if status != 200:
+            detail = body.decode("utf-8", "replace").strip()
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                detail = json.loads(detail)["error"]
+            return detail
+    return "some of its workers do not report it ready; `weir up`'s log lines say why"

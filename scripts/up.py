@@ -18,12 +18,15 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from pydantic import ValidationError
+
 from scripts import probe
 from scripts.model_view import publish_view
 from scripts.release import Release, ReleaseError, load_release
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
-from scripts.sidecar_sync import VIEW, LocalSidecars
+from scripts.sidecar_sync import VIEW, LocalSidecars, wait_loaded
 from scripts.supervisor import Child, Supervisor, say
+from sidecar.settings import Settings
 
 READY_TIMEOUT_S = 300.0
 
@@ -140,10 +143,19 @@ def main(argv: list[str]) -> int:
 
     devices = resolve_devices(release.sidecars.devices)
     repository = runtime.root / VIEW
-    publish_view(release, args.models.absolute(), repository)
+    try:
+        generation = publish_view(release, args.models.absolute(), repository)
+    except (OSError, ValueError) as exc:
+        print(f"weir up: cannot build the sidecars' view of {args.models}: {exc}", file=sys.stderr)
+        return 1
     # `weir apply` reads this to load new model versions in these sidecars before the edge
-    # routes to them.
-    LocalSidecars(os.getpid(), str(args.models.absolute()), devices).write(runtime)
+    # routes to them; the lock held on it says this `weir up` still runs.
+    try:
+        poll = Settings.from_env().repository_poll_seconds
+    except ValidationError as exc:
+        print(f"weir up: a WEIR_* sidecar setting is invalid:\n{exc}", file=sys.stderr)
+        return 1
+    manifest = LocalSidecars(os.getpid(), str(args.models.absolute()), devices, poll).hold(runtime)
     grace_s = release.longest_timeout + 15
     sup = Supervisor()
     sidecars: list[Child] = []
@@ -169,6 +181,8 @@ def main(argv: list[str]) -> int:
             )
         for child, device in zip(sidecars, devices, strict=True):
             wait_ready(child, f"unix:{runtime.sidecar_socket(device)}", "/v2/health/ready")
+            # Ready means "serving what loaded": the release's versions must all be among it.
+            wait_loaded(release, runtime, device, generation, time.monotonic() + READY_TIMEOUT_S)
             say("up", f"{child.name} is ready")
         edge = sup.add(
             Child("edge", _weir("edge", str(args.release.absolute())), env=env, grace_s=grace_s)
@@ -185,7 +199,7 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        LocalSidecars.forget(runtime)
+        LocalSidecars.forget(runtime, manifest)
     sup.stop([c for c in (edge, *sidecars) if c])
     say("up", "stopped")
     return 0

@@ -87,3 +87,11 @@ def test_publishing_replaces_a_plain_directory_view(tmp_path):
     assert link.is_symlink()
     point(link, tmp_path / "repository.d" / "1")  # pointing again at the same view is harmless
     assert generation(link) == 1
+
+
+def test_an_unreadable_config_passes_through_for_the_sidecar_to_refuse(tmp_path):
+    repository = make_repository(tmp_path / "models")
+    (repository / "digits" / "config.yaml").write_text("labels: [unclosed\n")
+    view = build_view(parse_release(RELEASE), repository, tmp_path / "view")
+    assert (view / "digits" / "config.yaml").resolve() == repository / "digits" / "config.yaml"
+    assert (view / "cnn" / "1").is_symlink()  # the other models are unaffected

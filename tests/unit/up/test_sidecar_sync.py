@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,29 +50,42 @@ def test_versions_with_their_own_upstreams_are_not_the_local_sidecars_business()
 def test_without_a_running_weir_up_nothing_is_synced(tmp_path: Path) -> None:
     runtime = RuntimeDir(tmp_path)
     assert sync_sidecars(parse_release(RELEASE), runtime) is None
-    LocalSidecars(pid=2**22 + 1, models=str(tmp_path), devices=["cpu"]).write(runtime)
-    assert sync_sidecars(parse_release(RELEASE), runtime) is None  # its pid is gone
+    held = LocalSidecars(pid=os.getpid(), models=str(tmp_path), devices=["cpu"]).hold(runtime)
+    assert LocalSidecars.read(runtime) is not None
+    held.close()  # what a SIGKILLed `weir up` leaves: the file, unlocked
+    assert (tmp_path / "sidecars.json").exists()
+    assert LocalSidecars.read(runtime) is None
+    assert sync_sidecars(parse_release(RELEASE), runtime) is None
 
 
-def _running(tmp_path: Path, devices: list[str]) -> RuntimeDir:
+@pytest.fixture
+def running(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RuntimeDir]:
+    """A runtime directory whose `weir up` runs on `request.param` (devices, poll seconds)."""
+    devices, poll = getattr(request, "param", (["cpu"], 2.0))
     runtime = RuntimeDir(tmp_path / "run")
     runtime.root.mkdir()
-    LocalSidecars(os.getpid(), str(tmp_path / "models"), devices).write(runtime)
-    return runtime
-
-
-def test_a_missing_model_file_is_refused_before_anything_changes(tmp_path: Path) -> None:
-    runtime = _running(tmp_path, ["cpu"])
     (tmp_path / "models" / "digits" / "1").mkdir(parents=True)
     (tmp_path / "models" / "digits" / "1" / "model.onnx").write_bytes(b"weights")
-    with pytest.raises(SidecarSyncError, match=r"does not hold: digits/3;"):
-        sync_sidecars(parse_release(RELEASE), runtime)
-    assert not (runtime.root / "repository").exists()
-
-
-def test_a_device_change_asks_for_a_restart(tmp_path: Path) -> None:
-    runtime = _running(tmp_path, ["0", "1"])
-    with pytest.raises(SidecarSyncError, match="needs a restart of `weir up`"):
-        sync_sidecars(parse_release(RELEASE), runtime)
-    LocalSidecars.forget(runtime)
+    held = LocalSidecars(os.getpid(), str(tmp_path / "models"), devices, poll).hold(runtime)
+    yield runtime
+    LocalSidecars.forget(runtime, held)
     assert LocalSidecars.read(runtime) is None
+
+
+def test_a_missing_model_file_is_refused_before_anything_changes(running: RuntimeDir) -> None:
+    with pytest.raises(SidecarSyncError, match=r"does not hold: digits/3;"):
+        sync_sidecars(parse_release(RELEASE), running)
+    assert not (running.root / "repository").exists()
+
+
+@pytest.mark.parametrize("running", [(["0", "1"], 2.0)], indirect=True)
+def test_a_device_change_asks_for_a_restart(running: RuntimeDir) -> None:
+    with pytest.raises(SidecarSyncError, match="needs a restart of `weir up`"):
+        sync_sidecars(parse_release(RELEASE), running)
+
+
+@pytest.mark.parametrize("running", [(["cpu"], 0.0)], indirect=True)
+def test_sidecars_that_never_rescan_are_refused_up_front(running: RuntimeDir) -> None:
+    release = parse_release(RELEASE.replace('      "3": {}\n', ""))
+    with pytest.raises(SidecarSyncError, match="WEIR_REPOSITORY_POLL_SECONDS=0"):
+        sync_sidecars(release, running)
