@@ -86,6 +86,15 @@ def local_versions(release: Release) -> list[tuple[str, str]]:
     ]
 
 
+def missing_versions(release: Release, models: Path) -> list[str]:
+    """Release versions served by local sidecars whose model file is absent from `models`."""
+    return [
+        f"{name}/{version}"
+        for name, version in local_versions(release)
+        if not (models / name / version / "model.onnx").is_file()
+    ]
+
+
 def loaded_state(metrics: str) -> tuple[int | None, dict[tuple[str, str], float]]:
     """From a sidecar's Prometheus text: the repository generation every live worker has
     loaded, and `weir_model_ready` per (model, version) (the lowest over live workers)."""
@@ -132,11 +141,7 @@ def sync_sidecars(
             "`weir up` with this release"
         )
     models = Path(local.models)
-    missing = [
-        f"{name}/{version}"
-        for name, version in local_versions(release)
-        if not (models / name / version / "model.onnx").is_file()
-    ]
+    missing = missing_versions(release, models)
     if missing:
         raise SidecarSyncError(
             f"the release routes to model versions that {models} does not hold: "

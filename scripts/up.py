@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from scripts import probe
 from scripts.model_view import publish_view
-from scripts.release import Release, ReleaseError, load_release
+from scripts.release import ReleaseError, load_release
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
-from scripts.sidecar_sync import VIEW, LocalSidecars, wait_loaded
+from scripts.sidecar_sync import VIEW, LocalSidecars, missing_versions, wait_loaded
 from scripts.supervisor import Child, Supervisor, say
 from sidecar.settings import Settings
 
@@ -48,16 +48,6 @@ def wait_ready(child: Child, address: str, path: str, timeout_s: float = READY_T
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{child.name} was not ready after {timeout_s:.0f}s at {address}{path}")
-
-
-def missing_versions(release: Release, models: Path) -> list[str]:
-    """Release versions served by local sidecars whose model file is absent."""
-    return [
-        f"{name}/{version}"
-        for name, model in release.models.items()
-        for version, spec in model.versions.items()
-        if not spec.upstreams and not (models / name / version / "model.onnx").is_file()
-    ]
 
 
 def local_address(listen: str) -> str:
