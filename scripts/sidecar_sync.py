@@ -13,11 +13,12 @@ import contextlib
 import fcntl
 import http.client
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from scripts import probe
 from scripts.model_view import point, publish_view
@@ -27,9 +28,6 @@ from scripts.runtime import RuntimeDir, resolve_devices
 MANIFEST = "sidecars.json"
 VIEW = "repository"
 LOAD_TIMEOUT_S = 180.0
-READY_SAMPLE = re.compile(
-    r'weir_model_ready\{model="(?P<model>[^"]*)",version="(?P<version>[^"]*)"\} (?P<value>\S+)'
-)
 
 
 class SidecarSyncError(RuntimeError):
@@ -100,14 +98,12 @@ def loaded_state(metrics: str) -> tuple[int | None, dict[tuple[str, str], float]
     loaded, and `weir_model_ready` per (model, version) (the lowest over live workers)."""
     number: int | None = None
     ready: dict[tuple[str, str], float] = {}
-    for line in metrics.splitlines():
-        if line.startswith("weir_repository_generation"):
-            with contextlib.suppress(ValueError, IndexError):
-                number = int(float(line.split()[-1]))
-        elif line.startswith("weir_model_ready{"):
-            match = READY_SAMPLE.match(line)
-            if match:
-                ready[(match["model"], match["version"])] = float(match["value"])
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "weir_repository_generation":
+                number = int(sample.value)
+            elif sample.name == "weir_model_ready":
+                ready[(sample.labels["model"], sample.labels["version"])] = sample.value
     return number, ready
 
 
