@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Weir needs from the system's packages, only when it is missing:
 # nginx with the Lua module (OpenResty when present, else Debian's nginx + lua module),
-# wrk for benchmarks, busted and luacheck for the Lua tests.
+# wrk for benchmarks, busted and luacheck for the Lua tests, and a C compiler with the Python
+# headers: the meinheld worker ships no wheel and is built from source at install time.
 set -euo pipefail
 
 need=()
@@ -16,6 +17,10 @@ have_lua_nginx || need+=(nginx-light libnginx-mod-http-lua lua-resty-core)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v busted >/dev/null 2>&1 || need+=(lua-busted)
 command -v luacheck >/dev/null 2>&1 || need+=(lua-check)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+[ -f /usr/include/stdio.h ] || need+=(libc6-dev)
+py_include=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)
+[ -n "$py_include" ] && [ -f "$py_include/Python.h" ] || need+=(python3-dev)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 
