@@ -42,7 +42,7 @@ NUMPY_TO_V2: dict[np.dtype, str] = {dtype: name for name, dtype in V2_TO_NUMPY.i
 
 # numpy dtype kinds a JSON list may decode to for each V2 type (int -> float widening). JSON
 # integers decode to int64 (kind i) whatever their sign, so unsigned types accept i too; the
-# values' range is checked in `protocol`. Booleans (kind b) are numbers only to BOOL.
+# values' range is checked in `tensors`. Booleans (kind b) are numbers only to BOOL.
 ACCEPTED_KINDS: dict[str, str] = {
     **{name: "iuf" for name in ("FP16", "FP32", "FP64")},
     **{name: "iu" for name in ("INT8", "INT16", "INT32", "INT64")},

@@ -1,38 +1,28 @@
-"""The Falcon application: routes, one error mapping, and `get_app()` for gunicorn.
+"""The Falcon application: routes over the data plane, and one error mapping.
 
-`create_app(state, max_body_bytes)` takes its collaborators (tests pass a real repository);
-`get_app()` builds them from `WEIR_*` settings inside the worker, after fork.
+`create_app(dataplane)` takes its collaborator (tests pass one over a real repository);
+`serving_app(dataplane)` puts the fast infer route in front of it. The server layer builds the
+data plane in each worker, after fork, and wraps the result as its HTTP server needs.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import falcon
 
-from sidecar.batching import Batcher, BatchPolicy, ThreadedDriver
-from sidecar.dataplane import DataPlane
 from sidecar.errors import (
     WeirError,
     error_body,
     internal_error_parts,
     response_parts,
 )
-from sidecar.fastpath import InferRoute
-from sidecar.generation import generation
-from sidecar.metrics import REPOSITORY_GENERATION, ModelMetrics
-from sidecar.model import DriverFactory
-from sidecar.repository import Repository
-from sidecar.resources import health, infer, metadata
-from sidecar.resources import metrics as metrics_resource
-from sidecar.runtime import default_intra_op_threads
-from sidecar.settings import Settings
-from sidecar.state import ServerState
-from sidecar.watcher import RepositoryWatcher
+from sidecar.http.fastpath import InferRoute
+from sidecar.http.resources import health, infer, metadata
+from sidecar.http.resources import metrics as metrics_resource
+from sidecar.serving.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +59,15 @@ def _internal_error(
     _send(resp, internal_error_parts())
 
 
-def create_app(state: ServerState, max_body_bytes: int) -> falcon.App:
+def create_app(dataplane: DataPlane) -> falcon.App:
     app = falcon.App()
     app.req_options.strip_url_path_trailing_slash = True
-    live, ready = health.Live(), health.Ready(state)
-    model_meta, model_ready = metadata.ModelMetadata(state), health.ModelReady(state)
-    infer_res = infer.Infer(DataPlane(state.repository, max_body_bytes))
+    live, ready = health.Live(dataplane), health.Ready(dataplane)
+    model_meta, model_ready = metadata.ModelMetadata(dataplane), health.ModelReady(dataplane)
+    infer_res = infer.Infer(dataplane)
     app.add_route("/v2/health/live", live)
     app.add_route("/v2/health/ready", ready)
-    app.add_route("/v2", health.ServerMetadata())
+    app.add_route("/v2", health.ServerMetadata(dataplane))
     app.add_route("/v2/models/{model}", model_meta)
     app.add_route("/v2/models/{model}/versions/{version}", model_meta)
     app.add_route("/v2/models/{model}/ready", model_ready)
@@ -92,56 +82,6 @@ def create_app(state: ServerState, max_body_bytes: int) -> falcon.App:
     return app
 
 
-def threaded_drivers(batcher: Batcher, metrics: ModelMetrics) -> ThreadedDriver:
-    return ThreadedDriver(batcher)
-
-
-def load_state(settings: Settings, driver_factory: DriverFactory) -> ServerState:
-    """Load, warm up and publish every model version, report ready, then keep watching the
-    repository for versions that come and go."""
-    threads = settings.intra_op_threads or default_intra_op_threads(settings.worker_count())
-    defaults = BatchPolicy(
-        settings.max_batch_size, settings.max_queue_delay_ms / 1000.0, settings.max_queue_size
-    )
-    root = Path(settings.models)
-    load = Repository.loader(defaults, settings.device, threads, driver_factory)
-    # Counted as "nothing loaded yet" from the start: `weir apply` must not take a worker that
-    # is still loading an older view for one that has the newest.
-    generation_gauge = REPOSITORY_GENERATION.labels(str(root))
-    generation_gauge.set(0)
-    resolved = root.resolve()
-    repository = Repository.load(resolved, load)
-    generation_gauge.set(generation(resolved))
-    state = ServerState(repository)
-    state.ready = True
-    # Sessions, models and imports live as long as the worker: keep them out of GC scans.
-    gc.collect()
-    gc.freeze()
-    if settings.repository_poll_seconds > 0:
-        RepositoryWatcher(repository, root, load, settings.repository_poll_seconds).start()
-    return state
-
-
-# The worker's state, so the gunicorn hooks can flip `draining` on SIGTERM.
-CURRENT: ServerState | None = None
-
-
-def get_app() -> Any:
-    """gunicorn entry point (`sidecar.app:get_app()`), called in each worker after fork."""
-    global CURRENT
-    settings = Settings.from_env()
-    if settings.worker_class == "meinheld":
-        from sidecar import meinheld_loop
-
-        state = load_state(settings, meinheld_loop.LoopDriver)
-        CURRENT = state
-        return meinheld_loop.wrap(serving_app(state, settings.max_body_bytes))
-    state = load_state(settings, threaded_drivers)
-    CURRENT = state
-    return serving_app(state, settings.max_body_bytes)
-
-
-def serving_app(state: ServerState, max_body_bytes: int) -> InferRoute:
-    """The Falcon app behind the fast infer route (see `sidecar.fastpath`)."""
-    app = create_app(state, max_body_bytes)
-    return InferRoute(app, DataPlane(state.repository, max_body_bytes))
+def serving_app(dataplane: DataPlane) -> InferRoute:
+    """The Falcon app behind the fast infer route (see `sidecar.http.fastpath`)."""
+    return InferRoute(create_app(dataplane), dataplane)

@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sidecar.dataplane import DataPlane
 from sidecar.errors import WeirError, internal_error_parts, response_parts
+from sidecar.serving.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from sidecar.settings import Settings
 _settings = Settings.from_env()
 
 WORKER_CLASSES = {
-    "meinheld": "sidecar.workers.MeinheldWorker",
-    "gthread": "sidecar.workers.ThreadWorker",
+    "meinheld": "sidecar.server.workers.MeinheldWorker",
+    "gthread": "sidecar.server.workers.ThreadWorker",
 }
 
-wsgi_app = "sidecar.app:get_app()"
+# No `wsgi_app`: each worker class builds its own app after fork (`sidecar.server.workers`).
 bind = [f"unix:{_settings.socket}" if _settings.socket else f"{_settings.host}:{_settings.port}"]
 workers = _settings.worker_count()
 worker_class = WORKER_CLASSES[_settings.worker_class]

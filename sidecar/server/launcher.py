@@ -75,16 +75,16 @@ def _run_gunicorn() -> None:
 
     class Sidecar(BaseApplication):
         def load_config(self) -> None:
-            from sidecar import gunicorn_conf
+            from sidecar.server import gunicorn_conf
 
             for key in dir(gunicorn_conf):
                 if key in self.cfg.settings:
                     self.cfg.set(key, getattr(gunicorn_conf, key))
 
         def load(self) -> object:
-            from sidecar.app import get_app
-
-            return get_app()
+            # Never called: Weir's worker classes build their app after fork, each with the
+            # batching driver its server needs (`sidecar.server.workers`).
+            raise RuntimeError("the sidecar's app is built by its worker classes")
 
         def run(self) -> None:
             try:
@@ -107,7 +107,7 @@ def main(argv: list[str]) -> int:
     if not Path(settings.models).is_dir():
         print(f"weir sidecar: model repository {settings.models} does not exist", file=sys.stderr)
         return 2
-    from sidecar.runtime import gpu_present
+    from sidecar.serving.onnx_session import gpu_present
 
     if settings.device != "cpu":
         if not gpu_present():

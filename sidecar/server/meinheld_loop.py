@@ -42,8 +42,8 @@ from typing import Any
 import greenlet
 from meinheld import server
 
-from sidecar.batching import Batcher, Pending
 from sidecar.metrics import ModelMetrics
+from sidecar.serving.batching import Batcher, Pending
 
 log = logging.getLogger(__name__)
 

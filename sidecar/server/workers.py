@@ -1,5 +1,10 @@
 """gunicorn worker classes with Weir's drain: SIGTERM → readiness 503 → stop accepting → exit.
 
+Each worker builds what it serves after fork (`load_wsgi`, see `assembly`), handing in the
+batching driver its server needs: `ThreadedDriver` under gthread, meinheld's `LoopDriver`
+(and its raw-response wrapper) under meinheld. It keeps that worker's readiness, so its
+SIGTERM handler starts draining without any module-level state.
+
 meinheld's own worker maps SIGTERM to an immediate stop with a one-second grace, and its C
 loop replaces Python's SIGTERM handler when it starts. `MeinheldWorker` reinstalls a Python
 handler from the loop's first turn and keeps a one-second tick so that handler runs promptly.
@@ -15,20 +20,31 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
-from sidecar import app as sidecar_app
+from sidecar.server.assembly import WorkerStack, build_worker
+from sidecar.serving.batching import threaded_driver
+from sidecar.settings import Settings
 
 
-def _start_draining() -> None:
-    state = sidecar_app.CURRENT
-    if state is not None:
-        state.draining = True
+class _Serving:
+    """What both worker classes share: the stack they built, and draining it."""
+
+    # Set by load_wsgi once every model is loaded; a SIGTERM before that has nothing to drain.
+    served: WorkerStack | None = None
+
+    def _start_draining(self) -> None:
+        if self.served is not None:
+            self.served.readiness.start_draining()
 
 
-class ThreadWorker(_ThreadWorker):
+class ThreadWorker(_Serving, _ThreadWorker):
     """gthread, serving on for `drain_seconds` after SIGTERM with readiness 503."""
 
+    def load_wsgi(self) -> None:
+        self.served = build_worker(Settings.from_env(), threaded_driver)
+        self.wsgi = self.served.app
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        _start_draining()
+        self._start_draining()
         timer = threading.Timer(_drain_seconds(), super().handle_exit, (sig, frame))
         timer.daemon = True
         timer.start()
@@ -45,8 +61,6 @@ class _LoopErrors:
 
 
 def _drain_seconds() -> float:
-    from sidecar.settings import Settings
-
     return Settings.from_env().drain_seconds
 
 
@@ -55,12 +69,12 @@ try:
     from meinheld import server
     from meinheld.gmeinheld import MeinheldWorker as _MeinheldWorker
 
-    from sidecar import meinheld_loop
+    from sidecar.server import meinheld_loop
 except ImportError:  # pragma: no cover - meinheld is optional for gthread deployments
     _MeinheldWorker = None  # type: ignore[assignment,misc]
 else:
 
-    class MeinheldWorker(_MeinheldWorker):  # type: ignore[no-redef,valid-type,misc]
+    class MeinheldWorker(_Serving, _MeinheldWorker):  # type: ignore[no-redef,valid-type,misc]
         """meinheld, with a real drain (see the module docstring)."""
 
         _stop_at: float | None = None
@@ -75,9 +89,11 @@ else:
             server.set_access_logger(None)
             server.set_error_logger(_LoopErrors(self.log))
 
-        def run(self) -> None:
-            from sidecar.settings import Settings
+        def load_wsgi(self) -> None:
+            self.served = build_worker(Settings.from_env(), meinheld_loop.LoopDriver)
+            self.wsgi = meinheld_loop.wrap(self.served.app)
 
+        def run(self) -> None:
             limit = Settings.from_env().max_body_bytes
             # Keep every accepted body in memory (meinheld spills bodies over 500 KiB to a
             # temporary file) and let bodies a little over our limit reach the app, which
@@ -102,7 +118,7 @@ else:
 
         def _on_term(self, sig: int, frame: FrameType | None) -> None:
             if self._stop_at is None:
-                _start_draining()
+                self._start_draining()
                 self._stop_at = time.monotonic() + _drain_seconds()
                 self.log.info("SIGTERM: draining, readiness is now 503")
 

@@ -6,8 +6,11 @@ happens. Drivers decide *when* a batch runs and how a waiting request sleeps:
 
 - `ThreadedDriver`: one thread per model version waits up to `max_queue_delay` for company;
   callers block on an Event (gthread workers, tests).
-- `sidecar.meinheld_loop.LoopDriver`: batches run on the worker's event loop after each turn,
-  while waiting requests are suspended greenlets.
+- `sidecar.server.meinheld_loop.LoopDriver`: batches run on the worker's event loop after
+  each turn, while waiting requests are suspended greenlets.
+
+The server layer chooses the driver (its worker class knows how it waits) and hands its
+factory to the repository loader; nothing here knows which server runs.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sidecar.errors import InferenceFailed, QueueFull, Unavailable, WeirError
+
+if TYPE_CHECKING:
+    from sidecar.metrics import ModelMetrics
 
 log = logging.getLogger(__name__)
 perf_counter = time.perf_counter
@@ -245,3 +252,8 @@ class ThreadedDriver:
             self._cond.notify_all()
         for item in items:
             item.waiter.set()  # type: ignore[attr-defined]
+
+
+def threaded_driver(batcher: Batcher, metrics: ModelMetrics) -> ThreadedDriver:
+    """A `DriverFactory` for `ThreadedDriver` (it writes metrics as they happen, unbuffered)."""
+    return ThreadedDriver(batcher)

@@ -1,8 +1,10 @@
-"""The inference data plane, independent of any HTTP framework.
+"""The data plane: every V2 operation, independent of any HTTP framework.
 
-`DataPlane.infer` takes what the transport read (path parameters, body, one header) and
-returns the encoded response, or raises a `WeirError`. It records the request metrics.
-Both the Falcon resource and the fast WSGI route call it, so they cannot drift apart.
+Health (live, ready), server metadata, model metadata and readiness return the document to
+send; `infer` takes what the transport read (path parameters, body, one header) and returns
+the encoded response. Each raises a `WeirError` for the transport to map. `infer` records the
+request metrics. The Falcon resources and the fast WSGI route only translate, so they cannot
+drift apart.
 """
 
 from __future__ import annotations
@@ -10,16 +12,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sidecar.batching import Pending
-from sidecar.errors import PayloadTooLarge, WeirError
+from sidecar.codec.decode import decode_request
+from sidecar.codec.encode import encode_response
+from sidecar.codec.wire import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE
+from sidecar.errors import PayloadTooLarge, Unavailable, WeirError
 from sidecar.metrics import unknown_model_failure
-from sidecar.protocol import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, decode_request, encode_response
-from sidecar.repository import Repository
+from sidecar.serving.batching import Pending
+from sidecar.serving.readiness import Readiness
+from sidecar.serving.repository import Repository
 
 perf_counter = time.perf_counter
 
 VERSION_HEADER = "X-Weir-Model-Version"
+SERVER_NAME = "weir"
+SERVER_VERSION = "0.1.0"
+EXTENSIONS = ["binary_tensor_data"]
 _ALL_JSON: dict[str, bool] = {}
 
 
@@ -32,9 +41,39 @@ class InferResult:
 
 
 class DataPlane:
-    def __init__(self, repository: Repository, max_body_bytes: int) -> None:
+    """The V2 operations over one worker's repository and readiness."""
+
+    def __init__(self, repository: Repository, readiness: Readiness, max_body_bytes: int) -> None:
         self.repository = repository
+        self.readiness = readiness
         self.max_body_bytes = max_body_bytes
+
+    def live(self) -> dict[str, Any]:
+        return {"live": True}
+
+    def ready(self) -> dict[str, Any]:
+        if self.readiness.draining:
+            raise Unavailable("this sidecar is draining after SIGTERM; route to another one")
+        if not self.readiness.ready:
+            raise Unavailable("models are still loading")
+        return {"ready": True}
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS}
+
+    def model_metadata(self, model: str, version: str | None) -> tuple[dict[str, Any], str]:
+        """The model's metadata document, and the version that answered."""
+        found = self.repository.get(model, version)
+        doc = found.metadata()
+        if version is None:
+            doc["versions"] = self.repository.versions(model)
+        return doc, found.version
+
+    def model_ready(self, model: str, version: str | None) -> dict[str, Any]:
+        found = self.repository.get(model, version)
+        if self.readiness.draining:
+            raise Unavailable("this sidecar is draining after SIGTERM")
+        return {"name": found.name, "version": found.version, "ready": True}
 
     def read_body(self, read: Callable[[int], bytes], length: int | None) -> bytes:
         """Read the request body, refusing more than the limit without reading it all."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sidecar.errors import InferenceFailed
-from sidecar.runtime import TensorSpec
+from sidecar.serving.onnx_session import TensorSpec
 
 log = logging.getLogger(__name__)
 

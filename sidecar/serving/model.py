@@ -12,8 +12,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sidecar.batching import Batcher, BatchPolicy, Pending
-from sidecar.hooks import Hook
 from sidecar.metrics import (
     MODEL_LOAD_SECONDS,
     MODEL_READY,
@@ -22,9 +20,11 @@ from sidecar.metrics import (
     observe,
     observe_many,
 )
-from sidecar.model_config import ModelConfig
-from sidecar.runtime import Session
-from sidecar.validation import Signature
+from sidecar.serving.batching import Batcher, BatchPolicy, Pending
+from sidecar.serving.hooks import Hook
+from sidecar.serving.model_config import Batching, ModelConfig
+from sidecar.serving.onnx_session import Session
+from sidecar.serving.validation import Signature
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +178,9 @@ def _weakly(method: Callable[..., None]) -> Callable[..., None]:
     return call
 
 
-def _pick(key: str, override: Any, config: ModelConfig, default: Any) -> Any:
+def _pick(key: str, override: Batching | None, config: ModelConfig, default: Any) -> Any:
     for source in (override, config.batching):
-        value = getattr(source, key, None) if source is not None else None
+        value = source.given(key) if source is not None else None
         if value is not None:
             return value
     return default

@@ -3,26 +3,42 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class Batching(BaseModel):
-    """Dynamic batching for one model (all versions, unless a version overrides it)."""
+    """Dynamic batching for one model (all versions, unless a version overrides it).
+
+    The one declaration of batching and its defaults: `sidecar.settings` takes its defaults
+    from here (a sidecar's `WEIR_MAX_BATCH_SIZE` etc. then stand for fields a config.yaml leaves
+    out), and the release schema may import it. A field counts as given only when it is in
+    `model_fields_set`: a version override that names one field inherits the others from the
+    model's `batching`, then from the sidecar's settings. `null` is the same as leaving it out.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: int | None = Field(
-        None, ge=0, description="Rows per batch; 0 runs each request alone."
+    max_batch_size: int = Field(64, ge=0, description="Rows per batch; 0 runs each request alone.")
+    max_queue_delay_ms: float = Field(
+        2.0, ge=0, description="Longest wait for company before a partial batch runs."
     )
-    max_queue_delay_ms: float | None = Field(
-        None, ge=0, description="Longest wait for company before a partial batch runs."
+    max_queue_size: int = Field(
+        256, ge=1, description="Queued requests beyond this are refused with 503."
     )
-    max_queue_size: int | None = Field(
-        None, ge=1, description="Queued requests beyond this are refused with 503."
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_not_given(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+    def given(self, key: str) -> Any:
+        """The field's value when this config sets it, else None (inherit)."""
+        return getattr(self, key) if key in self.model_fields_set else None
 
 
 class ModelConfig(BaseModel):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sidecar.datatypes import ONNX_TO_V2, V2_TO_NUMPY
+from sidecar.codec.datatypes import ONNX_TO_V2, V2_TO_NUMPY
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sidecar.batching import BatchPolicy
 from sidecar.errors import NotFound
 from sidecar.metrics import MODEL_READY
-from sidecar.model import DriverFactory, ModelVersion
-from sidecar.model_config import CONFIG_FILE, ModelConfig, load_model_config
+from sidecar.serving.batching import BatchPolicy
+from sidecar.serving.model import DriverFactory, ModelVersion
+from sidecar.serving.model_config import CONFIG_FILE, ModelConfig, load_model_config
 
 log = logging.getLogger(__name__)
 

@@ -7,16 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sidecar.datatypes import FLOAT_TYPES
+from sidecar.codec.datatypes import FLOAT_TYPES
+from sidecar.codec.decode import InferRequest, InputTensor
+from sidecar.codec.tensors import check_fp32_range, tensor_from_json, tensor_from_raw
 from sidecar.errors import BadRequest
-from sidecar.protocol import (
-    InferRequest,
-    InputTensor,
-    check_fp32_range,
-    tensor_from_json,
-    tensor_from_raw,
-)
-from sidecar.runtime import TensorSpec
+from sidecar.serving.onnx_session import TensorSpec
 
 _isfinite = np.isfinite
 

@@ -13,9 +13,9 @@ import logging
 import threading
 from pathlib import Path
 
-from sidecar.generation import generation
 from sidecar.metrics import MODEL_LOAD_FAILURES, REPOSITORY_GENERATION
-from sidecar.repository import Loader, Repository
+from sidecar.serving.generation import generation
+from sidecar.serving.repository import Loader, Repository
 
 log = logging.getLogger(__name__)
 

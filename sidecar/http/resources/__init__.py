@@ -1,1 +1,1 @@
-"""Falcon resources: thin HTTP adapters over the repository and the batchers."""
+"""Falcon resources: thin translators from HTTP to the data plane and back."""

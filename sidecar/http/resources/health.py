@@ -1,50 +1,45 @@
-"""Liveness, readiness and server metadata."""
+"""Liveness, readiness and server metadata: the data plane's answers, sent as JSON."""
 
 from __future__ import annotations
 
 import falcon
 
-from sidecar.errors import NotFound, Unavailable
-from sidecar.state import ServerState
-
-SERVER_NAME = "weir"
-SERVER_VERSION = "0.1.0"
-EXTENSIONS = ["binary_tensor_data"]
+from sidecar.errors import NotFound
+from sidecar.serving.dataplane import DataPlane
 
 
 class Live:
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"live": True}
+        resp.media = self.dataplane.live()
 
 
 class Ready:
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if self.state.draining:
-            raise Unavailable("this sidecar is draining after SIGTERM; route to another one")
-        if not self.state.ready:
-            raise Unavailable("models are still loading")
-        resp.media = {"ready": True}
+        resp.media = self.dataplane.ready()
 
 
 class ServerMetadata:
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS}
+        resp.media = self.dataplane.server_metadata()
 
 
 class ModelReady:
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
 
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, model: str, version: str | None = None
     ) -> None:
-        found = self.state.repository.get(model, version)
-        if self.state.draining:
-            raise Unavailable("this sidecar is draining after SIGTERM")
-        resp.media = {"name": found.name, "version": found.version, "ready": True}
+        resp.media = self.dataplane.model_ready(model, version)
 
 
 def not_found(req: falcon.Request, resp: falcon.Response) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import falcon
 
-from sidecar.dataplane import DataPlane
-from sidecar.protocol import HEADER_LENGTH
+from sidecar.codec.wire import HEADER_LENGTH
+from sidecar.serving.dataplane import DataPlane
 
 
 class Infer:

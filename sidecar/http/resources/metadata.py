@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import falcon
 
-from sidecar.state import ServerState
+from sidecar.serving.dataplane import VERSION_HEADER, DataPlane
 
 
 class ModelMetadata:
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
 
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, model: str, version: str | None = None
     ) -> None:
-        found = self.state.repository.get(model, version)
-        doc = found.metadata()
-        if version is None:
-            doc["versions"] = self.state.repository.versions(model)
-        resp.media = doc
-        resp.set_header("X-Weir-Model-Version", found.version)
+        resp.media, answered = self.dataplane.model_metadata(model, version)
+        resp.set_header(VERSION_HEADER, answered)

@@ -9,8 +9,10 @@ import falcon.testing
 import numpy as np
 import pytest
 
-from sidecar.app import create_app, load_state, serving_app, threaded_drivers
-from sidecar.fastpath import parse_infer_path
+from sidecar.http.app import create_app, serving_app
+from sidecar.http.fastpath import parse_infer_path
+from sidecar.server.assembly import load_dataplane
+from sidecar.serving.batching import threaded_driver
 from sidecar.settings import Settings
 
 LIMIT = 256 * 1024
@@ -18,10 +20,11 @@ LIMIT = 256 * 1024
 
 @pytest.fixture(scope="module")
 def clients(repository: Path):
-    state = load_state(Settings(models=str(repository)), threaded_drivers)
+    settings = Settings(models=str(repository), max_body_bytes=LIMIT)
+    dataplane = load_dataplane(settings, threaded_driver)
     return (
-        falcon.testing.TestClient(create_app(state, LIMIT)),
-        falcon.testing.TestClient(serving_app(state, LIMIT)),
+        falcon.testing.TestClient(create_app(dataplane)),
+        falcon.testing.TestClient(serving_app(dataplane)),
     )
 
 
@@ -100,7 +103,7 @@ def test_infer_paths_are_recognised_exactly(path, expected):
 
 
 def test_parsed_infer_paths_are_kept_for_a_bounded_number_of_paths(monkeypatch):
-    from sidecar import fastpath
+    from sidecar.http import fastpath
 
     monkeypatch.setattr(fastpath, "TARGETS_KEPT", 2)
     seen = []

@@ -12,16 +12,17 @@ import onnxruntime as ort
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar import dataplane
-from sidecar.app import _http_error, create_app, load_state, threaded_drivers
+from sidecar.http.app import _http_error, create_app
+from sidecar.server.assembly import load_dataplane
+from sidecar.serving import dataplane
+from sidecar.serving.batching import threaded_driver
 from sidecar.settings import Settings
 
 
 @pytest.fixture(scope="module")
 def client(repository: Path) -> falcon.testing.TestClient:
     settings = Settings(models=str(repository), max_body_bytes=64 * 1024)
-    state = load_state(settings, threaded_drivers)
-    return falcon.testing.TestClient(create_app(state, settings.max_body_bytes))
+    return falcon.testing.TestClient(create_app(load_dataplane(settings, threaded_driver)))
 
 
 def _ort(repository: Path, model: str, x: np.ndarray) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar import launcher
-from sidecar.runtime import gpu_present
+from sidecar.server import launcher
+from sidecar.serving.onnx_session import gpu_present
 from sidecar.settings import Settings
 
 

@@ -8,7 +8,7 @@ import socket
 import greenlet
 import pytest
 
-from sidecar import meinheld_loop
+from sidecar.server import meinheld_loop
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_an_undelivered_response_is_logged_with_its_reason(monkeypatch, caplog):
         environ = {"meinheld.client": client, "SERVER_PROTOCOL": "HTTP/1.1"}
         return meinheld_loop.wrap(app)(environ, lambda *a: None)
 
-    with caplog.at_level(logging.INFO, logger="sidecar.meinheld_loop"):
+    with caplog.at_level(logging.INFO, logger="sidecar.server.meinheld_loop"):
         assert greenlet.greenlet(handle).switch() == []
     assert client.closed == 1
     assert "did not read its response within 10s" in caplog.text

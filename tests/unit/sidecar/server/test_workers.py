@@ -7,7 +7,7 @@ import os
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from sidecar.workers import MeinheldWorker
+from sidecar.server.workers import MeinheldWorker
 
 
 def test_gunicorn_logging_still_works_after_a_worker_is_created(capsys):

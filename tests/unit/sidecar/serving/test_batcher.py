@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from sidecar.batching import Batcher, BatchPolicy, Pending, ThreadedDriver
 from sidecar.errors import InferenceFailed, QueueFull
+from sidecar.serving.batching import Batcher, BatchPolicy, Pending, ThreadedDriver
 
 
 def _item(rows: int, width: int = 4) -> Pending:

@@ -10,8 +10,10 @@ import pytest
 
 from scripts.model_view import build_view
 from scripts.release import parse_release
-from sidecar.app import create_app, load_state, threaded_drivers
-from sidecar.model_config import ConfigError, load_model_config
+from sidecar.http.app import create_app
+from sidecar.server.assembly import load_dataplane
+from sidecar.serving.batching import threaded_driver
+from sidecar.serving.model_config import ConfigError, load_model_config
 from sidecar.settings import Settings
 
 HOOK = """
@@ -41,13 +43,13 @@ def client(repository: Path, tmp_path_factory: pytest.TempPathFactory):
         f"labels: {LABELS}\n"
         "hook: hook.py\n"
     )
-    state = load_state(Settings(models=str(root)), threaded_drivers)
-    return state, falcon.testing.TestClient(create_app(state, 1 << 20))
+    dataplane = load_dataplane(Settings(models=str(root), max_body_bytes=1 << 20), threaded_driver)
+    return dataplane, falcon.testing.TestClient(create_app(dataplane))
 
 
 def test_version_overrides_and_model_defaults_combine(client):
-    state, _ = client
-    policy = state.repository.get("digits", "1").policy
+    dataplane, _ = client
+    policy = dataplane.repository.get("digits", "1").policy
     assert (policy.max_batch_size, policy.max_queue_delay, policy.max_queue_size) == (8, 0.001, 3)
 
 
@@ -111,8 +113,8 @@ def test_a_hook_serves_through_weir_ups_symlinked_view(tmp_path, repository):
         tmp_path / "view",
     )
     assert (view / "digits" / "hook.py").is_symlink()
-    state = load_state(Settings(models=str(view), repository_poll_seconds=0), threaded_drivers)
-    assert state.repository.get("digits", "1").hook is not None
+    settings = Settings(models=str(view), repository_poll_seconds=0)
+    assert load_dataplane(settings, threaded_driver).repository.get("digits", "1").hook is not None
 
 
 @pytest.mark.parametrize("name", ["../hook.py", "/etc/hostname"])
@@ -121,9 +123,10 @@ def test_a_hook_outside_the_model_folder_is_refused(tmp_path, repository, name):
     shutil.copy(repository / "digits/1/model.onnx", tmp_path / "digits/1/model.onnx")
     (tmp_path / "hook.py").write_text(HOOK)
     (tmp_path / "digits" / "config.yaml").write_text(f"hook: {name}\n")
-    state = load_state(Settings(models=str(tmp_path), repository_poll_seconds=0), threaded_drivers)
-    assert state.repository.names() == []
-    response = falcon.testing.TestClient(create_app(state, 1 << 20)).simulate_get(
+    settings = Settings(models=str(tmp_path), repository_poll_seconds=0, max_body_bytes=1 << 20)
+    dataplane = load_dataplane(settings, threaded_driver)
+    assert dataplane.repository.names() == []
+    response = falcon.testing.TestClient(create_app(dataplane)).simulate_get(
         "/v2/models/digits/versions/1"
     )
     assert response.status_code == 404

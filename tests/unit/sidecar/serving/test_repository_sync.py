@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.app import threaded_drivers
-from sidecar.batching import BatchPolicy
 from sidecar.errors import NotFound
-from sidecar.generation import GENERATION_FILE, generation
-from sidecar.repository import Repository
-from sidecar.watcher import sync_once
+from sidecar.serving.batching import BatchPolicy, threaded_driver
+from sidecar.serving.generation import GENERATION_FILE, generation
+from sidecar.serving.repository import Repository
+from sidecar.serving.watcher import sync_once
 
-LOAD = Repository.loader(BatchPolicy(8, 0.001, 16), "cpu", 1, threaded_drivers)
+LOAD = Repository.loader(BatchPolicy(8, 0.001, 16), "cpu", 1, threaded_driver)
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from sidecar.codec.decode import decode_request
 from sidecar.errors import BadRequest
-from sidecar.protocol import decode_request
-from sidecar.runtime import TensorSpec
-from sidecar.validation import Signature, _all_finite
+from sidecar.serving.onnx_session import TensorSpec
+from sidecar.serving.validation import Signature, _all_finite
 
 INPUTS = [TensorSpec("input", "FP32", (None, 4))]
 OUTPUTS = [TensorSpec("probabilities", "FP32", (None, 10))]
