@@ -13,7 +13,7 @@ from scripts.release import parse_release
 from sidecar.http.app import create_app
 from sidecar.server.assembly import load_dataplane
 from sidecar.serving.batching import threaded_driver
-from sidecar.serving.model_config import ConfigError, load_model_config
+from sidecar.serving.model_config import Batching, ConfigError, load_model_config
 from sidecar.settings import Settings
 
 HOOK = """
@@ -51,6 +51,39 @@ def test_version_overrides_and_model_defaults_combine(client):
     dataplane, _ = client
     policy = dataplane.repository.get("digits", "1").policy
     assert (policy.max_batch_size, policy.max_queue_delay, policy.max_queue_size) == (8, 0.001, 3)
+
+
+def test_batching_declares_the_defaults_the_sidecar_settings_start_from():
+    fields = ("max_batch_size", "max_queue_delay_ms", "max_queue_size")
+    batching, settings = Batching(), Settings()
+    assert [getattr(batching, f) for f in fields] == [64, 2.0, 256]
+    assert [getattr(settings, f) for f in fields] == [getattr(batching, f) for f in fields]
+
+
+def test_a_batching_field_counts_only_when_given_and_null_is_not_given(tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        "batching: {max_batch_size: 8, max_queue_size: null}\n"
+        "versions: {'2': {max_queue_delay_ms: 5}}\n"
+    )
+    config = load_model_config(tmp_path)
+    assert config.batching.given("max_batch_size") == 8
+    assert config.batching.given("max_queue_size") is None
+    assert config.versions["2"].given("max_batch_size") is None
+    assert config.versions["2"].given("max_queue_delay_ms") == 5
+
+
+def test_what_config_yaml_leaves_out_comes_from_the_sidecar_settings(repository, tmp_path):
+    shutil.copytree(repository / "digits" / "1", tmp_path / "digits" / "1")
+    (tmp_path / "digits" / "config.yaml").write_text("versions: {'1': {max_batch_size: 4}}\n")
+    settings = Settings(
+        models=str(tmp_path),
+        max_batch_size=16,
+        max_queue_delay_ms=4,
+        max_queue_size=7,
+        repository_poll_seconds=0,
+    )
+    policy = load_dataplane(settings, threaded_driver).repository.get("digits", "1").policy
+    assert (policy.max_batch_size, policy.max_queue_delay, policy.max_queue_size) == (4, 0.004, 7)
 
 
 def test_hook_adds_its_declared_output_with_labels(client):
