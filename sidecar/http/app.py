@@ -62,12 +62,11 @@ def _internal_error(
 def create_app(dataplane: DataPlane) -> falcon.App:
     app = falcon.App()
     app.req_options.strip_url_path_trailing_slash = True
-    live, ready = health.Live(dataplane), health.Ready(dataplane)
     model_meta, model_ready = metadata.ModelMetadata(dataplane), health.ModelReady(dataplane)
     infer_res = infer.Infer(dataplane)
-    app.add_route("/v2/health/live", live)
-    app.add_route("/v2/health/ready", ready)
-    app.add_route("/v2", health.ServerMetadata(dataplane))
+    app.add_route("/v2/health/live", health.Document(dataplane.live))
+    app.add_route("/v2/health/ready", health.Document(dataplane.ready))
+    app.add_route("/v2", health.Document(dataplane.server_metadata))
     app.add_route("/v2/models/{model}", model_meta)
     app.add_route("/v2/models/{model}/versions/{version}", model_meta)
     app.add_route("/v2/models/{model}/ready", model_ready)

@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import falcon
 
 from sidecar.errors import NotFound
-from sidecar.serving.dataplane import DataPlane
+from sidecar.http.resources.base import ModelResource
 
 
-class Live:
-    def __init__(self, dataplane: DataPlane) -> None:
-        self.dataplane = dataplane
+class Document:
+    """A GET the data plane answers without parameters: live, ready or server metadata."""
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.dataplane.live()
-
-
-class Ready:
-    def __init__(self, dataplane: DataPlane) -> None:
-        self.dataplane = dataplane
+    def __init__(self, answer: Callable[[], dict[str, Any]]) -> None:
+        self.answer = answer
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.dataplane.ready()
+        resp.media = self.answer()
 
 
-class ServerMetadata:
-    def __init__(self, dataplane: DataPlane) -> None:
-        self.dataplane = dataplane
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.dataplane.server_metadata()
-
-
-class ModelReady:
-    def __init__(self, dataplane: DataPlane) -> None:
-        self.dataplane = dataplane
-
+class ModelReady(ModelResource):
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, model: str, version: str | None = None
     ) -> None:

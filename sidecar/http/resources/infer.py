@@ -5,13 +5,10 @@ from __future__ import annotations
 import falcon
 
 from sidecar.codec.wire import HEADER_LENGTH
-from sidecar.serving.dataplane import DataPlane
+from sidecar.http.resources.base import ModelResource
 
 
-class Infer:
-    def __init__(self, dataplane: DataPlane) -> None:
-        self.dataplane = dataplane
-
+class Infer(ModelResource):
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, model: str, version: str | None = None
     ) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import falcon
 
-from sidecar.serving.dataplane import VERSION_HEADER, DataPlane
+from sidecar.http.resources.base import ModelResource
+from sidecar.serving.dataplane import VERSION_HEADER
 
 
-class ModelMetadata:
-    def __init__(self, dataplane: DataPlane) -> None:
-        self.dataplane = dataplane
-
+class ModelMetadata(ModelResource):
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, model: str, version: str | None = None
     ) -> None:
