@@ -26,11 +26,15 @@ from sidecar.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class WorkerStack:
-    """What a worker serves with: its readiness (to drain), data plane and WSGI app."""
+    """What a worker serves with: its data plane and the WSGI app over it."""
 
-    readiness: Readiness
     dataplane: DataPlane
     app: InferRoute
+
+    @property
+    def readiness(self) -> Readiness:
+        """What the worker flips on SIGTERM."""
+        return self.dataplane.readiness
 
 
 def load_dataplane(settings: Settings, driver_factory: DriverFactory) -> DataPlane:
@@ -50,4 +54,4 @@ def load_dataplane(settings: Settings, driver_factory: DriverFactory) -> DataPla
 def build_worker(settings: Settings, driver_factory: DriverFactory) -> WorkerStack:
     """The data plane and the HTTP app over it (the fast infer route in front of Falcon)."""
     dataplane = load_dataplane(settings, driver_factory)
-    return WorkerStack(dataplane.readiness, dataplane, serving_app(dataplane))
+    return WorkerStack(dataplane, serving_app(dataplane))
