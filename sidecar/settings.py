@@ -1,6 +1,8 @@
 """Sidecar settings: command-line flags override `WEIR_*` environment variables override defaults.
 
-Every field is documented; `Settings.from_env()` reads `WEIR_<FIELD>` (upper case).
+Every field is documented; `Settings.from_env()` reads `WEIR_<FIELD>` (upper case). Read by
+the server layer (launcher, gunicorn config, workers), which hands the serving layer explicit
+values; the batching defaults are `sidecar.serving.model_config.Batching`'s, declared there once.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sidecar.serving.model_config import Batching
+
 ENV_PREFIX = "WEIR_"
+_BATCHING = Batching.model_fields
 
 
 class Settings(BaseModel):
@@ -40,13 +45,19 @@ class Settings(BaseModel):
         16 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes."
     )
     max_batch_size: int = Field(
-        64, ge=0, description="Default rows per batch for models whose config says nothing."
+        _BATCHING["max_batch_size"].default,
+        ge=0,
+        description="Default rows per batch for models whose config says nothing.",
     )
     max_queue_delay_ms: float = Field(
-        2.0, ge=0, description="Default wait for company before a partial batch runs (ms)."
+        _BATCHING["max_queue_delay_ms"].default,
+        ge=0,
+        description="Default wait for company before a partial batch runs (ms).",
     )
     max_queue_size: int = Field(
-        256, ge=1, description="Default bound on queued requests per model version."
+        _BATCHING["max_queue_size"].default,
+        ge=1,
+        description="Default bound on queued requests per model version.",
     )
     drain_seconds: float = Field(
         1.0, ge=0, description="After SIGTERM: seconds to keep serving with readiness 503."

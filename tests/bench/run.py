@@ -123,9 +123,12 @@ def _targets(args: argparse.Namespace, logs: Path, only: list[str]) -> list[Targ
             args.models, logs, args.workers, args.threads, args.bare_spinning, args.bare_json
         ),
     ]
-    has_sidecar = (ROOT / "sidecar" / "launcher.py").exists()
+    has_sidecar = (ROOT / "sidecar" / "server" / "launcher.py").exists()
     if not args.no_sidecar and not has_sidecar:
-        print("bench: sidecar/launcher.py not found, measuring baselines only", file=sys.stderr)
+        print(
+            "bench: sidecar/server/launcher.py not found, measuring baselines only",
+            file=sys.stderr,
+        )
     if has_sidecar and not args.no_sidecar:
         for config in args.worker_classes.split(","):
             cls, _, count = config.partition(":")

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from sidecar.metrics import add, observe, observe_many
-from sidecar.model import _top_confidence
+from sidecar.serving.model import _top_confidence
 
 
 @pytest.mark.parametrize("count", [3, 9, 40])  # both the small-array path and numpy's

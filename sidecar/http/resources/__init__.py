@@ -1,0 +1,1 @@
+"""Falcon resources: thin translators from HTTP to the data plane and back."""

@@ -1,1 +1,0 @@
-"""Falcon resources: thin HTTP adapters over the repository and the batchers."""

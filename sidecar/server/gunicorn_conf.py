@@ -1,0 +1,36 @@
+"""gunicorn settings for the sidecar, computed from `WEIR_*` variables set by the launcher."""
+
+from __future__ import annotations
+
+from sidecar.settings import Settings
+
+_settings = Settings.from_env()
+
+WORKER_CLASSES = {
+    "meinheld": "sidecar.server.workers.MeinheldWorker",
+    "gthread": "sidecar.server.workers.ThreadWorker",
+}
+
+# No `wsgi_app`: each worker class builds its own app after fork (`sidecar.server.workers`).
+bind = [f"unix:{_settings.socket}" if _settings.socket else f"{_settings.host}:{_settings.port}"]
+workers = _settings.worker_count()
+worker_class = WORKER_CLASSES[_settings.worker_class]
+threads = _settings.threads
+# Loading and warming up models happens in the worker before it reports in.
+timeout = 120
+graceful_timeout = _settings.graceful_timeout
+keepalive = 5
+backlog = 2048
+worker_connections = 4096
+preload_app = False  # sessions are created after fork, one copy per worker
+errorlog = "-"
+accesslog = None
+loglevel = _settings.log_level
+control_socket_disable = True
+proc_name = "weir-sidecar"
+
+
+def child_exit(server: object, worker: object) -> None:
+    from sidecar.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)  # type: ignore[attr-defined]

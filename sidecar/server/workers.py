@@ -1,0 +1,136 @@
+"""gunicorn worker classes with Weir's drain: SIGTERM → readiness 503 → stop accepting → exit.
+
+Each worker builds what it serves after fork (`load_wsgi`, see `assembly`), handing in the
+batching driver its server needs: `ThreadedDriver` under gthread, meinheld's `LoopDriver`
+(and its raw-response wrapper) under meinheld. It keeps that worker's readiness, so its
+SIGTERM handler starts draining without any module-level state.
+
+meinheld's own worker maps SIGTERM to an immediate stop with a one-second grace, and its C
+loop replaces Python's SIGTERM handler when it starts. `MeinheldWorker` reinstalls a Python
+handler from the loop's first turn and keeps a one-second tick so that handler runs promptly.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
+
+from sidecar.server.assembly import WorkerStack, build_worker
+from sidecar.serving.batching import threaded_driver
+from sidecar.settings import Settings
+
+
+class _Serving:
+    """What both worker classes share: the stack they built, and draining it."""
+
+    # Set by load_wsgi once every model is loaded; a SIGTERM before that has nothing to drain.
+    served: WorkerStack | None = None
+
+    def _start_draining(self) -> None:
+        if self.served is not None:
+            self.served.readiness.start_draining()
+
+
+class ThreadWorker(_Serving, _ThreadWorker):
+    """gthread, serving on for `drain_seconds` after SIGTERM with readiness 503."""
+
+    def load_wsgi(self) -> None:
+        self.served = build_worker(Settings.from_env(), threaded_driver)
+        self.wsgi = self.served.app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._start_draining()
+        timer = threading.Timer(_drain_seconds(), super().handle_exit, (sig, frame))
+        timer.daemon = True
+        timer.start()
+
+
+class _LoopErrors:
+    """What meinheld's C loop calls on errors: `.error(type, value, traceback)`."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+
+    def error(self, exc_type: Any, value: Any, tb: Any) -> None:
+        self.log.error("error in the meinheld loop", exc_info=(exc_type, value, tb))
+
+
+def _drain_seconds() -> float:
+    return Settings.from_env().drain_seconds
+
+
+try:
+    from gunicorn.workers.base import Worker
+    from meinheld import server
+    from meinheld.gmeinheld import MeinheldWorker as _MeinheldWorker
+
+    from sidecar.server import meinheld_loop
+except ImportError:  # pragma: no cover - meinheld is optional for gthread deployments
+    _MeinheldWorker = None  # type: ignore[assignment,misc]
+else:
+
+    class MeinheldWorker(_Serving, _MeinheldWorker):  # type: ignore[no-redef,valid-type,misc]
+        """meinheld, with a real drain (see the module docstring)."""
+
+        _stop_at: float | None = None
+        _stopped = False
+        _quit = False
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # Not meinheld's __init__: it rebinds gunicorn's `Logger.error` process-wide (the
+            # master included, where workers are instantiated) to a (type, value, traceback)
+            # signature, so every later `log.error("...", arg)` in gunicorn raises TypeError.
+            Worker.__init__(self, *args, **kwargs)
+            server.set_access_logger(None)
+            server.set_error_logger(_LoopErrors(self.log))
+
+        def load_wsgi(self) -> None:
+            self.served = build_worker(Settings.from_env(), meinheld_loop.LoopDriver)
+            self.wsgi = meinheld_loop.wrap(self.served.app)
+
+        def run(self) -> None:
+            limit = Settings.from_env().max_body_bytes
+            # Keep every accepted body in memory (meinheld spills bodies over 500 KiB to a
+            # temporary file) and let bodies a little over our limit reach the app, which
+            # refuses them with a JSON 413 instead of meinheld's HTML one.
+            server.set_client_body_buffer_size(limit + (1 << 20))
+            server.set_max_content_length(limit + (1 << 20))
+            server.schedule_call(0, self._install_handlers)
+            server.schedule_call(1, self._tick)
+            super().run()
+
+        def handle_quit(self, sig: int, frame: FrameType | None) -> None:
+            # SIGQUIT/SIGINT mean "quick shutdown" in gunicorn; meinheld's own worker would
+            # wait `timeout` seconds for idle keep-alive connections. Before the loop runs
+            # (models still loading) stop() does nothing: the first loop turn checks the flag.
+            self._quit = True
+            server.stop(1)
+
+        def _install_handlers(self) -> None:
+            signal.signal(signal.SIGTERM, self._on_term)
+            if self._quit:
+                server.stop(1)
+
+        def _on_term(self, sig: int, frame: FrameType | None) -> None:
+            if self._stop_at is None:
+                self._start_draining()
+                self._stop_at = time.monotonic() + _drain_seconds()
+                self.log.info("SIGTERM: draining, readiness is now 503")
+
+        def _tick(self) -> None:
+            if self._stop_at is not None and time.monotonic() >= self._stop_at:
+                if not self._stopped:
+                    self._stopped = True
+                    self.log.info("drained: no longer accepting, finishing in-flight requests")
+                    # Close each connection after its next response, or a client that keeps
+                    # its connection busy (an edge's keep-alive pool) would hold us open.
+                    server.set_keepalive(0)
+                    meinheld_loop.stop_keep_alive()
+                    server.stop(max(1, int(self.cfg.graceful_timeout - _drain_seconds())))
+                return
+            server.schedule_call(1, self._tick)

@@ -1,0 +1,145 @@
+"""The data plane: every V2 operation, independent of any HTTP framework.
+
+Health (live, ready), server metadata, model metadata and readiness return the document to
+send; `infer` takes what the transport read (path parameters, body, one header) and returns
+the encoded response. Each raises a `WeirError` for the transport to map. `infer` records the
+request metrics. The Falcon resources and the fast WSGI route only translate, so they cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.codec.decode import decode_request
+from sidecar.codec.encode import encode_response
+from sidecar.codec.wire import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE
+from sidecar.errors import PayloadTooLarge, Unavailable, WeirError
+from sidecar.metrics import unknown_model_failure
+from sidecar.serving.batching import Pending
+from sidecar.serving.readiness import Readiness
+from sidecar.serving.repository import Repository
+
+perf_counter = time.perf_counter
+
+VERSION_HEADER = "X-Weir-Model-Version"
+SERVER_NAME = "weir"
+SERVER_VERSION = "0.1.0"
+EXTENSIONS = ["binary_tensor_data"]
+_ALL_JSON: dict[str, bool] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class InferResult:
+    """An encoded V2 response and the headers that describe it."""
+
+    body: bytes
+    headers: list[tuple[str, str]]
+
+
+class DataPlane:
+    """The V2 operations over one worker's repository and readiness."""
+
+    def __init__(self, repository: Repository, readiness: Readiness, max_body_bytes: int) -> None:
+        self.repository = repository
+        self.readiness = readiness
+        self.max_body_bytes = max_body_bytes
+
+    def live(self) -> dict[str, Any]:
+        return {"live": True}
+
+    def ready(self) -> dict[str, Any]:
+        if self.readiness.draining:
+            raise Unavailable("this sidecar is draining after SIGTERM; route to another one")
+        if not self.readiness.ready:
+            raise Unavailable("models are still loading")
+        return {"ready": True}
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS}
+
+    def model_metadata(self, model: str, version: str | None) -> tuple[dict[str, Any], str]:
+        """The model's metadata document, and the version that answered."""
+        found = self.repository.get(model, version)
+        doc = found.metadata()
+        if version is None:
+            doc["versions"] = self.repository.versions(model)
+        return doc, found.version
+
+    def model_ready(self, model: str, version: str | None) -> dict[str, Any]:
+        found = self.repository.get(model, version)
+        if self.readiness.draining:
+            raise Unavailable("this sidecar is draining after SIGTERM")
+        return {"name": found.name, "version": found.version, "ready": True}
+
+    def read_body(self, read: Callable[[int], bytes], length: int | None) -> bytes:
+        """Read the request body, refusing more than the limit without reading it all."""
+        limit = self.max_body_bytes
+        if length is None:  # chunked: read up to one byte past the limit
+            body = read(limit + 1)
+            length = len(body)
+        elif length <= limit:
+            body = read(length) if length else b""
+        if length > limit:
+            raise PayloadTooLarge(
+                f"request body is over {limit} bytes, the limit; send fewer rows per request"
+            )
+        return body
+
+    def infer(
+        self,
+        model: str,
+        version: str | None,
+        read: Callable[[int], bytes],
+        length: int | None,
+        header_length: str | None,
+    ) -> InferResult:
+        started = perf_counter()
+        try:
+            found = self.repository.get(model, version)
+        except WeirError as exc:
+            unknown_model_failure(exc.reason)
+            raise
+        metrics = found.metrics
+        try:
+            request = decode_request(self.read_body(read, length), header_length)
+            feeds, rows = found.signature.feeds(request)
+            item = Pending(feeds, rows)
+            found.driver.infer(item)
+            if item.error is not None:
+                raise item.error
+            outputs = item.outputs
+            assert outputs is not None
+            pairs = [(spec.name, outputs[i]) for i, spec in enumerate(found.outputs)]
+            if found.hook is not None:
+                pairs = found.hook.apply(pairs)
+            wanted = request.outputs
+            if wanted is not None:
+                pairs = [(name, arr) for name, arr in pairs if name in wanted]
+                binary = wanted
+            elif request.binary_default:
+                binary = dict.fromkeys((name for name, _ in pairs), True)
+            else:
+                binary = _ALL_JSON  # encode_response: a name not in `binary` is JSON
+            body, json_length = encode_response(
+                found.name, found.version, request.id, pairs, binary
+            )
+        except WeirError as exc:
+            metrics.failure(exc.reason)
+            raise
+        except Exception:
+            metrics.failure("internal")  # a bug of ours: still counted, then answered 500
+            raise
+        if json_length is None:
+            headers = [("Content-Type", JSON_TYPE), (VERSION_HEADER, found.version)]
+        else:
+            headers = [
+                ("Content-Type", BINARY_TYPE),
+                (VERSION_HEADER, found.version),
+                (HEADER_LENGTH, str(json_length)),
+            ]
+        metrics.succeeded(perf_counter() - started)
+        return InferResult(body, headers)

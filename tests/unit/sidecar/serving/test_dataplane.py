@@ -1,0 +1,68 @@
+"""The data plane answers every V2 operation without any HTTP framework."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sidecar.errors import NotFound, PayloadTooLarge
+from sidecar.serving.batching import BatchPolicy, threaded_driver
+from sidecar.serving.dataplane import DataPlane
+from sidecar.serving.readiness import Readiness
+from sidecar.serving.repository import Repository
+
+
+@pytest.fixture(scope="module")
+def plane(repository: Path) -> DataPlane:
+    load = Repository.loader(BatchPolicy(4, 0.001, 8), "cpu", 1, threaded_driver)
+    readiness = Readiness()
+    readiness.mark_ready()
+    return DataPlane(Repository.load(repository, load), readiness, 4096)
+
+
+def test_server_metadata_names_weir_and_the_binary_extension(plane):
+    assert plane.server_metadata() == {
+        "name": "weir",
+        "version": "0.1.0",
+        "extensions": ["binary_tensor_data"],
+    }
+
+
+def test_model_metadata_lists_versions_only_when_none_was_asked_for(plane):
+    doc, answered = plane.model_metadata("digits", None)
+    assert (doc["versions"], answered) == (["1", "2"], "2")
+    doc, answered = plane.model_metadata("digits", "1")
+    assert (doc["versions"], answered) == (["1"], "1")
+    assert doc["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}]
+    with pytest.raises(NotFound, match="has no version '7'"):
+        plane.model_metadata("digits", "7")
+
+
+def _body(rows: int) -> bytes:
+    x = np.zeros((rows, 64), dtype=np.float32)
+    doc = {"id": "a", "inputs": [{"name": "input", "shape": [rows, 64], "datatype": "FP32"}]}
+    doc["inputs"][0]["data"] = x.ravel().tolist()
+    return json.dumps(doc).encode()
+
+
+def test_infer_returns_the_encoded_answer_and_the_version_header(plane):
+    body = _body(2)
+    result = plane.infer("digits", "1", io.BytesIO(body).read, len(body), None)
+    doc = json.loads(result.body)
+    assert (doc["model_name"], doc["model_version"], doc["id"]) == ("digits", "1", "a")
+    assert doc["outputs"][0]["shape"] == [2, 10]
+    assert result.headers == [
+        ("Content-Type", "application/json"),
+        ("X-Weir-Model-Version", "1"),
+    ]
+
+
+def test_infer_refuses_a_body_over_the_limit_without_reading_it(plane):
+    read = io.BytesIO(b"x" * 5000).read
+    with pytest.raises(PayloadTooLarge, match="over 4096 bytes"):
+        plane.infer("digits", None, read, 5000, None)
+    assert read(1) == b"x"  # nothing was consumed
