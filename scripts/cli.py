@@ -10,7 +10,7 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sidecar": ("sidecar.launcher:main", "run an inference sidecar in the foreground"),
+    "sidecar": ("sidecar.server.launcher:main", "run an inference sidecar in the foreground"),
     "validate": ("scripts.control:validate_main", "check a release YAML, change nothing"),
     "render": ("scripts.control:render_main", "render a release's nginx config to stdout/dir"),
     "apply": ("scripts.control:apply_main", "validate, test, switch and reload the edge"),

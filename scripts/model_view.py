@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from scripts.release import Release
-from sidecar.generation import GENERATION_FILE, generation
+from sidecar.serving.generation import GENERATION_FILE, generation
 
 CONFIG = "config.yaml"
 # Generations kept besides the live one: a sidecar may still be reading the one before.

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 MODELS = ROOT / "models"
 SAMPLES = ("digits/1", "digits/2", "cnn/1")
 
-if not (ROOT / "sidecar" / "launcher.py").exists() or not all(
+if not (ROOT / "sidecar" / "server" / "launcher.py").exists() or not all(
     (MODELS / s / "model.onnx").exists() for s in SAMPLES
 ):  # pragma: no cover - the sidecar or the sample models are not there yet
     pytest.skip("needs the sidecar and the sample models (make models)", allow_module_level=True)

@@ -6,9 +6,9 @@ import yaml
 
 from scripts.model_view import build_view, point, publish_view
 from scripts.release import parse_release
-from sidecar.generation import generation
-from sidecar.model_config import load_model_config
-from sidecar.repository import scan
+from sidecar.serving.generation import generation
+from sidecar.serving.model_config import load_model_config
+from sidecar.serving.repository import scan
 
 RELEASE = """
 revision: 3
