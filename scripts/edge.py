@@ -37,7 +37,7 @@ from scripts.deploy import (
 )
 from scripts.nginx_bin import NginxBinary, NginxNotFound, find_nginx
 from scripts.release import ReleaseError, load_release
-from scripts.render import CONF_NAME
+from scripts.edge.render import CONF_NAME
 from scripts.runtime import RuntimeDir, ensure_token
 
 
