@@ -1,0 +1,83 @@
+local stub = dofile("tests/lua/ngx_stub.lua")
+stub.install()
+local sample = dofile("tests/lua/sample_settings.lua")
+
+describe("settings", function()
+    local cjson = require("cjson.safe")
+    local settings = require("weir.settings")
+
+    local function decode(value)
+        return settings.decode(cjson.encode(value), "test.json")
+    end
+
+    it("decodes complete settings, with version sets and nulls made nil", function()
+        local decoded = assert(decode(sample()))
+        local digits = decoded.models.digits
+        assert.same({ ["1"] = true, ["2"] = true }, digits.version_set)
+        assert.is_nil(digits.force_var)
+        assert.equal("1", digits.fallback.version)
+    end)
+
+    it("names the first missing or mistyped field, and what to do", function()
+        local _, err = decode(sample({ buckets = "1000" }))
+        assert.truthy(err:find("settings.buckets must be a integer, not string", 1, true), err)
+        _, err = decode(sample(nil, { breaker = { failures = 5 } }))
+        assert.truthy(err:find("settings.models.digits.breaker.", 1, true), err)
+        _, err = decode(sample(nil, { versions = { "1", 2 } }))
+        assert.truthy(err:find("settings.models.digits.versions.2 must be a string", 1, true), err)
+        _, err = decode(sample(nil, { retry_after = 1.5 }))
+        assert.truthy(err:find("retry_after must be a integer", 1, true), err)
+        _, err = decode(sample({ state_file = cjson.null }))
+        assert.truthy(err:find("settings.state_file is missing", 1, true), err)
+        assert.truthy(err:find("render the release again", 1, true), err)
+        _, err = settings.decode("{", "x.json")
+        assert.truthy(err:find("x.json are not valid JSON", 1, true), err)
+    end)
+
+    it("accepts a placeholder fallback without a version", function()
+        local decoded = assert(decode(sample(nil, { fallback = { status = 200, body = "{}" } })))
+        assert.equal(200, decoded.models.digits.fallback.status)
+    end)
+
+    describe("load, publish and sync", function()
+        local path
+
+        local function write(value)
+            local handle = assert(io.open(path, "wb"))
+            handle:write(cjson.encode(value))
+            handle:close()
+        end
+
+        before_each(function()
+            path = os.tmpname()
+        end)
+        after_each(function()
+            os.remove(path)
+        end)
+
+        it("refuses to load settings it cannot use", function()
+            write(sample({ models = "none" }))
+            local ok, err = settings.load(path)
+            assert.is_nil(ok)
+            assert.truthy(err:find("settings.models must be an object", 1, true), err)
+            assert.truthy(select(2, settings.load("/nonexistent/settings.json"))
+                :find("cannot read the Lua settings", 1, true))
+        end)
+
+        it("publishes new settings of the same wiring to the workers, and refuses others", function()
+            local dict = stub.dict(function() return 0 end)
+            write(sample())
+            assert(settings.load(path, dict))
+            write(sample({ revision = 5 }))
+            assert.equal(5, settings.publish(dict).revision)
+            settings.set(decode(sample()))   -- a worker still on revision 4
+            settings.sync(dict)
+            assert.equal(5, settings.get().revision)
+            write(sample({ revision = 6, wiring = "new" }))
+            local ok, err = settings.publish(dict)
+            assert.is_nil(ok)
+            assert.truthy(err:find("needs a reload", 1, true))
+            assert.equal(5, settings.model("digits") and settings.get().revision)
+        end)
+    end)
+end)
