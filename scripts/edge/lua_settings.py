@@ -83,7 +83,7 @@ class LuaSettings(_Settings):
     state_file: str = Field(description="where live overrides (kills, splits) are persisted")
     models: dict[str, ModelSettings]
     wiring: str = Field(description="hash of what needs a reload to change (nginx.conf, ...)")
-    checksum: str = Field("", description="checksum of the whole revision, set by render")
+    checksum: str = Field(description="checksum of the whole revision (render sums the rest)")
 
 
 def _placeholder(name: str) -> dict[str, str]:
@@ -128,12 +128,14 @@ def lua_settings(release: Release, runtime: RuntimeDir, wiring: str) -> LuaSetti
         state_file=str(runtime.state_file),
         models=models,
         wiring=wiring,
+        checksum="",  # render sums everything else first, then sets it
     )
 
 
 def as_json(settings: LuaSettings, *, checksum: bool = True) -> dict[str, object]:
     """The settings as settings.json holds them (absent, not null, where a field is unset)."""
-    return settings.model_dump(mode="json", exclude_none=True, exclude=None if checksum else {"checksum"})
+    exclude = None if checksum else {"checksum"}
+    return settings.model_dump(mode="json", exclude_none=True, exclude=exclude)
 
 
 def schema_text() -> str:

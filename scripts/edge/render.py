@@ -183,7 +183,9 @@ def render(
     wiring = f"{body}\nadmin_auth={release.edge.admin_auth}"
     unsummed = lua_settings(release, runtime, hashlib.sha256(wiring.encode()).hexdigest())
     checksum = hashlib.sha256(
-        (body + json.dumps(as_json(unsummed, checksum=False), sort_keys=True) + release_text).encode()
+        (
+            body + json.dumps(as_json(unsummed, checksum=False), sort_keys=True) + release_text
+        ).encode()
     ).hexdigest()
     settings = as_json(unsummed.model_copy(update={"checksum": checksum}))
     conf = f"# weir revision {release.revision} checksum {checksum}\n{body}"
@@ -193,4 +195,3 @@ def render(
     if release_text:
         (out_dir / "release.yaml").write_text(release_text)
     return Rendered(conf=conf, settings=settings, checksum=checksum)
-

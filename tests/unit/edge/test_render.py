@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from scripts.edge.render import RenderError, _finalize, render
 from scripts.history import Entry, History
 from scripts.nginx_bin import NginxBinary
 from scripts.release import parse_release
-from scripts.edge.render import RenderError, _finalize, render
 from scripts.runtime import RuntimeDir
 
 NGINX = NginxBinary(path="/usr/sbin/nginx", load_modules=("/x/ndk.so", "/x/lua.so"))
