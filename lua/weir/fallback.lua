@@ -3,6 +3,7 @@
 -- or version is killed, its breaker is open, its upstream failed or is overloaded; the reason
 -- travels in $weir_fallback (X-Weir-Fallback) and is counted in the log phase.
 local guard = require("weir.breaker.guard")
+local marker = require("weir.marker")
 local metrics = require("weir.metrics")
 local names = require("weir.names")
 local overrides = require("weir.overrides")
@@ -55,16 +56,8 @@ function _M.decide(model, name, reason, failed, usable, model_killed)
     }
 end
 
--- Requests of this worker, in flight, that carry a fallback reason: while 0, the log phase
--- knows $weir_fallback is empty without reading it (see breaker.guard's probe marker).
-local marked = 0
-
-local function mark(reason)
-    if var[FALLBACK] == "" then
-        marked = marked + 1
-    end
-    var[FALLBACK] = reason
-end
+-- The fallback reason a request carries ($weir_fallback).
+local reason_marker = marker.new(names.VAR.FALLBACK)
 
 local function usable(name, model)
     return function(version)
@@ -78,7 +71,7 @@ end
 -- Answer with the fallback for `reason`, after `failed` could not be used (an access phase:
 -- an answer here ends the request, a fallback version goes on to proxy_pass).
 function _M.fall_back(name, model, reason, failed, model_killed)
-    mark(reason)
+    reason_marker:set(reason)
     local decision = _M.decide(model, name, reason, failed, usable(name, model), model_killed)
     if decision.version then
         var[VERSION] = decision.version
@@ -107,7 +100,7 @@ function _M.after_upstream_error()
     end
     local failed = var[VERSION]
     local status = guard.record_failure(name, model)
-    local previous = marked > 0 and var[FALLBACK] or ""
+    local previous = reason_marker:peek()
     if previous ~= "" then
         -- The request was already on its fallback version: nothing left to try.
         local decision = placeholder(model, name, previous, failed)
@@ -128,12 +121,8 @@ end
 
 -- log_by_lua: count the fallback that answered, if one did (ctx: outcome.read).
 function _M.log(ctx)
-    if marked == 0 then
-        return
-    end
-    local reason = var[FALLBACK]
+    local reason = reason_marker:take()
     if reason ~= "" then
-        marked = marked - 1
         metrics.fallback(ctx.name, reason)
     end
 end

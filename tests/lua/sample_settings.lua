@@ -1,8 +1,9 @@
--- A complete, valid settings table for the specs (what scripts/edge/lua_settings.py renders),
--- with `changes` merged into it at the top level and into model "digits".
+-- Settings for the specs: sample() is a complete, valid settings table (what
+-- scripts/edge/lua_settings.py renders), with `changes` merged into it at the top level and
+-- `model_changes` into model "digits"; sample.write(path, value) writes one as settings.json.
 local cjson = require("cjson.safe")
 
-return function(changes, model_changes)
+local function build(changes, model_changes)
     local digits = {
         versions = { "1", "2" },
         upstreams = { ["1"] = "weir_digits_v1", ["2"] = "weir_digits_v2" },
@@ -29,3 +30,11 @@ return function(changes, model_changes)
     end
     return settings
 end
+
+local function write(path, value)
+    local handle = assert(io.open(path, "wb"))
+    handle:write(cjson.encode(value))
+    handle:close()
+end
+
+return setmetatable({ write = write }, { __call = function(_, ...) return build(...) end })

@@ -52,6 +52,18 @@ local function parse_split(model, body)
     return out
 end
 
+-- POST kills a model (version nil) or one version, DELETE revives it.
+local function kill_switch(method, name, version)
+    if method == "POST" then
+        overrides.kill(name, version)
+    elseif method == "DELETE" then
+        overrides.revive(name, version)
+    else
+        return err(405, "use POST to kill, DELETE to revive")
+    end
+    return saved(200, report.model(name))
+end
+
 local function model_route(method, name, rest, body)
     local model = settings.model(name)
     if not model then
@@ -61,29 +73,15 @@ local function model_route(method, name, rest, body)
         return 200, report.model(name)
     end
     if rest == "/kill" then
-        if method == "POST" then
-            overrides.kill(name)
-        elseif method == "DELETE" then
-            overrides.revive(name)
-        else
-            return err(405, "use POST to kill, DELETE to revive")
-        end
-        return saved(200, report.model(name))
+        return kill_switch(method, name, nil)
     end
-    local version, vrest = rest:match("^/versions/([^/]+)(/kill)$")
+    local version = rest:match("^/versions/([^/]+)/kill$")
     if version then
         if not model.version_set[version] then
             return err(404, "no version " .. version .. " of model " .. name .. " (versions: "
                 .. table.concat(model.versions, ", ") .. ")")
         end
-        if vrest == "/kill" and method == "POST" then
-            overrides.kill(name, version)
-        elseif vrest == "/kill" and method == "DELETE" then
-            overrides.revive(name, version)
-        else
-            return err(405, "use POST to kill, DELETE to revive")
-        end
-        return saved(200, report.model(name))
+        return kill_switch(method, name, version)
     end
     if rest == "/split" then
         if method == "PUT" or method == "POST" then

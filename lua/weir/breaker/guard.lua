@@ -3,13 +3,14 @@
 -- access phase), what its upstream did (record, in the log phase or a fallback location), and
 -- the half-open probe marker ($weir_probe) that ties the two together.
 local machine = require("weir.breaker.machine")
+local marker = require("weir.marker")
 local metrics = require("weir.metrics")
 local names = require("weir.names")
 local outcome = require("weir.outcome")
 
 local ngx = ngx
 local var = ngx.var
-local PROBE, VERSION = names.VAR.PROBE, names.VAR.VERSION
+local VERSION = names.VAR.VERSION
 
 local _M = {}
 
@@ -24,29 +25,12 @@ end
 
 _M.breaker = machine.new(ngx.shared[names.DICT.BREAKER], ngx.now, on_transition)
 
--- Requests of this worker, in flight, that carry a probe marker. The access and log phases of
--- one request run in the same worker, so while this is 0 the log phase knows $weir_probe is
--- empty without reading it.
-local marked = 0
+-- The half-open probe generation a request carries ($weir_probe).
+local probe_marker = marker.new(names.VAR.PROBE)
 
-local function mark(generation)
-    if var[PROBE] == "" then
-        marked = marked + 1
-    end
-    var[PROBE] = generation
-end
-
--- The probe generation this request carries (and forgets it: its outcome is being recorded).
+-- The probe generation this request carries, used up: its outcome is being recorded.
 local function take_probe()
-    if marked == 0 then
-        return nil
-    end
-    local probe = tonumber(var[PROBE])
-    if probe then
-        var[PROBE] = ""
-        marked = marked - 1
-    end
-    return probe
+    return tonumber(probe_marker:take(true))
 end
 
 -- May a request go to this version? true, or a probe generation (marked on the request), or
@@ -59,7 +43,7 @@ function _M.allow(name, version, model, serial)
         allowed = _M.breaker:allow(name, version, model.breaker)
     end
     if allowed and allowed ~= true then
-        mark(allowed)
+        probe_marker:set(allowed)
     end
     return allowed
 end

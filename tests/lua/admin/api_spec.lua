@@ -3,22 +3,15 @@ stub.install()
 local sample = dofile("tests/lua/sample_settings.lua")
 
 describe("admin.api.handle", function()
-    local cjson = require("cjson.safe")
     local api = require("weir.admin.api")
     local overrides = require("weir.overrides")
     local settings = require("weir.settings")
     local real_save = overrides.save
     local settings_path, saved
 
-    local function write(value)
-        local handle = assert(io.open(settings_path, "wb"))
-        handle:write(cjson.encode(value))
-        handle:close()
-    end
-
     before_each(function()
         settings_path = os.tmpname()
-        write(sample())
+        sample.write(settings_path, sample())
         assert(settings.load(settings_path, ngx.shared.weir_state))
         overrides.set_dict(stub.dict(function() return 0 end))
         saved = 0
@@ -69,7 +62,7 @@ describe("admin.api.handle", function()
         assert.equal(404, (call("POST", "/admin/models/digits/versions/7/kill")))
         assert.equal(405, (call("GET", "/admin/models/digits/kill")))
         assert.same({ revision = 4, checksum = "abc" }, select(2, call("POST", "/admin/settings/reload")))
-        write(sample({ revision = 5, wiring = "other" }))
+        sample.write(settings_path, sample({ revision = 5, wiring = "other" }))
         local reload_status, reload_body = call("POST", "/admin/settings/reload")
         assert.equal(409, reload_status)
         assert.truthy(reload_body.error:find("needs a reload", 1, true))
