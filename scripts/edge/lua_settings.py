@@ -15,7 +15,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -132,7 +132,7 @@ def lua_settings(release: Release, runtime: RuntimeDir, wiring: str) -> LuaSetti
     )
 
 
-def as_json(settings: LuaSettings, *, checksum: bool = True) -> dict[str, object]:
+def as_json(settings: LuaSettings, *, checksum: bool = True) -> dict[str, Any]:
     """The settings as settings.json holds them (absent, not null, where a field is unset)."""
     exclude = None if checksum else {"checksum"}
     return settings.model_dump(mode="json", exclude_none=True, exclude=exclude)
