@@ -52,16 +52,42 @@ local function parse_split(model, body)
     return out
 end
 
--- POST kills a model (version nil) or one version, DELETE revives it.
-local function kill_switch(method, name, version)
-    if method == "POST" then
-        overrides.kill(name, version)
-    elseif method == "DELETE" then
-        overrides.revive(name, version)
-    else
-        return err(405, "use POST to kill, DELETE to revive")
+-- A live change: the action of the request's method (or 405 and `usage`), saved to the state
+-- file; an action may refuse with status, body.
+local function change(method, name, actions, usage)
+    local action = actions[method]
+    if not action then
+        return err(405, usage)
+    end
+    local status, body = action()
+    if status then
+        return status, body
     end
     return saved(200, report.model(name))
+end
+
+-- POST kills a model (version nil) or one version, DELETE revives it.
+local function kill_switch(method, name, version)
+    return change(method, name, {
+        POST = function() overrides.kill(name, version) end,
+        DELETE = function() overrides.revive(name, version) end,
+    }, "use POST to kill, DELETE to revive")
+end
+
+-- PUT (or POST) sets live weights, DELETE goes back to the release's.
+local function split(method, name, model, body)
+    local function set()
+        local weights, perr = parse_split(model, body)
+        if not weights then
+            return err(400, perr)
+        end
+        overrides.set_split(name, weights)
+    end
+    return change(method, name, {
+        PUT = set,
+        POST = set,
+        DELETE = function() overrides.set_split(name, nil) end,
+    }, "use PUT to set live weights, DELETE to go back to the release's")
 end
 
 local function model_route(method, name, rest, body)
@@ -84,18 +110,7 @@ local function model_route(method, name, rest, body)
         return kill_switch(method, name, version)
     end
     if rest == "/split" then
-        if method == "PUT" or method == "POST" then
-            local split, perr = parse_split(model, body)
-            if not split then
-                return err(400, perr)
-            end
-            overrides.set_split(name, split)
-        elseif method == "DELETE" then
-            overrides.set_split(name, nil)
-        else
-            return err(405, "use PUT to set live weights, DELETE to go back to the release's")
-        end
-        return saved(200, report.model(name))
+        return split(method, name, model, body)
     end
     return err(404, "no such admin route; see GET /admin/status")
 end

@@ -18,34 +18,28 @@ from scripts.nginx_bin import NginxNotFound, find_nginx
 from scripts.release import parse_release
 from scripts.runtime import RuntimeDir
 
-try:
-    NGINX = find_nginx()
-except NginxNotFound as exc:  # pragma: no cover - depends on the machine
-    pytest.skip(str(exc), allow_module_level=True)
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture
 def edge(tmp_path: Path) -> tuple[RuntimeDir, list[str]]:
+    """A rendered revision switched to, and the command that starts its nginx."""
+    try:
+        nginx = find_nginx()
+    except NginxNotFound as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(str(exc))
     runtime = RuntimeDir(tmp_path / "rt")
     runtime.ensure()
+    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
+    listen, admin = (f"127.0.0.1:{s.getsockname()[1]}" for s in sockets)
+    for s in sockets:
+        s.close()  # free again for nginx: picked only so that two tests never share a port
     release = parse_release(
-        f"""
-revision: 1
-edge: {{listen: "127.0.0.1:{_port()}", admin_listen: "127.0.0.1:{_port()}", workers: 1}}
-sidecars: {{devices: cpu}}
-models: {{digits: {{versions: {{"1": {{}}}}}}}}
-"""
+        f"revision: 1\nedge: {{listen: '{listen}', admin_listen: '{admin}', workers: 1}}\n"
+        "sidecars: {devices: cpu}\nmodels: {digits: {versions: {'1': {}}}}\n"
     )
     out = runtime.edge / "revisions" / "r1"
-    render(release, runtime, NGINX, out)
+    render(release, runtime, nginx, out)
     runtime.current.symlink_to(out)
-    return runtime, [NGINX.path, "-p", str(runtime.edge), "-c", str(out / CONF_NAME)]
+    return runtime, [nginx.path, "-p", str(runtime.edge), "-c", str(out / CONF_NAME)]
 
 
 def _env() -> dict[str, str]:
