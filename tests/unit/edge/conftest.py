@@ -21,9 +21,12 @@ local cjson = require("cjson")
 
 
 def _interpreter() -> str | None:
+    """The first Lua on the PATH that has lua-cjson (the Lua the edge runs is 5.1's dialect)."""
     for name in ("lua5.1", "luajit", "lua"):
         if shutil.which(name):
-            return name
+            probe = subprocess.run([name, "-e", 'require("cjson")'], capture_output=True)
+            if probe.returncode == 0:
+                return name
     return None
 
 
@@ -33,7 +36,7 @@ def run_lua() -> Callable[..., Any]:
     writes to stdout."""
     interpreter = _interpreter()
     if interpreter is None:
-        pytest.skip("no Lua interpreter (lua5.1, luajit, lua): `make system-deps` installs one")
+        pytest.skip("no Lua with cjson (lua5.1, luajit, lua): `make system-deps` installs one")
 
     def run(code: str, *args: str) -> Any:
         result = subprocess.run(
