@@ -17,10 +17,10 @@ from scripts.deploy import (
     current_revision,
     rollback,
 )
+from scripts.edge.render import CONF_NAME, RenderError, render
 from scripts.history import History
 from scripts.nginx_bin import NginxNotFound, find_nginx
 from scripts.release import ReleaseError, load_release
-from scripts.render import CONF_NAME, RenderError, render
 from scripts.runtime import RuntimeDir, command_parser
 
 FAILURES = (ReleaseError, DeployError, RenderError, NginxNotFound, OSError)

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from scripts.admin_client import AdminClient, AdminError
+from scripts.edge.render import CONF_NAME, SETTINGS_NAME, render
 from scripts.history import Entry, History
 from scripts.nginx_bin import NginxBinary, find_nginx
 from scripts.release import LoadedRelease, Release, load_release
-from scripts.render import CONF_NAME, SETTINGS_NAME, render
 from scripts.runtime import RuntimeDir, TokenError, read_token
 from scripts.sidecar_sync import SidecarSyncError, sync_sidecars
 

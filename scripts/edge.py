@@ -35,9 +35,9 @@ from scripts.deploy import (
     require_newer,
     wait_for_checksum,
 )
+from scripts.edge.render import CONF_NAME
 from scripts.nginx_bin import NginxBinary, NginxNotFound, find_nginx
 from scripts.release import ReleaseError, load_release
-from scripts.render import CONF_NAME
 from scripts.runtime import RuntimeDir, ensure_token
 
 

@@ -1,7 +1,14 @@
 -- Edge metrics in a shared dict, exposed in Prometheus text format on the admin listener.
 -- The hot path only adds to a per-worker Lua table; a timer flushes it into the shared dict
 -- every FLUSH_SECONDS (and when the worker exits), so a scrape lags by at most that much.
--- Histogram buckets are stored non-cumulative and summed at scrape time.
+-- Histogram buckets are stored non-cumulative and summed at scrape time. (A little over 200
+-- lines: recording and rendering share the one key scheme, "kind|label|label...", kept here.)
+local DICT = require("weir.names").DICT
+local outcome = require("weir.outcome")
+
+local ngx = ngx
+local var = ngx.var
+
 local _M = {}
 
 local FLUSH_SECONDS = 0.5
@@ -10,7 +17,7 @@ _M.FLUSH_SECONDS = FLUSH_SECONDS
 local BUCKETS = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 _M.BUCKETS = BUCKETS
 
-local dict = ngx.shared.weir_metrics
+local dict = ngx.shared[DICT.METRICS]
 
 function _M.set_dict(value)  -- for tests
     dict = value
@@ -37,8 +44,8 @@ function _M.flush()
     end
 end
 
--- Starts the flush timer (init_worker); flushes once more when the worker exits.
-function _M.start_flushing()
+-- init_worker_by_lua: starts the flush timer.
+function _M.init_worker()
     local ok, err = ngx.timer.every(FLUSH_SECONDS, function() _M.flush() end)
     if not ok then
         ngx.log(ngx.ERR, "weir metrics: cannot start the flush timer: ", err)
@@ -99,6 +106,20 @@ function _M.upstream_seconds(model, version, seconds)
     end
     add(key3("hb", model, version, index))
     add(key3("hs", model, version, ""), seconds)
+end
+
+-- log_by_lua: count the request (ctx: outcome.read). A proxied answer's status is its
+-- upstream's; nginx's is read only for the edge's own answers. Rate-limited requests never
+-- reach this (their location has no log hook): they are not traffic.
+function _M.log(ctx)
+    local status = ctx.status
+    if status then
+        local seconds = outcome.last_seconds(var.upstream_response_time)
+        if seconds then
+            _M.upstream_seconds(ctx.name, ctx.version, seconds)
+        end
+    end
+    _M.request(ctx.name, ctx.version, status or ngx.status)
 end
 
 -- Rendering -----------------------------------------------------------------------------------

@@ -1,5 +1,13 @@
--- V2 error bodies: {"error": "<what was wrong, and what to do>"}.
+-- HTTP answers the edge gives itself, in the V2 shape: error bodies {"error": "<what was wrong,
+-- and what to do>"}, and the edge's own routes (health, server metadata, rate limited, too
+-- large, unknown routes).
 local cjson = require("cjson.safe")
+local metrics = require("weir.metrics")
+local names = require("weir.names")
+local settings = require("weir.settings")
+
+local ngx = ngx
+local var = ngx.var
 
 local _M = {}
 
@@ -7,8 +15,7 @@ function _M.error_body(message)
     return cjson.encode({ error = message })
 end
 
--- Answer with a JSON body (and Retry-After seconds, if given). The caller decides how the phase
--- ends: access phases exit, content phases simply return.
+-- Answer with a JSON body (and Retry-After seconds, if given), in a content phase.
 function _M.send(status, body, retry_after)
     ngx.status = status
     ngx.header["Content-Type"] = "application/json"
@@ -16,6 +23,79 @@ function _M.send(status, body, retry_after)
         ngx.header["Retry-After"] = retry_after
     end
     ngx.print(body)
+end
+local send = _M.send
+
+-- The same from an access phase: answer here and end the request (no proxy_pass).
+function _M.exit(status, body, retry_after)
+    send(status, body, retry_after)
+    return ngx.exit(ngx.HTTP_OK)
+end
+
+-- Content handlers of the edge's own locations ---------------------------------------------
+
+function _M.rate_limited()
+    local name = var[names.VAR.MODEL]
+    local model = settings.model(name)
+    metrics.rate_limited(name)
+    send(429, _M.error_body("rate limit of model " .. name .. " exceeded; slow down and "
+        .. "retry after the Retry-After seconds"), model and model.retry_after or 1)
+end
+
+function _M.too_large()
+    send(413, _M.error_body("request body too large for this edge (edge.max_body); "
+        .. "send a smaller batch"))
+end
+
+function _M.unavailable()
+    send(503, _M.error_body("model " .. var[names.VAR.MODEL] .. " did not answer; retry shortly"), 1)
+end
+
+function _M.not_found()
+    local model = var.uri:match("^/v2/models/([^/]+)")
+    if model then
+        return send(404, _M.error_body("unknown model " .. model
+            .. ": it is not in this release (GET /v2 lists the models)"))
+    end
+    send(404, _M.error_body("no such route: the edge speaks the KServe V2 protocol under /v2"))
+end
+
+function _M.server_metadata()
+    local current = settings.get()
+    local models = {}
+    for name in pairs(current.models) do
+        models[#models + 1] = name
+    end
+    table.sort(models)
+    send(200, cjson.encode({ name = "weir", version = tostring(current.revision),
+        extensions = { "binary_tensor_data" }, models = models }))
+end
+
+function _M.live()
+    send(200, '{"live":true}')
+end
+
+-- Ready when every upstream of every version is ready.
+function _M.ready()
+    local requests, upstreams = {}, {}
+    for _, model in pairs(settings.get().models) do
+        for _, upstream in pairs(model.upstreams) do
+            requests[#requests + 1] = { "/_weir/ready", { args = { upstream = upstream } } }
+            upstreams[#upstreams + 1] = upstream
+        end
+    end
+    local answers = { ngx.location.capture_multi(requests) }
+    local not_ready = {}
+    for i, answer in ipairs(answers) do
+        if answer.status ~= 200 then
+            not_ready[#not_ready + 1] = upstreams[i]
+        end
+    end
+    if #not_ready > 0 then
+        table.sort(not_ready)
+        return send(503, _M.error_body("not ready: " .. table.concat(not_ready, ", ")), 1)
+    end
+    send(200, '{"ready":true}')
 end
 
 return _M

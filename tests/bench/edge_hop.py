@@ -28,8 +28,8 @@ import urllib.request
 from pathlib import Path
 
 from scripts.edge import Edge
+from scripts.edge.render import CONF_NAME
 from scripts.nginx_bin import find_nginx
-from scripts.render import CONF_NAME
 from scripts.runtime import RuntimeDir
 from tests.bench import edge_confs as confs
 from tests.bench.edge_measure import TIMED, check_answer, measure_group, phase_cpu

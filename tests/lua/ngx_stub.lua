@@ -1,4 +1,5 @@
--- A small stand-in for the ngx API the pure modules touch: shared dicts, a clock, logging.
+-- A small stand-in for the ngx API the modules touch when loaded or called from a spec: shared
+-- dicts, a clock, logging, variables (a plain table) and what answering writes.
 local stub = {}
 
 local Dict = {}
@@ -71,8 +72,15 @@ function stub.install()
         sleep = function() end,
         worker = { pid = function() return 4242 end },
         WARN = 4,
+        ERR = 3,
+        HTTP_OK = 200,
         shared = { weir_state = stub.dict(clock), weir_breaker = stub.dict(clock),
             weir_metrics = stub.dict(clock) },
+        var = {},
+        header = {},
+        print = function() end,
+        exit = function() end,
+        crc32_long = function() return 0 end,
     }
     return function(value) now = value end, clock
 end

@@ -7,8 +7,8 @@ describe("breaker", function()
     before_each(function()
         local clock
         set_time, clock = stub.install()
-        package.loaded["weir.breaker"] = nil
-        breaker = require("weir.breaker")
+        package.loaded["weir.breaker.machine"] = nil
+        breaker = require("weir.breaker.machine")
         transitions = {}
         b = breaker.new(stub.dict(clock), clock, function(_, _, from, to)
             transitions[#transitions + 1] = from .. ">" .. to

@@ -1,15 +1,17 @@
--- Live state set through the admin API: kill switches and split overrides.
--- It lives in the `weir_state` shared dict (shared by all workers, kept across reloads) and is
--- persisted to a JSON file, read back when nginx starts with an empty dict: a restart does not
--- silently revive a killed model.
+-- Live overrides set through the admin API: kill switches (a model, or one version) and split
+-- overrides (live weights). They live in the weir_state shared dict (shared by all workers,
+-- kept across reloads) and are persisted to the state file (save, after each change), read back
+-- when nginx starts with an empty dict (init): a restart does not silently revive a killed model.
 local cjson = require("cjson.safe")
+local names = require("weir.names")
+local settings = require("weir.settings")
 
 local _M = {}
 
-local SERIAL = "serial"   -- bumped on every change; workers rebuild their snapshot when it moves
-local LOADED = "loaded"
+local KEY = names.KEY
+local SERIAL = KEY.SERIAL  -- bumped on every change; workers rebuild their snapshot when it moves
 
-local dict = ngx.shared.weir_state
+local dict = ngx.shared[names.DICT.STATE]
 local cached_serial, cached = -1, nil
 
 function _M.set_dict(value)  -- for tests
@@ -19,9 +21,9 @@ end
 
 local function kill_key(model, version)
     if version then
-        return "kill|" .. model .. "|" .. version
+        return KEY.KILL .. model .. "|" .. version
     end
-    return "kill|" .. model
+    return KEY.KILL .. model
 end
 
 local function entry(models, name)
@@ -36,14 +38,14 @@ end
 local function rebuild(serial)
     local models = {}
     for _, key in ipairs(dict:get_keys(0)) do
-        local kind, model, version = key:match("^(%a+)|([^|]+)|?([^|]*)$")
-        if kind == "kill" then
+        local kind, model, version = key:match("^(%a+|)([^|]+)|?([^|]*)$")
+        if kind == KEY.KILL then
             if version ~= "" then
                 entry(models, model).killed_versions[version] = true
             else
                 entry(models, model).killed = true
             end
-        elseif kind == "split" then
+        elseif kind == KEY.SPLIT then
             entry(models, model).split = cjson.decode(dict:get(key) or "null")
         end
     end
@@ -88,9 +90,9 @@ end
 
 function _M.set_split(model, split)
     if split then
-        dict:set("split|" .. model, cjson.encode(split))
+        dict:set(KEY.SPLIT .. model, cjson.encode(split))
     else
-        dict:delete("split|" .. model)
+        dict:delete(KEY.SPLIT .. model)
     end
     changed()
 end
@@ -115,7 +117,7 @@ function _M.encode()
     return cjson.encode(out)
 end
 
-local SAVE_LOCK = "save_lock"
+local SAVE_LOCK = KEY.SAVE_LOCK
 local LOCK_HOLD = 5       -- seconds: a worker that died holding the lock frees it after this
 local LOCK_WAIT = 3       -- seconds a save waits for another worker's save before giving up
 
@@ -142,7 +144,9 @@ end
 -- its own changes: each writes its own tmp file, and a shared-dict lock around
 -- snapshot + write + rename makes the saves take turns, so the last one to rename took its
 -- snapshot after every change before it (a stale snapshot never overwrites a newer one).
+-- path: the settings' state file by default.
 function _M.save(path)
+    path = path or settings.get().state_file
     local deadline = ngx.now() + LOCK_WAIT
     while not dict:add(SAVE_LOCK, true, LOCK_HOLD) do
         if ngx.now() >= deadline then
@@ -158,7 +162,7 @@ end
 
 -- Fill the dict from the state file unless this dict already holds state (a reload).
 function _M.load_once(path, read_file)
-    if not dict:add(LOADED, true) then
+    if not dict:add(KEY.LOADED, true) then
         return true, "kept"
     end
     local data = read_file(path)
@@ -179,10 +183,15 @@ function _M.load_once(path, read_file)
         end
     end
     for name, split in pairs(decoded.splits or {}) do
-        dict:set("split|" .. name, cjson.encode(split))
+        dict:set(KEY.SPLIT .. name, cjson.encode(split))
     end
     changed()
     return true, "loaded"
+end
+
+-- init_by_lua, after the settings: nginx refuses to start on a state file it cannot read.
+function _M.init()
+    assert(_M.load_once(settings.get().state_file, settings.read_file))
 end
 
 return _M

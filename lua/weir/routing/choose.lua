@@ -3,7 +3,7 @@
 -- The split is sticky: `req.bucket(model, req)` is a stable number in [0, 1) for the
 -- request's sticky key (split_clients' bucket): one user meets one version while the weights
 -- stay the same. (A function, not a value: pinned and forced requests never compute it.)
-local weights = require("weir.weights")
+local weights = require("weir.routing.weights")
 
 local _M = {}
 

@@ -1,4 +1,4 @@
-local weights = require("weir.weights")
+local weights = require("weir.routing.weights")
 
 describe("weights.pick", function()
     local versions = { "1", "2", "3" }

@@ -1,4 +1,4 @@
-"""Render a release into an nginx config and a JSON file of Lua settings.
+"""Render a release into an nginx config and a JSON file of Lua settings (lua_settings.py).
 
 Jinja2 runs with StrictUndefined, and every value it prints passes `_finalize`, which refuses
 anything that could end a directive or open a block: a bug or a hostile value fails the render
@@ -20,19 +20,17 @@ from typing import Any
 
 import jinja2
 
+from scripts.edge import names
+from scripts.edge.lua_settings import HIGH, LOW, as_json, lua_settings
 from scripts.nginx_bin import NginxBinary
 from scripts.release import Model, Release
 from scripts.runtime import RuntimeDir, resolve_devices
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = REPO_ROOT / "nginx" / "templates"
 LUA_DIR = REPO_ROOT / "lua"
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/%*\[\]=$@+-]*$")
 CONF_NAME = "nginx.conf"
-# Sticky buckets per model: weights resolve to 0.1 %, the schema's precision. Two hashes of
-# 25 and 40 buckets (4 % and 2.5 %, exact in split_clients' two decimals) make the 1000.
-HIGH, LOW = 25, 40
-BUCKETS = HIGH * LOW
 SETTINGS_NAME = "settings.json"
 
 
@@ -68,14 +66,6 @@ def _seconds(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
-def _header_var(header: str) -> str:
-    return "http_" + header.lower().replace("-", "_")
-
-
-def _upstream_name(model: str, version: str) -> str:
-    return f"weir_{model}_v{version}"
-
-
 def _rate_limit(name: str, model: Model) -> dict[str, Any] | None:
     limit = model.rate_limit
     if limit is None:
@@ -85,7 +75,7 @@ def _rate_limit(name: str, model: Model) -> dict[str, Any] | None:
     elif limit.key == "global":
         key = "weir_global"
     else:
-        key = "$" + _header_var(limit.key[7:])
+        key = "$" + names.header_var(limit.key[7:])
     digest = hashlib.sha256(f"{key}|{limit.zone_size}".encode()).hexdigest()[:10]
     if limit.delay is not None:
         delay = f"delay={limit.delay}"
@@ -122,20 +112,22 @@ def render(
     models = []
     for name, model in release.models.items():
         sticky = model.release.sticky_key
-        sticky_header_var = _header_var(sticky[7:]) if sticky.startswith("header:") else None
-        var = name.replace("-", "_")
+        sticky_header_var = names.header_var(sticky[7:]) if sticky.startswith("header:") else None
         models.append(
             {
                 "name": name,
-                "var": var,
+                "var": names.model_var(name),
                 "sticky_header_var": sticky_header_var,
-                "sticky_var": f"weir_key_{var}" if sticky_header_var else "remote_addr",
+                "sticky_var": names.sticky_key_var(name) if sticky_header_var else "remote_addr",
+                "bucket_hi_var": names.bucket_hi_var(name),
+                "bucket_lo_var": names.bucket_lo_var(name),
+                "upstream_prefix": names.upstream_prefix(name),
                 "rate_limit": _rate_limit(name, model),
                 "timeout": _seconds(model.timeout),
                 "connect_timeout": _seconds(min(model.timeout, 1.0)),
                 "upstreams": [
                     {
-                        "name": _upstream_name(name, version),
+                        "name": names.upstream_name(name, version),
                         "servers": spec.upstreams or default_servers,
                     }
                     for version, spec in model.versions.items()
@@ -156,6 +148,8 @@ def render(
         "settings_file": runtime.current / SETTINGS_NAME,
         "revision": release.revision,
         "lua_dir": LUA_DIR,
+        "dicts": [{"name": n, "size": size} for n, size in names.DICT_SIZES.items()],
+        "var": names.VAR,
         "load_modules": list(nginx.load_modules),
         "user": user,
         "workers": release.edge.workers,
@@ -179,20 +173,21 @@ def render(
             {"device": d, "url": f"http://unix:{runtime.sidecar_socket(d)}:/metrics"}
             for d in devices
         ],
-        # In the wiring: switching admin auth reloads nginx, whose master reads the token.
-        "admin_auth": release.edge.admin_auth,
     }
     try:
         body = _environment().get_template("nginx.conf.j2").render(context)
     except jinja2.TemplateError as exc:
         raise RenderError(f"template error: {exc}") from None
-    settings = lua_settings(release, runtime)
-    # The wiring hash tells whether a release needs nginx to reload, or only new Lua settings.
-    settings["wiring"] = hashlib.sha256(body.encode()).hexdigest()
+    # The wiring hash tells whether a release needs nginx to reload, or only new Lua settings:
+    # nginx.conf, and admin auth (the master reads the token, or refuses to start without one).
+    wiring = f"{body}\nadmin_auth={release.edge.admin_auth}"
+    unsummed = lua_settings(release, runtime, hashlib.sha256(wiring.encode()).hexdigest())
     checksum = hashlib.sha256(
-        (body + json.dumps(settings, sort_keys=True) + release_text).encode()
+        (
+            body + json.dumps(as_json(unsummed, checksum=False), sort_keys=True) + release_text
+        ).encode()
     ).hexdigest()
-    settings["checksum"] = checksum
+    settings = as_json(unsummed.model_copy(update={"checksum": checksum}))
     conf = f"# weir revision {release.revision} checksum {checksum}\n{body}"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONF_NAME).write_text(conf)
@@ -200,48 +195,3 @@ def render(
     if release_text:
         (out_dir / "release.yaml").write_text(release_text)
     return Rendered(conf=conf, settings=settings, checksum=checksum)
-
-
-def lua_settings(release: Release, runtime: RuntimeDir) -> dict[str, Any]:
-    """What the Lua modules read at start: one entry per model, times in seconds."""
-    models: dict[str, Any] = {}
-    for name, model in release.models.items():
-        fallback: dict[str, Any]
-        if model.fallback is None:
-            fallback = {
-                "status": 503,
-                "body": {"error": f"model {name} is unavailable at the moment; retry shortly"},
-            }
-        elif model.fallback.version is not None:
-            fallback = {"version": model.fallback.version}
-        else:
-            body = model.fallback.body
-            if body is None:
-                body = {"error": f"model {name} is unavailable at the moment; retry shortly"}
-            fallback = {"status": model.fallback.status, "body": body}
-        if "body" in fallback:
-            fallback["body"] = json.dumps(fallback["body"], separators=(",", ":"))
-        limit = model.rate_limit
-        models[name] = {
-            "var": name.replace("-", "_"),
-            "versions": list(model.versions),
-            "upstreams": {v: _upstream_name(name, v) for v in model.versions},
-            "weights": model.weights(),
-            "force_var": (
-                _header_var(model.release.force_header) if model.release.force_header else None
-            ),
-            "fallback": fallback,
-            # A probe slot is given back if its request never reports (client gone).
-            "breaker": {**model.breaker.model_dump(), "probe_ttl": 2 * model.timeout + 5},
-            "retry_after": max(1, math.ceil(1 / limit.per_second)) if limit else 1,
-        }
-    return {
-        "revision": release.revision,
-        "buckets": BUCKETS,
-        "low_buckets": LOW,
-        "admin_auth": release.edge.admin_auth,
-        "admin_listen": release.edge.admin_listen,
-        "token_file": str(runtime.token_file),
-        "state_file": str(runtime.state_file),
-        "models": models,
-    }

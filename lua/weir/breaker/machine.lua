@@ -1,4 +1,5 @@
--- Circuit breaker per model version, state in a shared dict so every worker agrees.
+-- Circuit breaker state machine per model version, state in a shared dict so every worker agrees.
+-- (Pure: the request glue, allow/record per request and the probe marker, is breaker/guard.lua.)
 --
 -- closed --(failures within window)--> open --(open_for elapsed)--> half_open
 -- half_open --(probes successes)--> closed;  half_open --(one failure)--> open, for twice as long

@@ -1,38 +1,35 @@
 local stub = dofile("tests/lua/ngx_stub.lua")
 stub.install()
+local sample = dofile("tests/lua/sample_settings.lua")
 
-describe("admin.handle", function()
-    local admin, config, state, saved
-    local cjson = require("cjson.safe")
+describe("admin.api.handle", function()
+    local api = require("weir.admin.api")
+    local overrides = require("weir.overrides")
+    local settings = require("weir.settings")
+    local real_save = overrides.save
+    local settings_path, saved
 
     before_each(function()
-        for _, name in ipairs({ "weir.admin", "weir.config", "weir.state" }) do
-            package.loaded[name] = nil
-        end
-        admin, config, state = require("weir.admin"), require("weir.config"), require("weir.state")
-        state.set_dict(stub.dict(function() return 0 end))
-        config.set(config.decode(cjson.encode({
-            revision = 4, checksum = "abc",
-            models = { digits = { versions = { "1", "2" }, weights = { ["1"] = 90, ["2"] = 10 },
-                upstreams = { ["1"] = "weir_digits_v1", ["2"] = "weir_digits_v2" },
-                fallback = { version = "1" }, var = "digits" } },
-        }), "test"))
+        settings_path = os.tmpname()
+        sample.write(settings_path, sample())
+        assert(settings.load(settings_path, ngx.shared.weir_state))
+        overrides.set_dict(stub.dict(function() return 0 end))
         saved = 0
-        admin.init({
-            breaker = function() return { state = function() return "closed" end } end,
-            persist = function() saved = saved + 1; return true end,
-            metrics = function() return "m 1\n" end,
-            publish = function() return nil, "no" end,
-        })
+        overrides.save = function() saved = saved + 1; return true end
+    end)
+
+    after_each(function()
+        overrides.save = real_save
+        os.remove(settings_path)
     end)
 
     local function call(method, path, body)
-        return admin.handle({ method = method, path = path, body = body })
+        return api.handle({ method = method, path = path, body = body })
     end
 
     it("kills and revives a model and a version, saving each change", function()
         assert.equal(200, (call("POST", "/admin/models/digits/kill")))
-        assert.is_true(state.model("digits").killed)
+        assert.is_true(overrides.model("digits").killed)
         assert.equal(200, (call("DELETE", "/admin/models/digits/kill")))
         assert.equal(200, (call("POST", "/admin/models/digits/versions/2/kill")))
         local _, body = call("GET", "/admin/models/digits")
@@ -42,14 +39,14 @@ describe("admin.handle", function()
 
     it("sets and clears live weights, refusing unknown versions", function()
         assert.equal(200, (call("PUT", "/admin/models/digits/split", '{"2": 100}')))
-        assert.same({ ["2"] = 100 }, state.model("digits").split)
+        assert.same({ ["2"] = 100 }, overrides.model("digits").split)
         local status, body = call("PUT", "/admin/models/digits/split", '{"9": 100}')
         assert.equal(400, status)
         assert.truthy(body.error:find("not in the release", 1, true))
         assert.equal(400, (call("PUT", "/admin/models/digits/split", "nope")))
         assert.equal(400, (call("PUT", "/admin/models/digits/split", '{"1": 0}')))
         assert.equal(200, (call("DELETE", "/admin/models/digits/split")))
-        assert.is_nil(state.model("digits").split)
+        assert.is_nil(overrides.model("digits").split)
     end)
 
     it("answers status, checksum, metrics and clear errors", function()
@@ -59,11 +56,15 @@ describe("admin.handle", function()
         assert.equal("closed", body.models.digits.versions["1"].breaker.state)
         assert.same({ revision = 4, checksum = "abc" }, select(2, call("GET", "/admin/checksum")))
         local _, text, content_type = call("GET", "/metrics")
-        assert.equal("m 1\n", text)
+        assert.truthy(text:find('weir_edge_breaker_state{model="digits",version="1"} 0', 1, true))
         assert.truthy(content_type:find("text/plain", 1, true))
         assert.equal(404, (call("POST", "/admin/models/nope/kill")))
         assert.equal(404, (call("POST", "/admin/models/digits/versions/7/kill")))
         assert.equal(405, (call("GET", "/admin/models/digits/kill")))
-        assert.equal(409, (call("POST", "/admin/settings/reload")))
+        assert.same({ revision = 4, checksum = "abc" }, select(2, call("POST", "/admin/settings/reload")))
+        sample.write(settings_path, sample({ revision = 5, wiring = "other" }))
+        local reload_status, reload_body = call("POST", "/admin/settings/reload")
+        assert.equal(409, reload_status)
+        assert.truthy(reload_body.error:find("needs a reload", 1, true))
     end)
 end)

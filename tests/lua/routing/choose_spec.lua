@@ -1,4 +1,4 @@
-local choose = require("weir.choose")
+local choose = require("weir.routing.choose")
 
 local model = {
     versions = { "1", "2" },

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from scripts.edge.render import RenderError, _finalize, render
 from scripts.history import Entry, History
 from scripts.nginx_bin import NginxBinary
 from scripts.release import parse_release
-from scripts.render import RenderError, _finalize, render
 from scripts.runtime import RuntimeDir
 
 NGINX = NginxBinary(path="/usr/sbin/nginx", load_modules=("/x/ndk.so", "/x/lua.so"))
@@ -78,7 +78,7 @@ def test_each_model_falls_back_within_its_own_timeout(tmp_path: Path) -> None:
     assert "proxy_read_timeout 2.5s;" in location("digits")
     assert "proxy_connect_timeout 1s;" in location("digits")
     assert "proxy_read_timeout 30s;" in location("slow_model")
-    assert "weir_slow-model_v${weir_version}/v2/models/slow-model/" in location("slow_model")
+    assert "weir_slow-model_v$weir_version/v2/models/slow-model/" in location("slow_model")
 
 
 def test_zone_name_follows_its_key(tmp_path: Path) -> None:

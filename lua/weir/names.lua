@@ -1,0 +1,38 @@
+-- Names nginx.conf and the Lua modules share, defined once on this side.
+-- Twin: scripts/edge/names.py (DICT, VAR), which renders them into nginx.conf;
+-- tests/unit/edge/test_names.py checks that the two agree.
+--
+-- Shared-dict keys live here too (KEY): only Lua reads or writes the dicts, so they have no
+-- Python twin. Per-model variable names (sticky buckets, force header) are built once, in
+-- Python, and reach Lua through the settings (bucket_hi_var, bucket_lo_var, force_var).
+local _M = {}
+
+-- lua_shared_dict zones (their sizes are wiring: scripts/edge/names.py).
+_M.DICT = {
+    STATE = "weir_state",       -- settings as published, live overrides, their serial
+    BREAKER = "weir_breaker",   -- circuit breaker state per model version
+    METRICS = "weir_metrics",   -- edge counters and histograms
+}
+
+-- nginx variables set by nginx.conf (`set`, a location's named capture) and read or written
+-- by Lua.
+_M.VAR = {
+    MODEL = "weir_model",         -- the model of the request's location
+    VERSION = "weir_version",     -- the version proxy_pass goes to ("" for an edge answer)
+    FALLBACK = "weir_fallback",   -- the fallback reason, when a fallback answers
+    PROBE = "weir_probe",         -- the breaker's half-open probe generation, when a probe
+    PINNED = "weir_pinned",       -- the version named in the URL, if any
+}
+
+-- Keys of the weir_state dict.
+_M.KEY = {
+    SERIAL = "serial",                 -- bumped by any change of settings, overrides or breakers
+    SETTINGS = "settings",             -- the published settings JSON
+    GENERATION = "settings_generation",-- bumped by a settings publication only
+    LOADED = "loaded",                 -- the state file was read into this dict already
+    SAVE_LOCK = "save_lock",           -- one worker at a time writes the state file
+    KILL = "kill|",                    -- kill|<model> or kill|<model>|<version>
+    SPLIT = "split|",                  -- split|<model>: live weights, JSON
+}
+
+return _M

@@ -1,0 +1,12 @@
+local stub = dofile("tests/lua/ngx_stub.lua")
+stub.install()
+
+describe("outcome", function()
+    local outcome = require("weir.outcome")
+    it("reads the last attempt", function()
+        assert.equal(200, outcome.last_status("502, 200"))
+        assert.equal(504, outcome.last_status("200 : 504"))
+        assert.is_nil(outcome.last_status(""))
+        assert.equal(0.25, outcome.last_seconds("1.000, 0.250"))
+    end)
+end)
