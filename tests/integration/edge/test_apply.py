@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from scripts.control import apply_main, history_main, rollback_main, validate_main
-from scripts.deploy import DeployError, apply_release, current_revision
+from scripts.deploy.commands import apply_main, history_main, rollback_main, validate_main
+from scripts.deploy.pipeline import DeployError, apply_release
+from scripts.edge.revisions import current_revision
 
 
 class Load:

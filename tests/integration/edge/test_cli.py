@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from scripts.admin_client import kill_main, revive_main, split_main, status_main
+from scripts.edge.admin_commands import kill_main, revive_main, split_main, status_main
 
 ROOT = Path(__file__).resolve().parents[3]
 

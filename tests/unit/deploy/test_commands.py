@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scripts.control import history_main, render_main, validate_main
+from scripts.deploy.commands import history_main, render_main, validate_main
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Entry:
+class HistoryEntry:
     revision: int
     checksum: str
     dir: str
-    action: str  # apply | rollback | start
+    action: str  # apply | rollback | start (an edge started on a file it applied)
     applied_at: float
     source: str = ""
 
@@ -25,24 +25,24 @@ class History:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def entries(self) -> list[Entry]:
+    def entries(self) -> list[HistoryEntry]:
         if not self.path.exists():
             return []
         entries = []
         for line in self.path.read_text().splitlines():
             if line.strip():
                 try:
-                    entries.append(Entry(**json.loads(line)))
+                    entries.append(HistoryEntry(**json.loads(line)))
                 except (TypeError, ValueError):
                     continue  # a torn line from a crash: skip it, keep the rest
         return entries
 
-    def record(self, entry: Entry) -> None:
+    def record(self, entry: HistoryEntry) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as handle:
             handle.write(json.dumps(asdict(entry), sort_keys=True) + "\n")
 
-    def current(self) -> Entry | None:
+    def current(self) -> HistoryEntry | None:
         entries = self.entries()
         return entries[-1] if entries else None
 
@@ -50,13 +50,13 @@ class History:
         entries = self.entries()
         return max((e.revision for e in entries), default=None)
 
-    def latest_of(self, revision: int) -> Entry | None:
+    def latest_of(self, revision: int) -> HistoryEntry | None:
         for entry in reversed(self.entries()):
             if entry.revision == revision:
                 return entry
         return None
 
-    def previous(self) -> Entry | None:
+    def previous(self) -> HistoryEntry | None:
         """The newest revision older than the current one: rolling back twice goes back twice."""
         entries = self.entries()
         if not entries:

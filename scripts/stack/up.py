@@ -1,10 +1,15 @@
 """`weir up`: the whole stack on this machine, in the foreground.
 
+`weir up FILE` applies FILE once, through the one pipeline, when it is newer than what this
+runtime directory serves (the same text as `current`: served as it is; an older revision: it
+says what to do instead). `weir up` without a file serves the last applied revision.
 One sidecar per device of the release (`devices: auto` = one per visible GPU, else one on the
-CPU), each waited for until ready; then the edge with the release applied. Every component's
-log lines carry a `[name]` prefix; a crashed component is restarted with backoff (meanwhile the
-edge's breaker and fallbacks answer for a dead sidecar). Ctrl-C or SIGTERM drains the edge,
-then the sidecars, and leaves no process behind.
+CPU), each waited for until ready; then the edge, started without a file: it, and every restart
+of it after a crash, serves the last applied revision (so what `weir apply` and `weir rollback`
+put live since survives a crash). Every component's log lines carry a `[name]` prefix; a
+crashed component is restarted with backoff (meanwhile the edge's breaker and fallbacks answer
+for a dead sidecar). Ctrl-C or SIGTERM drains the edge, then the sidecars, and leaves no
+process behind.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from scripts import probe
-from scripts.model_view import publish_view
-from scripts.release import ReleaseError, load_release
+from scripts.args import add_release_file, command_parser
+from scripts.deploy.pipeline import DeployError, require_newer, run
+from scripts.release import ReleaseError
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
-from scripts.sidecar_sync import VIEW, LocalSidecars, missing_versions, wait_loaded
-from scripts.supervisor import Child, Supervisor, say
+from scripts.sidecars import probe
+from scripts.sidecars.model_view import publish_view
+from scripts.sidecars.sync import LocalSidecars, missing_versions, wait_loaded
+from scripts.stack.edge import plan_start
+from scripts.stack.supervisor import Child, Supervisor, say
 from sidecar.settings import Settings
 
 READY_TIMEOUT_S = 300.0
@@ -88,37 +96,39 @@ def banner(listen: str, admin: str, token_hint: str, example: Path) -> str:
     )
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="weir up", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--release", type=Path, default=Path("release.yaml"))
+def parser() -> argparse.ArgumentParser:
+    parser = command_parser("up", "run sidecars and edge on this machine, in the foreground")
+    add_release_file(parser, optional=True)
     parser.add_argument(
         "--models",
         type=Path,
         default=Path(os.environ.get("WEIR_MODELS_DIR", "models")),
         help="model repository (models/<name>/<version>/model.onnx)",
     )
-    parser.add_argument(
-        "--runtime-dir",
-        help="sockets, configs, state and logs (default: $WEIR_RUNTIME_DIR or .weir)",
-    )
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    runtime = RuntimeDir.from_arg(args.runtime_dir)
     try:
-        loaded = load_release(args.release)
-    except ReleaseError as exc:
+        change = plan_start(runtime, args.file)
+        if change.action == "apply":  # checked again under the change lock when applied
+            require_newer(change.loaded, runtime)
+    except (ReleaseError, DeployError) as exc:
         print(f"weir up: {exc}", file=sys.stderr)
         return 1
-    release = loaded.release
+    release = change.loaded.release
     missing = missing_versions(release, args.models)
     if missing:
         print(
-            f"weir up: {args.release} names model versions that {args.models} does not hold: "
+            f"weir up: {change.loaded.path} names model versions that {args.models} does not "
+            "hold: "
             f"{', '.join(missing)}. Add models/<name>/<version>/model.onnx or remove them "
             "from the release.",
             file=sys.stderr,
         )
         return 1
-    runtime = RuntimeDir.from_arg(args.runtime_dir)
     runtime.ensure()
     env = {**os.environ, "WEIR_RUNTIME_DIR": str(runtime.root)}
     token_hint = "$WEIR_ADMIN_TOKEN"
@@ -132,7 +142,7 @@ def main(argv: list[str]) -> int:
             token_hint = f"$(cat {runtime.token_file})"
 
     devices = resolve_devices(release.sidecars.devices)
-    repository = runtime.root / VIEW
+    repository = runtime.repository
     try:
         generation = publish_view(release, args.models.absolute(), repository)
     except (OSError, ValueError) as exc:
@@ -174,16 +184,18 @@ def main(argv: list[str]) -> int:
             # Ready means "serving what loaded": the release's versions must all be among it.
             wait_loaded(release, runtime, device, generation, time.monotonic() + READY_TIMEOUT_S)
             say("up", f"{child.name} is ready")
-        edge = sup.add(
-            Child("edge", _weir("edge", str(args.release.absolute())), env=env, grace_s=grace_s)
-        )
+        if change.action == "apply":
+            say("up", run(runtime, change).message)
+        # No file: this edge, and every restart of it after a crash, serves the last applied
+        # revision, whatever `weir apply` or `weir rollback` put live since.
+        edge = sup.add(Child("edge", _weir("edge"), env=env, grace_s=grace_s))
         wait_ready(edge, local_address(release.edge.listen), "/v2/health/ready")
         example = write_example(runtime)
         say("up", banner(release.edge.listen, release.edge.admin_listen, token_hint, example))
         sup.run_until_stopped()
     except KeyboardInterrupt:
         say("up", "stopping: draining the edge, then the sidecars")
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError, OSError) as exc:
         say("up", f"cannot start: {exc}")
         sup.stop([c for c in (edge, *sidecars) if c])
         return 1

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from scripts.model_view import build_view, point, publish_view
 from scripts.release import parse_release
+from scripts.sidecars.model_view import build_view, point, publish_view
 from sidecar.generation import generation
 from sidecar.model_config import load_model_config
 from sidecar.repository import scan

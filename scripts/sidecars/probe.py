@@ -39,14 +39,18 @@ def get(address: str, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
         conn.close()
 
 
-def main(argv: list[str]) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weir probe", description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--socket", help="unix socket path of the sidecar")
     where.add_argument("--address", help="host:port")
     parser.add_argument("--path", default="/v2/health/ready")
     parser.add_argument("--timeout", type=float, default=2.0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
     address = f"unix:{args.socket}" if args.socket else args.address
     try:
         status, body = get(address, args.path, args.timeout)

@@ -4,6 +4,8 @@ One pod holds the edge and one sidecar per device of the release, sharing an emp
 sidecars' unix sockets; Kubernetes' GPU device plugin hands each sidecar container one GPU,
 which that container sees as device 0. Rate limits are enforced by each edge replica on its
 own: a limit keyed `global` is divided by the replica count here so the fleet keeps the total.
+Every container names its command (`command: [weir]`, the image's ENTRYPOINT too) and its
+`args` are a `weir` command line, checked by a test against the CLI's own parsers.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from scripts.args import add_release_file
 from scripts.release import LoadedRelease, Release, ReleaseError, load_release
 
 APP = "weir"
 RUNTIME_DIR = "/var/lib/weir"
 RELEASE_DIR = "/etc/weir"
 MODELS_DIR = "/opt/weir/models"
+VIEW_DIR = f"{RUNTIME_DIR}/repository"  # `weir view`'s output in the pod's runtime volume
 DRAIN_S = 10  # preStop pause: endpoints controllers drop the pod before the edge stops accepting
 LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "inference-edge"}
 
@@ -90,6 +93,24 @@ def _socket_probe(socket: str, path: str, period: int, failures: int) -> dict[st
     }
 
 
+def view_container(image: str) -> dict[str, Any]:
+    """Builds the release's view of the image's models in the pod's runtime volume before the
+    sidecars start: their batching is the release's, as under `weir up`."""
+    return {
+        "name": "model-view",
+        "image": image,
+        "command": ["weir"],
+        "args": [
+            *("view", f"{RELEASE_DIR}/release.yaml"),
+            *("--models", MODELS_DIR, "--runtime-dir", RUNTIME_DIR),
+        ],
+        "volumeMounts": [
+            {"name": "runtime", "mountPath": RUNTIME_DIR},
+            {"name": "release", "mountPath": RELEASE_DIR, "readOnly": True},
+        ],
+    }
+
+
 def sidecar_container(label: str, image: str, drain_s: int) -> dict[str, Any]:
     socket = f"{RUNTIME_DIR}/run/sidecar-{label}.sock"
     gpu = label != "cpu"
@@ -97,7 +118,8 @@ def sidecar_container(label: str, image: str, drain_s: int) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": f"sidecar-{label}",
         "image": image,
-        "args": ["sidecar", "--models", MODELS_DIR, "--device", device, "--socket", socket],
+        "command": ["weir"],
+        "args": ["sidecar", "--models", VIEW_DIR, "--device", device, "--socket", socket],
         "env": [{"name": "WEIR_RUNTIME_DIR", "value": RUNTIME_DIR}],
         "volumeMounts": [{"name": "runtime", "mountPath": RUNTIME_DIR}],
         # Sidecars outlive the edge's drain so the edge's in-flight requests still get answers.
@@ -120,7 +142,8 @@ def edge_container(release: Release, image: str, drain_s: int) -> dict[str, Any]
     return {
         "name": "edge",
         "image": image,
-        "args": ["edge", "--release", f"{RELEASE_DIR}/release.yaml"],
+        "command": ["weir"],
+        "args": ["edge", f"{RELEASE_DIR}/release.yaml"],
         "ports": [{"name": "http", "containerPort": port}],
         "env": [
             {"name": "WEIR_RUNTIME_DIR", "value": RUNTIME_DIR},
@@ -181,6 +204,7 @@ def manifests(
                     "spec": {
                         "terminationGracePeriodSeconds": grace,
                         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                        "initContainers": [view_container(image)],
                         "containers": containers,
                         "volumes": [
                             {"name": "runtime", "emptyDir": {}},
@@ -227,7 +251,9 @@ def manifests(
     ]
 
 
-def render(loaded: LoadedRelease, image: str, replicas: int, max_replicas: int, gpus: int) -> str:
+def render_manifests(
+    loaded: LoadedRelease, image: str, replicas: int, max_replicas: int, gpus: int
+) -> str:
     text = fleet_release(loaded, replicas, gpus)
     docs = manifests(loaded.release, text, image, replicas, max_replicas, gpus)
     header = (
@@ -239,24 +265,29 @@ def render(loaded: LoadedRelease, image: str, replicas: int, max_replicas: int, 
     return header + yaml.dump_all(docs, Dumper=_BlockDumper, sort_keys=False)
 
 
-def main(argv: list[str]) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weir k8s", description=__doc__.split("\n\n")[0])
-    parser.add_argument("release", type=Path, help="release YAML (validated first)")
+    add_release_file(parser)
     parser.add_argument("--image", default="weir:latest", help="image built from the Dockerfile")
     parser.add_argument("--replicas", type=int, default=2, help="edge+sidecar pods (HPA minimum)")
     parser.add_argument("--max-replicas", type=int, default=8, help="HPA maximum")
     parser.add_argument(
         "--gpus-per-pod", type=int, default=1, help="sidecars per pod when devices is auto"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser_ = parser()
+    args = parser_.parse_args(argv)
     if args.replicas < 1 or args.gpus_per_pod < 1:
-        parser.error("--replicas and --gpus-per-pod must be at least 1")
+        parser_.error("--replicas and --gpus-per-pod must be at least 1")
     try:
-        loaded = load_release(args.release)
+        loaded = load_release(args.file)
     except ReleaseError as exc:
         print(f"weir k8s: {exc}", file=sys.stderr)
         return 1
     sys.stdout.write(
-        render(loaded, args.image, args.replicas, args.max_replicas, args.gpus_per_pod)
+        render_manifests(loaded, args.image, args.replicas, args.max_replicas, args.gpus_per_pod)
     )
     return 0

@@ -1,33 +1,30 @@
-"""`weir validate | render | apply | rollback | history`: the release control plane.
+"""`weir validate | render | apply | rollback | history`: the release control plane's commands.
 
-Every failure leaves the previous config serving and says why, for an on-call engineer.
+apply and rollback are the pipeline (`pipeline.py`); every failure leaves the previous config
+serving and says why, for an on-call engineer. Each command's parser has its own builder
+(`*_parser`), which `weir k8s`'s test uses to check the argv it renders.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from scripts.deploy import (
-    DeployError,
-    LiveChangeError,
-    apply_release,
-    current_revision,
-    rollback,
-)
-from scripts.history import History
-from scripts.nginx_bin import NginxNotFound, find_nginx
+from scripts.args import add_release_file, command_parser
+from scripts.deploy import pipeline
+from scripts.deploy.history import History
+from scripts.edge.errors import DeployError, LiveChangeError
+from scripts.edge.nginx import NginxNotFound, find_nginx
+from scripts.edge.revisions import current_revision
 from scripts.release import ReleaseError, load_release
 from scripts.render import CONF_NAME, RenderError, render
-from scripts.runtime import RuntimeDir, command_parser
+from scripts.runtime import RuntimeDir
 
 FAILURES = (ReleaseError, DeployError, RenderError, NginxNotFound, OSError)
-
-
-def _runtime(value: str | None) -> RuntimeDir:
-    return RuntimeDir.from_arg(value)
 
 
 def _fail(command: str, exc: BaseException) -> int:
@@ -38,10 +35,14 @@ def _fail(command: str, exc: BaseException) -> int:
     return 1
 
 
-def validate_main(argv: list[str]) -> int:
+def validate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weir validate", description="check a release YAML")
-    parser.add_argument("file")
-    args = parser.parse_args(argv)
+    add_release_file(parser)
+    return parser
+
+
+def validate_main(argv: list[str]) -> int:
+    args = validate_parser().parse_args(argv)
     try:
         release = load_release(args.file).release
     except ReleaseError as exc:
@@ -52,14 +53,18 @@ def validate_main(argv: list[str]) -> int:
     return 0
 
 
-def render_main(argv: list[str]) -> int:
+def render_parser() -> argparse.ArgumentParser:
     parser = command_parser("render", "render a release's nginx config (stdout, or into --out DIR)")
-    parser.add_argument("file")
+    add_release_file(parser)
     parser.add_argument("--out", help="write nginx.conf and settings.json into this directory")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def render_main(argv: list[str]) -> int:
+    args = render_parser().parse_args(argv)
     try:
         loaded = load_release(args.file)
-        runtime = _runtime(args.runtime_dir)
+        runtime = RuntimeDir.from_arg(args.runtime_dir)
         if args.out:
             out = Path(args.out).absolute()
             rendered = render(loaded.release, runtime, find_nginx(), out, release_text=loaded.text)
@@ -69,12 +74,8 @@ def render_main(argv: list[str]) -> int:
                 file=sys.stderr,
             )
         else:
-            import tempfile
-
             with tempfile.TemporaryDirectory() as tmp:
-                rendered = render(
-                    loaded.release, runtime, find_nginx(), Path(tmp), release_text=loaded.text
-                )
+                render(loaded.release, runtime, find_nginx(), Path(tmp), release_text=loaded.text)
                 sys.stdout.write((Path(tmp) / CONF_NAME).read_text())
     except ReleaseError as exc:
         print(exc, file=sys.stderr)
@@ -85,41 +86,53 @@ def render_main(argv: list[str]) -> int:
     return 0
 
 
-def apply_main(argv: list[str]) -> int:
+def apply_parser() -> argparse.ArgumentParser:
     parser = command_parser(
-        "apply", "validate, render, nginx -t, switch, reload and verify a release"
+        "apply", "validate, render, nginx -t, sync the sidecars, switch, reload and verify"
     )
-    parser.add_argument("file")
-    args = parser.parse_args(argv)
+    add_release_file(parser)
+    return parser
+
+
+def rollback_parser() -> argparse.ArgumentParser:
+    parser = command_parser("rollback", "re-apply a previous revision from the history")
+    parser.add_argument("--to", type=int, metavar="REVISION", help="default: the one before")
+    return parser
+
+
+def _change(command: str, step: Callable[[], str]) -> int:
+    """Run one pipeline entry point; its message on success, the reason on failure."""
     started = time.monotonic()
     try:
-        message = apply_release(args.file, _runtime(args.runtime_dir))
+        message = step()
     except ReleaseError as exc:
-        print(f"weir apply: FAILED, nothing changed: invalid release\n{exc}", file=sys.stderr)
+        print(f"weir {command}: FAILED, nothing changed: invalid release\n{exc}", file=sys.stderr)
         return 2
     except FAILURES as exc:
-        return _fail("apply", exc)
+        return _fail(command, exc)
     print(f"{message} in {time.monotonic() - started:.2f}s")
     return 0
+
+
+def apply_main(argv: list[str]) -> int:
+    args = apply_parser().parse_args(argv)
+    runtime = RuntimeDir.from_arg(args.runtime_dir)
+    return _change("apply", lambda: pipeline.apply_release(args.file, runtime))
 
 
 def rollback_main(argv: list[str]) -> int:
-    parser = command_parser("rollback", "re-apply a previous revision from the history")
-    parser.add_argument("--to", type=int, metavar="REVISION", help="default: the one before")
-    args = parser.parse_args(argv)
-    started = time.monotonic()
-    try:
-        message = rollback(_runtime(args.runtime_dir), args.to)
-    except FAILURES as exc:
-        return _fail("rollback", exc)
-    print(f"{message} in {time.monotonic() - started:.2f}s")
-    return 0
+    args = rollback_parser().parse_args(argv)
+    runtime = RuntimeDir.from_arg(args.runtime_dir)
+    return _change("rollback", lambda: pipeline.rollback(runtime, args.to))
+
+
+def history_parser() -> argparse.ArgumentParser:
+    return command_parser("history", "list applied revisions, newest last")
 
 
 def history_main(argv: list[str]) -> int:
-    parser = command_parser("history", "list applied revisions, newest last")
-    args = parser.parse_args(argv)
-    runtime = _runtime(args.runtime_dir)
+    args = history_parser().parse_args(argv)
+    runtime = RuntimeDir.from_arg(args.runtime_dir)
     entries = History(runtime.history).entries()
     if not entries:
         print(f"no revisions applied in {runtime.root}")

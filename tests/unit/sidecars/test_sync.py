@@ -10,7 +10,7 @@ import pytest
 
 from scripts.release import parse_release
 from scripts.runtime import RuntimeDir
-from scripts.sidecar_sync import (
+from scripts.sidecars.sync import (
     LocalSidecars,
     SidecarSyncError,
     loaded_state,

@@ -5,8 +5,8 @@ import signal
 import sys
 import time
 
-from scripts import supervisor
-from scripts.supervisor import Child, Supervisor
+from scripts.stack import supervisor
+from scripts.stack.supervisor import Child, Supervisor
 
 
 def _alive(pid: int) -> bool:

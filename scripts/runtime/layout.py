@@ -13,34 +13,21 @@
   edge/admin.token                 the admin bearer token (mode 0600) unless
                                    WEIR_ADMIN_TOKEN is set in the environment
   edge/tmp/                        nginx's body/proxy temp files
-  repository/                      `weir up`: the models as the release serves them
-                                   (symlinks; config.yaml with the release's batching)
+  repository -> repository.d/<N>/  `weir up`, `weir view`: the models as the release serves
+                                   them (symlinks; config.yaml with the release's batching)
+  sidecars.json                    `weir up`'s sidecars, locked while it runs
   examples/digits.json             `weir up`: the request its printed curl sends
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import secrets
-import shutil
-import stat
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-TOKEN_ENV = "WEIR_ADMIN_TOKEN"
 
 
 def default_runtime_dir() -> Path:
     return Path(os.environ.get("WEIR_RUNTIME_DIR", ".weir")).absolute()
-
-
-def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """A `weir PROG` command's parser, with the --runtime-dir every command takes."""
-    parser = argparse.ArgumentParser(prog=f"weir {prog}", description=description)
-    parser.add_argument("--runtime-dir", help="default: $WEIR_RUNTIME_DIR or .weir")
-    return parser
 
 
 @dataclass(frozen=True)
@@ -104,6 +91,11 @@ class RuntimeDir:
     def tmp(self) -> Path:
         return self.edge / "tmp"
 
+    @property
+    def repository(self) -> Path:
+        """The release's view of the model repository that local sidecars serve."""
+        return self.root / "repository"
+
     def sidecar_socket(self, device: str) -> Path:
         return self.run / f"sidecar-{device}.sock"
 
@@ -122,69 +114,3 @@ class RuntimeDir:
         except (OSError, ValueError):
             return None
         return pid
-
-
-# ---------------------------------------------------------------------------- admin token
-
-
-class TokenError(RuntimeError):
-    pass
-
-
-def read_token(runtime: RuntimeDir) -> str | None:
-    """WEIR_ADMIN_TOKEN wins; else the token file, which must be private (mode 0600)."""
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if token:
-        return token
-    path = runtime.token_file
-    if not path.exists():
-        return None
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise TokenError(
-            f"{path} is readable by others (mode {mode:o}): run `chmod 600 {path}` and retry"
-        )
-    token = path.read_text().strip()
-    return token or None
-
-
-def ensure_token(runtime: RuntimeDir) -> str:
-    """The admin token, creating a random one in the token file when none exists."""
-    token = read_token(runtime)
-    if token:
-        return token
-    runtime.edge.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(runtime.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    return token
-
-
-# ---------------------------------------------------------------------------- devices
-
-
-def detect_gpus() -> list[int]:
-    """GPU indexes nvidia-smi reports (CUDA_VISIBLE_DEVICES narrows them); [] without GPUs."""
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return []
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    gpus = [i for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        wanted = {int(x) for x in visible.split(",") if x.strip().isdigit()}
-        gpus = [g for g in gpus if g in wanted]
-    return gpus
-
-
-def resolve_devices(devices: str | list[int]) -> list[str]:
-    """The release's `sidecars.devices` as socket suffixes: ['cpu'] or ['0', '1', ...]."""
-    if devices == "cpu":
-        return ["cpu"]
-    if devices == "auto":
-        return [str(g) for g in detect_gpus()] or ["cpu"]
-    return [str(d) for d in devices]

@@ -20,13 +20,12 @@ from typing import IO
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts import probe
-from scripts.model_view import point, publish_view
 from scripts.release import Release
 from scripts.runtime import RuntimeDir, resolve_devices
+from scripts.sidecars import probe
+from scripts.sidecars.model_view import point, publish_view
 
 MANIFEST = "sidecars.json"
-VIEW = "repository"
 LOAD_TIMEOUT_S = 180.0
 
 
@@ -148,7 +147,7 @@ def sync_sidecars(
             f"`weir up` (pid {local.pid}) runs its sidecars with WEIR_REPOSITORY_POLL_SECONDS=0, "
             "so they never load new versions: restart it with this release instead"
         )
-    link = runtime.root / VIEW
+    link = runtime.repository
     previous = link.resolve() if link.is_symlink() else None
     try:
         number = publish_view(release, models, link)

@@ -1,4 +1,5 @@
-"""Verifying a change: what the admin API and the error log say, and undoing a failed switch."""
+"""The pipeline's go-live step: what the admin API and the error log say, and undoing a failed
+switch (the whole pipeline through real nginx: tests/integration/edge/test_apply.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ from typing import Any
 
 import pytest
 
-from scripts import deploy
-from scripts.control import _fail
-from scripts.deploy import DeployError, LiveChangeError, Revision
+from scripts.deploy import pipeline
+from scripts.deploy.commands import _fail
+from scripts.edge import live
+from scripts.edge.errors import DeployError, LiveChangeError
+from scripts.edge.nginx import NginxBinary
+from scripts.edge.revisions import Revision, current_revision, switch_current
 from scripts.runtime import RuntimeDir
+
+NGINX = NginxBinary("/bin/false")
 
 
 def _revision(runtime: RuntimeDir, name: str, checksum: str, wiring: str = "w") -> Revision:
@@ -51,7 +57,7 @@ class FakeAdmin:
 
 @pytest.fixture
 def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RuntimeDir:
-    monkeypatch.setattr(deploy, "AdminClient", FakeAdmin)
+    monkeypatch.setattr(live, "AdminClient", FakeAdmin)
     monkeypatch.setattr(FakeAdmin, "gets", 0)
     monkeypatch.setattr(FakeAdmin, "on_get", staticmethod(lambda: None))
     monkeypatch.setenv("WEIR_ADMIN_TOKEN", "mine")
@@ -64,7 +70,7 @@ def test_a_wrong_token_is_named_at_once(runtime: RuntimeDir) -> None:
     new = _revision(runtime, "r2", "new")
     FakeAdmin.checksums = [(403, {"error": "wrong admin token"})]
     with pytest.raises(DeployError) as info:
-        deploy.wait_for_checksum(runtime, new, 0, timeout=2.0)
+        live.wait_for_checksum(runtime, new, 0, timeout=2.0)
     message = str(info.value)
     assert "answered 403 wrong admin token" in message
     assert "WEIR_ADMIN_TOKEN in your shell" in message and "differs from the edge's" in message
@@ -75,7 +81,7 @@ def test_a_missing_token_is_named_not_the_error_log(runtime: RuntimeDir) -> None
     new = _revision(runtime, "r2", "new")
     FakeAdmin.checksums = [(401, {"error": "send the admin token"})]
     with pytest.raises(DeployError) as info:
-        deploy.wait_for_checksum(runtime, new, 0, timeout=0.1)
+        live.wait_for_checksum(runtime, new, 0, timeout=0.1)
     assert "answered 401 send the admin token" in str(info.value)
     assert "error.log" not in str(info.value)
 
@@ -94,7 +100,7 @@ def test_old_emerg_lines_do_not_refuse_a_good_settings_change(runtime: RuntimeDi
     new = _revision(runtime, "r2", "new")
     runtime.error_log.write_text("2026/01/01 00:00:00 [emerg] 1#1: an old failure\n")
     FakeAdmin.checksums = [(200, {"checksum": "old"}), (200, {"checksum": "new"})]
-    deploy.publish_settings(runtime, new)
+    live.publish_settings(runtime, new)
 
 
 def test_an_alert_is_not_a_refusal(runtime: RuntimeDir) -> None:
@@ -102,7 +108,7 @@ def test_an_alert_is_not_a_refusal(runtime: RuntimeDir) -> None:
 
     FakeAdmin.on_get = _logs(runtime, "[alert] 1#1: worker process 7 exited on signal 9")
     FakeAdmin.checksums = [(200, {"checksum": "old"}), (200, {"checksum": "new"})]
-    deploy.publish_settings(runtime, new)
+    live.publish_settings(runtime, new)
 
 
 def test_a_new_emerg_line_is_a_refusal(runtime: RuntimeDir) -> None:
@@ -111,7 +117,7 @@ def test_a_new_emerg_line_is_a_refusal(runtime: RuntimeDir) -> None:
     FakeAdmin.on_get = _logs(runtime, "[emerg] 1#1: bind() failed")
     FakeAdmin.checksums = [(200, {"checksum": "old"})]
     with pytest.raises(DeployError, match=r"nginx refused the new config:\n    .*bind\(\) failed"):
-        deploy.publish_settings(runtime, new)
+        live.publish_settings(runtime, new)
 
 
 def test_any_failure_after_the_switch_switches_back(
@@ -119,21 +125,21 @@ def test_any_failure_after_the_switch_switches_back(
 ) -> None:
     old = _revision(runtime, "r1", "old", wiring="a")
     new = _revision(runtime, "r2", "new", wiring="b")
-    deploy.switch_current(runtime, old.dir)
+    switch_current(runtime, old.dir)
     hups: list[int] = []
     monkeypatch.setattr(RuntimeDir, "edge_pid", lambda self: 4242)
-    monkeypatch.setattr(deploy.os, "kill", lambda pid, sig: hups.append(pid))
+    monkeypatch.setattr(pipeline.os, "kill", lambda pid, sig: hups.append(pid))
 
     def reload_fails(*_args: object) -> None:
         raise PermissionError("not allowed to signal 4242")
 
-    monkeypatch.setattr(deploy, "reload_and_verify", reload_fails)
+    monkeypatch.setattr(pipeline, "reload_and_verify", reload_fails)
     with pytest.raises(DeployError) as info:
-        deploy.go_live(runtime, new, "apply")
+        pipeline.go_live(runtime, NGINX, new, old)
     assert not isinstance(info.value, LiveChangeError)
     assert "not allowed to signal" in str(info.value)
     assert "revision 1 is still serving; nothing was changed" in str(info.value)
-    assert deploy.current_revision(runtime).dir == old.dir
+    assert current_revision(runtime).dir == old.dir
     assert hups == [4242]  # the old config reloaded again
 
 
@@ -142,14 +148,14 @@ def test_a_failed_switch_back_says_what_serves(
 ) -> None:
     old = _revision(runtime, "r1", "old", wiring="a")
     new = _revision(runtime, "r2", "new", wiring="b")
-    deploy.switch_current(runtime, old.dir)
+    switch_current(runtime, old.dir)
     monkeypatch.setattr(RuntimeDir, "edge_pid", lambda self: 4242)
 
     def reload_fails(*_args: object) -> None:
         raise DeployError("nginx refused the new config")
 
     switches: list[Path] = []
-    real_switch = deploy.switch_current
+    real_switch = switch_current
 
     def switch(rt: RuntimeDir, target: Path) -> None:
         switches.append(target)
@@ -157,10 +163,10 @@ def test_a_failed_switch_back_says_what_serves(
             raise OSError("disk full")
         real_switch(rt, target)
 
-    monkeypatch.setattr(deploy, "reload_and_verify", reload_fails)
-    monkeypatch.setattr(deploy, "switch_current", switch)
+    monkeypatch.setattr(pipeline, "reload_and_verify", reload_fails)
+    monkeypatch.setattr(pipeline, "switch_current", switch)
     with pytest.raises(LiveChangeError) as info:
-        deploy.go_live(runtime, new, "apply")
+        pipeline.go_live(runtime, NGINX, new, old)
     assert "still points at revision 2" in str(info.value)
     assert "weir rollback --to 1" in str(info.value)
     assert _fail("apply", info.value) == 1
