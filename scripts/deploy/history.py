@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,8 +40,14 @@ class History:
 
     def record(self, entry: HistoryEntry) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(asdict(entry), sort_keys=True) + "\n")
+        line = json.dumps(asdict(entry), sort_keys=True) + "\n"
+        with self.path.open("a+b") as handle:  # appends always land at the end
+            # A line torn by a crash must not swallow this one: start on a line of its own.
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+            handle.write(line.encode())
 
     def current(self) -> HistoryEntry | None:
         entries = self.entries()

@@ -114,3 +114,17 @@ def test_upstreams_accept_tcp_and_unix_sockets() -> None:
         "unix:/run/weir/sidecar-0.sock",
         "gpu-1.local:80",
     ]
+
+
+def test_batching_is_the_sidecar_s_own_model_with_its_defaults() -> None:
+    from sidecar.model_config import Batching
+
+    release = parse_release(MINIMAL.replace("{1: {}}", "{1: {batching: {max_batch_size: 0}}}"))
+    batching = release.models["digits"].versions["1"].batching
+    assert type(batching) is Batching
+    assert batching.max_batch_size == 0  # the sidecar's meaning: each request alone
+    # Unset fields stay unset: the sidecar's own defaults apply, not a second set of them.
+    assert batching.model_dump(exclude_unset=True) == {"max_batch_size": 0}
+    assert "batching.bogus: unknown key 'bogus'" in _error(
+        MINIMAL.replace("{1: {}}", "{1: {batching: {bogus: 1}}}")
+    )

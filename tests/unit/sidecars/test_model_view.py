@@ -95,3 +95,19 @@ def test_an_unreadable_config_passes_through_for_the_sidecar_to_refuse(tmp_path)
     view = build_view(parse_release(RELEASE), repository, tmp_path / "view")
     assert (view / "digits" / "config.yaml").resolve() == repository / "digits" / "config.yaml"
     assert (view / "cnn" / "1").is_symlink()  # the other models are unaffected
+
+
+def test_weir_view_builds_the_release_s_view_in_the_runtime_directory(tmp_path, capsys):
+    from scripts.sidecars.model_view import main
+
+    repository = make_repository(tmp_path / "models")
+    release = tmp_path / "release.yaml"
+    release.write_text(RELEASE)
+    runtime = tmp_path / "rt"
+    argv = [str(release), "--models", str(repository), "--runtime-dir", str(runtime)]
+    assert main(argv) == 0
+    assert "generation 1" in capsys.readouterr().out
+    config = load_model_config(runtime / "repository" / "digits")
+    assert config.versions["2"].max_batch_size == 8  # what a Kubernetes sidecar then serves
+    release.write_text("revision: 0\n")
+    assert main(argv) == 2
