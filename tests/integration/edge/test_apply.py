@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +15,7 @@ from scripts.deploy.history import History
 from scripts.deploy.pipeline import DeployError, apply_release
 from scripts.edge.revisions import current_revision
 from scripts.stack.edge import Edge
+from tests.processes import alive
 
 
 class Load:
@@ -257,13 +257,6 @@ def test_a_restart_serves_the_revision_that_was_live_never_a_file(
     assert len(History(harness.runtime.history).entries()) == entries
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_a_restart_after_a_sigkilled_master_clears_its_orphaned_workers(
     harness, upstreams, tools
 ) -> None:
@@ -274,6 +267,6 @@ def test_a_restart_after_a_sigkilled_master_clears_its_orphaned_workers(
     master.process.wait(5)
     assert harness.infer("digits")[0] == 200  # orphans serve on, with nobody to reload them
     harness.edge = Edge(harness.runtime).start()
-    assert not [pid for pid in workers if _alive(pid)]
+    assert not [pid for pid in workers if alive(pid)]
     assert harness.infer("digits")[0] == 200
     assert set(harness.workers()).isdisjoint(workers)

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from scripts.observability import dashboard
+from tests.processes import alive, descendants, parent
 
 ROOT = Path(__file__).resolve().parents[3]
 READY_BANNER = "Weir is up."
@@ -30,32 +31,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid`, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 class Stack:
@@ -272,10 +247,6 @@ def weir(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 
 def edge_master(stack: Stack) -> int:
     return int((stack.runtime / "run" / "edge.pid").read_text())
-
-
-def parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def nginx_workers(master: int) -> list[int]:

@@ -16,16 +16,9 @@ import pytest
 from scripts.edge.errors import DeployError
 from scripts.edge.process import clear_leftovers, nginx_group, worker_pids
 from scripts.runtime import RuntimeDir
+from tests.processes import alive
 
 STARTED: list[int] = []
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def fake_master(*children: str) -> tuple[subprocess.Popen[str], list[int]]:
