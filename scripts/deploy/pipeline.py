@@ -15,6 +15,7 @@ sidecars' view are put back, and the message says what serves.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -74,10 +75,16 @@ def run(
     """Put `change` live through every step; spawn: start nginx as the go-live step."""
     check_token(change.loaded.release, runtime)
     runtime.ensure()
+    cleared = None
     if spawn is not None:
-        clear_leftovers(runtime)  # refuses before anything changes when an edge runs
+        # Before anything changes: refuses when an edge runs, and frees the ports of one that
+        # crashed (the workers of a SIGKILLed master serve on, holding them).
+        cleared = clear_leftovers(runtime)
     with change_lock(runtime):
-        return _run_locked(runtime, change, nginx, spawn)
+        outcome = _run_locked(runtime, change, nginx, spawn)
+    if cleared:
+        return dataclasses.replace(outcome, message=f"{cleared}; {outcome.message}")
+    return outcome
 
 
 def _run_locked(

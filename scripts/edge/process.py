@@ -157,10 +157,8 @@ class NginxProcess:
         *,
         die_with_parent: bool = False,
     ) -> NginxProcess:
-        """Start nginx on `current` and return once its master wrote the pid file."""
-        cleared = clear_leftovers(runtime)
-        if cleared and stderr is None:
-            print(f"weir edge: {cleared}", flush=True)
+        """Start nginx on `current` and return once its master wrote the pid file (call
+        `clear_leftovers` first: a crashed edge's workers would hold the ports)."""
         offset = log_offset(runtime)
         process = subprocess.Popen(
             [nginx.path, "-p", str(runtime.edge), "-c", str(runtime.current / "nginx.conf")],

@@ -285,8 +285,10 @@ def test_a_sigkilled_nginx_master_comes_back_on_the_rolled_back_revision(stack):
     mark = len(stack.lines)
     os.kill(master, signal.SIGKILL)
     print(f"served again after {serves_again(stack, master, 1):.1f}s")  # reported only
-    assert "[edge] exited with" in "".join(stack.lines[mark:])
-    # The orphaned workers held the ports: the restart cleared them.
+    log = "".join(stack.lines[mark:])
+    assert "[edge] exited with" in log
+    # The orphaned workers held the ports: the restart cleared them, and said so.
+    assert "left by the crashed edge" in log
     assert not [pid for pid in workers if alive(pid)]
 
 
