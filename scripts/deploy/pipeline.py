@@ -73,7 +73,6 @@ def run(
     spawn: Spawn | None = None,
 ) -> Outcome:
     """Put `change` live through every step; spawn: start nginx as the go-live step."""
-    check_token(change.loaded.release, runtime)
     runtime.ensure()
     cleared = None
     if spawn is not None:
@@ -91,7 +90,8 @@ def _run_locked(
     runtime: RuntimeDir, change: Change, nginx: NginxBinary | None, spawn: Spawn | None
 ) -> Outcome:
     nginx = nginx or find_nginx()
-    release = change.loaded.release
+    release = change.loaded.release  # validated when loaded, a kept revision's too
+    check_token(release, runtime)
     if change.action == "apply":
         require_newer(change.loaded, runtime)
     previous = current_revision(runtime)

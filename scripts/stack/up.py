@@ -124,9 +124,8 @@ def main(argv: list[str]) -> int:
     if missing:
         print(
             f"weir up: {change.loaded.path} names model versions that {args.models} does not "
-            "hold: "
-            f"{', '.join(missing)}. Add models/<name>/<version>/model.onnx or remove them "
-            "from the release.",
+            f"hold: {', '.join(missing)}. Add models/<name>/<version>/model.onnx or remove "
+            "them from the release.",
             file=sys.stderr,
         )
         return 1
