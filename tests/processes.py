@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def stat(pid: int) -> list[str] | None:
-    """/proc/PID/stat after the command name: state, ppid, pgrp, ...; None when it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
+from scripts.edge.process import proc_stat as stat
 
 
 def alive(pid: int) -> bool:

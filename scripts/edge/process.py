@@ -67,7 +67,7 @@ def log_tail(path: Path, offset: int, lines: int = 8) -> list[str]:
     return text.strip().splitlines()[-lines:] or ["(nothing in the error log)"]
 
 
-def _stat(pid: int) -> list[str] | None:
+def proc_stat(pid: int) -> list[str] | None:
     """/proc/PID/stat after the command name: state, ppid, pgrp, session, ..."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -89,7 +89,7 @@ def nginx_group(pgid: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
-        fields = _stat(pid)
+        fields = proc_stat(pid)
         in_group = fields is not None and fields[0] != "Z" and fields[2] == str(pgid)
         if in_group and _cmdline(pid).startswith(b"nginx: "):
             found.append(pid)
@@ -110,7 +110,7 @@ def clear_leftovers(runtime: RuntimeDir) -> str | None:
         return None
     live = runtime.edge_pid()
     if live is not None:
-        fields = _stat(live)
+        fields = proc_stat(live)
         if fields is None or fields[1] != "1" or os.getpid() == 1:
             raise DeployError(
                 f"an edge already runs for {runtime.root} (pid {live}): "
