@@ -55,5 +55,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
     CMD ["curl", "-fsS", "http://127.0.0.1:8080/v2/health/ready"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["weir", "up"]
-CMD ["--release", "/opt/weir/release.yaml"]
+# The image runs `weir`: CMD is the command line (`weir up FILE` here); Kubernetes manifests
+# from `weir k8s` name `command: [weir]` and give their own (`edge FILE`, `sidecar ...`).
+ENTRYPOINT ["weir"]
+CMD ["up", "/opt/weir/release.yaml"]

@@ -8,7 +8,7 @@ MODELS := models/digits/1/model.onnx models/digits/2/model.onnx models/cnn/1/mod
 .PHONY: up test lint bench render deps system-deps models clean
 
 up: deps models
-	$(VENV)/bin/weir up
+	$(VENV)/bin/weir up release.yaml
 
 test: deps models
 	$(PY) -m pytest -q

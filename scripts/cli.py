@@ -1,37 +1,70 @@
 """The `weir` command: one entry point, each subcommand owned by the module that implements it.
 
-Every target is `module:function`, called with the remaining arguments and returning an exit
-code. Modules are imported lazily so `weir validate` never pays for ONNX Runtime.
+Every command is `module:main` (called with the remaining arguments, returning an exit code)
+and `module:parser` (its argparse parser, for `weir k8s`'s argv test and anyone checking a
+command line without running it). Modules are imported lazily so `weir validate` never pays
+for ONNX Runtime. The top layer: nothing imports it.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
+from dataclasses import dataclass
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "sidecar": ("sidecar.server.launcher:main", "run an inference sidecar in the foreground"),
-    "validate": ("scripts.control:validate_main", "check a release YAML, change nothing"),
-    "render": ("scripts.control:render_main", "render a release's nginx config to stdout/dir"),
-    "apply": ("scripts.control:apply_main", "validate, test, switch and reload the edge"),
-    "rollback": ("scripts.control:rollback_main", "re-apply a previous revision"),
-    "history": ("scripts.control:history_main", "list applied revisions"),
-    "edge": ("scripts.edge:main", "run the edge alone in the foreground"),
-    "status": ("scripts.admin_client:status_main", "live state of every model at the edge"),
-    "kill": ("scripts.admin_client:kill_main", "kill switch: a model or one version"),
-    "revive": ("scripts.admin_client:revive_main", "undo a kill switch"),
-    "split": ("scripts.admin_client:split_main", "set live grey-release weights"),
-    "up": ("scripts.up:main", "run sidecars and edge on this machine"),
-    "k8s": ("scripts.k8s:main", "print Kubernetes manifests for a release"),
-    "probe": ("scripts.probe:main", "exit 0 when a sidecar's health endpoint answers 200"),
+from scripts.args import CONVENTION
+
+
+@dataclass(frozen=True)
+class Command:
+    main: str  # module:function(argv) -> exit code
+    parser: str  # module:function() -> argparse.ArgumentParser
+    help: str
+
+
+def _in(module: str, main: str, parser: str, help_: str) -> Command:
+    return Command(f"{module}:{main}", f"{module}:{parser}", help_)
+
+
+DEPLOY = "scripts.deploy.commands"
+ADMIN = "scripts.edge.admin_commands"
+COMMANDS: dict[str, Command] = {
+    "sidecar": _in("sidecar.server.launcher", "main", "parser", "run an inference sidecar"),
+    "validate": _in(DEPLOY, "validate_main", "validate_parser", "check a release, change nothing"),
+    "render": _in(DEPLOY, "render_main", "render_parser", "render a release's nginx config"),
+    "apply": _in(DEPLOY, "apply_main", "apply_parser", "put a release live (the pipeline)"),
+    "rollback": _in(DEPLOY, "rollback_main", "rollback_parser", "re-apply a previous revision"),
+    "history": _in(DEPLOY, "history_main", "history_parser", "list applied revisions"),
+    "edge": _in("scripts.stack.edge", "main", "parser", "run the edge alone in the foreground"),
+    "status": _in(ADMIN, "status_main", "status_parser", "live state of every model"),
+    "kill": _in(ADMIN, "kill_main", "kill_parser", "kill switch: a model or one version"),
+    "revive": _in(ADMIN, "revive_main", "revive_parser", "undo a kill switch"),
+    "split": _in(ADMIN, "split_main", "split_parser", "set live grey-release weights"),
+    "up": _in("scripts.stack.up", "main", "parser", "run sidecars and edge on this machine"),
+    "k8s": _in("scripts.k8s.manifests", "main", "parser", "print Kubernetes manifests"),
+    "view": _in("scripts.sidecars.model_view", "main", "parser", "sidecars' view of the models"),
+    "probe": _in("scripts.sidecars.probe", "main", "parser", "exit 0 when a sidecar is ready"),
 }
+
+
+def _target(spec: str) -> object:
+    module_name, func_name = spec.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def parser_for(name: str) -> argparse.ArgumentParser:
+    """The argparse parser of `weir NAME`."""
+    build = _target(COMMANDS[name].parser)
+    assert callable(build)
+    return build()
 
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: weir COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "`weir COMMAND --help` explains each one."]
+    lines += [f"  {name:<{width}}  {command.help}" for name, command in COMMANDS.items()]
+    lines += ["", CONVENTION, "`weir COMMAND --help` explains each one."]
     return "\n".join(lines)
 
 
@@ -44,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"weir: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module_name, func_name = COMMANDS[name][0].split(":")
-    func = getattr(importlib.import_module(module_name), func_name)
+    func = _target(COMMANDS[name].main)
+    assert callable(func)
     return int(func(rest) or 0)
 
 

@@ -22,7 +22,7 @@ import jinja2
 
 from scripts.edge import names
 from scripts.edge.lua_settings import HIGH, LOW, as_json, lua_settings
-from scripts.nginx_bin import NginxBinary
+from scripts.edge.nginx import NginxBinary
 from scripts.release import Model, Release
 from scripts.runtime import RuntimeDir, resolve_devices
 

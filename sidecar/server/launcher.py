@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sidecar.settings import Settings
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     """One flag per settings field (`--max-batch-size` for `max_batch_size`), same help text."""
     p = argparse.ArgumentParser(
         prog="weir sidecar",
@@ -97,7 +97,7 @@ def _run_gunicorn() -> None:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         settings = Settings.from_env(**vars(args))
     except ValidationError as exc:

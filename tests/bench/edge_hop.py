@@ -27,10 +27,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from scripts.edge import Edge
+from scripts.edge.nginx import find_nginx
 from scripts.edge.render import CONF_NAME
-from scripts.nginx_bin import find_nginx
 from scripts.runtime import RuntimeDir
+from scripts.stack.edge import Edge
 from tests.bench import edge_confs as confs
 from tests.bench.edge_measure import TIMED, check_answer, measure_group, phase_cpu
 from tests.bench.edge_report import Cell, Route, render_page, results_table

@@ -303,7 +303,7 @@ nginx and Lua run; system CPU (the sockets) is the same work on every route and 
 - Routes: **direct** to the upstream; **bare nginx**: the same nginx binary, same worker count
   (`auto`), a plain `location / {{ proxy_pass }}` with keep-alive to the upstream (32 idle
   connections per worker, as the edge), the edge's buffers, no Lua, no limit_req, no access
-  log; **edge**: Weir's edge (`scripts/edge.py`) rendering a release with every feature on:
+  log; **edge**: Weir's edge (`scripts/stack/edge.py`) rendering a release with every feature on:
   version choice (stub requests name no version: sticky header through `split_clients` and the
   weights; sidecar requests pin v2), breaker, metrics, fallback, limit_req at 1,000,000 r/s
   (never rejects). **edge 429**: a model limited to 1 r/m, so all but the first request get

@@ -1,5 +1,5 @@
 -- Admin bearer token: from WEIR_ADMIN_TOKEN (read by the master at start) or the token file,
--- with the rules of scripts/runtime.py's read_token: the environment wins; the file must not
+-- with the rules of scripts/runtime/token.py's read_token: the environment wins; the file must not
 -- be readable by group or others (mode 0600), else the edge refuses to start and says how to
 -- fix it. Without a token the edge refuses to start unless the settings say admin_auth "open".
 local cjson = require("cjson.safe")

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.deploy import DeployError
-from scripts.edge import Edge
-from scripts.nginx_bin import NginxNotFound, find_nginx
+from scripts.edge.errors import DeployError
+from scripts.edge.nginx import NginxNotFound, find_nginx
 from scripts.runtime import RuntimeDir
+from scripts.stack.edge import Edge
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "test-token-0123456789"

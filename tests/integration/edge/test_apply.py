@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import http.client
+import os
+import signal
 import threading
 import time
 
 import pytest
 
-from scripts.control import apply_main, history_main, rollback_main, validate_main
-from scripts.deploy import DeployError, apply_release, current_revision
+from scripts.deploy.commands import apply_main, history_main, rollback_main, validate_main
+from scripts.deploy.history import History
+from scripts.deploy.pipeline import DeployError, apply_release
+from scripts.edge.revisions import current_revision
+from scripts.stack.edge import Edge
+from tests.processes import alive
 
 
 class Load:
@@ -226,3 +232,41 @@ def test_a_reload_lets_a_slow_request_finish(harness, upstreams, tools) -> None:
     thread.join()
     status, headers, body = result["answer"]
     assert status == 200 and "x-weir-fallback" not in headers and body["model_version"] == "1"
+
+
+def test_a_restart_serves_the_revision_that_was_live_never_a_file(
+    harness, upstreams, tools
+) -> None:
+    harness.start(tools.two_versions(upstreams))  # revision 1, from release-1.yaml
+    first = harness.status()["checksum"]
+    models = tools.two_versions(upstreams)
+    models["digits"]["release"]["split"] = {"2": 100}
+    assert apply_main([str(harness.write(harness.release(models))), *_rt(harness)]) == 0
+    assert rollback_main(_rt(harness)) == 0  # back on revision 1
+    harness.restart()  # no file, as `weir up` restarts a crashed edge
+    assert harness.status()["revision"] == 1 and harness.status()["checksum"] == first
+    harness.stop()
+    # A file not newer than what was applied here is refused, saying what to do instead.
+    with pytest.raises(DeployError, match=r"revision 2 is not newer .* without a file"):
+        Edge(harness.runtime).start(harness.tmp / "release-2.yaml")
+    assert harness.runtime.edge_pid() is None
+    # The file the live revision was rendered from is served as it is: no new history entry.
+    entries = len(History(harness.runtime.history).entries())
+    harness.edge = Edge(harness.runtime).start(harness.tmp / "release-1.yaml")
+    assert harness.status()["checksum"] == first
+    assert len(History(harness.runtime.history).entries()) == entries
+
+
+def test_a_restart_after_a_sigkilled_master_clears_its_orphaned_workers(
+    harness, upstreams, tools
+) -> None:
+    harness.start(tools.two_versions(upstreams))
+    workers = harness.workers()
+    master = harness.edge.process
+    os.kill(master.pid, signal.SIGKILL)
+    master.process.wait(5)
+    assert harness.infer("digits")[0] == 200  # orphans serve on, with nobody to reload them
+    harness.edge = Edge(harness.runtime).start()
+    assert not [pid for pid in workers if alive(pid)]
+    assert harness.infer("digits")[0] == 200
+    assert set(harness.workers()).isdisjoint(workers)

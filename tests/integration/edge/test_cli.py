@@ -9,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from scripts.admin_client import kill_main, revive_main, split_main, status_main
+import yaml
+
+from scripts.edge.admin_commands import kill_main, revive_main, split_main, status_main
+from scripts.k8s import manifests
+from scripts.release import load_release
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -67,3 +71,42 @@ def test_weir_edge_runs_in_the_foreground_and_stops_on_ctrl_c(harness, upstreams
         process.wait(15)
     assert process.returncode == 0
     assert harness.runtime.edge_pid() is None
+
+
+def test_the_kubernetes_edge_container_command_starts_the_edge(harness, upstreams, tools) -> None:
+    """The edge container's command line, as `weir k8s` renders it, run here: the image's
+    ENTRYPOINT is `weir`, the ConfigMap's release is mounted at the path its args name."""
+    source = harness.write(harness.release(tools.two_versions(upstreams)))
+    docs = yaml.safe_load_all(manifests.render_manifests(load_release(source), "weir:t", 1, 1, 1))
+    by_kind = {doc["kind"]: doc for doc in docs}
+    pod = by_kind["Deployment"]["spec"]["template"]["spec"]
+    (edge,) = [c for c in pod["containers"] if c["name"] == "edge"]
+    mounted = harness.tmp / "etc-weir"
+    mounted.mkdir()
+    (mounted / "release.yaml").write_text(by_kind["ConfigMap"]["data"]["release.yaml"])
+    argv = [a.replace(manifests.RELEASE_DIR, str(mounted)) for a in edge["args"]]
+    assert edge["command"] == ["weir"] and argv[0] == "edge"
+    env = {**os.environ, "WEIR_RUNTIME_DIR": str(harness.runtime.root)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.cli", *argv], cwd=ROOT, env=env, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while harness.runtime.edge_pid() is None and process.poll() is None:
+            assert time.monotonic() < deadline, "the edge did not start"
+            time.sleep(0.1)
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if tools.request("POST", harness.listen, "/v2/models/digits/infer", {})[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the edge does not answer"
+            time.sleep(0.1)
+        assert harness.status()["revision"] == 1
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(15)
+    assert process.returncode == 0

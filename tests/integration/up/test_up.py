@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from scripts.observability import dashboard
+from tests.processes import alive, descendants, parent
 
 ROOT = Path(__file__).resolve().parents[3]
 READY_BANNER = "Weir is up."
@@ -30,32 +31,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid`, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 class Stack:
@@ -73,13 +48,20 @@ class Stack:
             (self.models / version.parent.name / version.name).symlink_to(version)
         self.release = tmp / "release.yaml"
         self.release.write_text(text)
+        self.launch(str(self.release))
+
+    def command(self, *release: str) -> list[str]:
+        return [
+            *(sys.executable, "-m", "scripts.cli", "up", *release),
+            *("--runtime-dir", str(self.runtime), "--models", str(self.models)),
+        ]
+
+    def launch(self, *release: str) -> None:
+        """Start `weir up` (again) on this stack's runtime directory."""
         self.lines: list[str] = []
         env = {k: v for k, v in os.environ.items() if k != "WEIR_ADMIN_TOKEN"}
         self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "scripts.cli", "up", "--release", str(self.release)),
-                *("--runtime-dir", str(self.runtime), "--models", str(self.models)),
-            ],
+            self.command(*release),
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -252,6 +234,73 @@ def test_apply_of_a_version_that_cannot_load_says_why_and_changes_nothing(stack)
     assert refused.status_code == 404, refused.text
 
 
+def weir(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, "WEIR_RUNTIME_DIR": str(stack.runtime)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def edge_master(stack: Stack) -> int:
+    return int((stack.runtime / "run" / "edge.pid").read_text())
+
+
+def nginx_workers(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def serves_again(stack: Stack, dead_master: int, revision: int, timeout_s: float = 60) -> float:
+    """Seconds until a new edge master answers inferences, on `revision` (orphaned workers of
+    the dead one may answer meanwhile: they do not count)."""
+    started = time.monotonic()
+    seen = None
+    while time.monotonic() < started + timeout_s:
+        try:
+            if edge_master(stack) == dead_master:
+                raise ValueError("not restarted yet")
+            status = stack.admin("GET", "/admin/status")
+            seen = status.json().get("revision") if status.status_code == 200 else None
+            if seen == revision and infer(stack).status_code == 200:
+                return time.monotonic() - started
+        except (requests.RequestException, ValueError, OSError):
+            pass
+        time.sleep(0.2)
+    pytest.fail(
+        f"not serving revision {revision} after {timeout_s}s (saw {seen}):\n" + stack.log()[-3000:]
+    )
+
+
+def test_a_sigkilled_nginx_master_comes_back_on_the_rolled_back_revision(stack):
+    done = weir(stack, "rollback")
+    assert done.returncode == 0, done.stderr
+    assert "revision 1 is live" in done.stdout and "loaded repository generation" in done.stdout
+    assert stack.admin("GET", "/admin/status").json()["revision"] == 1
+    master = edge_master(stack)
+    workers = nginx_workers(master)
+    mark = len(stack.lines)
+    os.kill(master, signal.SIGKILL)
+    print(f"served again after {serves_again(stack, master, 1):.1f}s")  # reported only
+    log = "".join(stack.lines[mark:])
+    assert "[edge] exited with" in log
+    # The orphaned workers held the ports: the restart cleared them, and said so.
+    assert "left by the crashed edge" in log
+    assert not [pid for pid in workers if alive(pid)]
+
+
+def test_a_sigkilled_edge_process_comes_back_on_the_revision_rolled_forward_to(stack):
+    done = weir(stack, "rollback", "--to", "2")
+    assert done.returncode == 0, done.stderr
+    master = edge_master(stack)
+    os.kill(parent(master), signal.SIGKILL)  # the supervised `weir edge`, nginx's parent
+    serves_again(stack, master, 2)
+    assert not alive(master)
+
+
 def test_a_sigkilled_sidecar_comes_back_while_clients_get_answers_or_marked_fallbacks(stack):
     old_master = stack.sidecar_master()
     mark = len(stack.lines)
@@ -283,3 +332,21 @@ def test_sigterm_stops_everything_and_leaves_no_process_behind(stack):
     while time.monotonic() < deadline and any(alive(pid) for pid in tree):
         time.sleep(0.1)
     assert not [pid for pid in tree if alive(pid)]
+
+
+def test_weir_up_again_serves_the_applied_revision_and_refuses_its_older_file(stack):
+    """The previous test stopped the stack; revision 2 is the live one of its runtime dir."""
+    older = subprocess.run(
+        stack.command(str(stack.release)), cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert older.returncode == 1
+    assert "revision 1 is not newer than revision 2" in older.stderr, older.stderr
+    assert "without a file to serve the live one" in older.stderr
+    stack.launch()  # no file: the last applied revision
+    try:
+        stack.wait_for_log(READY_BANNER)
+        assert stack.admin("GET", "/admin/status").json()["revision"] == 2
+        assert infer(stack).status_code == 200
+    finally:
+        stack.process.send_signal(signal.SIGTERM)
+        assert stack.process.wait(timeout=60) == 0

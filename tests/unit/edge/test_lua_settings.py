@@ -16,8 +16,8 @@ import jsonschema
 import pytest
 
 from scripts.edge.lua_settings import SCHEMA_PATH, LuaSettings, schema_text
+from scripts.edge.nginx import NginxBinary
 from scripts.edge.render import render
-from scripts.nginx_bin import NginxBinary
 from scripts.release import load_release, parse_release
 from scripts.runtime import RuntimeDir
 

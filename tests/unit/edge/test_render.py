@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.edge.nginx import NginxBinary
 from scripts.edge.render import RenderError, _finalize, render
-from scripts.history import Entry, History
-from scripts.nginx_bin import NginxBinary
 from scripts.release import parse_release
 from scripts.runtime import RuntimeDir
 
@@ -102,13 +101,3 @@ def test_zone_name_follows_its_key(tmp_path: Path) -> None:
 def test_finalize_refuses_anything_that_could_end_a_directive(value: object) -> None:
     with pytest.raises(RenderError):
         _finalize(value)
-
-
-def test_history_previous_walks_back(tmp_path: Path) -> None:
-    history = History(tmp_path / "h.jsonl")
-    for revision in (1, 2, 3):
-        history.record(Entry(revision, "c", f"r{revision}", "apply", 0.0))
-    assert history.previous().revision == 2
-    history.record(Entry(2, "c", "r2", "rollback", 0.0))
-    assert history.previous().revision == 1
-    assert history.highest_revision() == 3

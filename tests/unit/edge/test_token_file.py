@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.edge.nginx import NginxNotFound, find_nginx
 from scripts.edge.render import CONF_NAME, render
-from scripts.nginx_bin import NginxNotFound, find_nginx
 from scripts.release import parse_release
 from scripts.runtime import RuntimeDir
 

@@ -1,5 +1,7 @@
 """`weir k8s` renders manifests that pass strict offline schema validation and keep Weir's rules."""
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from scripts import k8s
+from scripts import cli
+from scripts.k8s import manifests as k8s
 from scripts.release import load_release, parse_release
 
 K8S_VERSION = "1.30.0"
@@ -16,7 +19,7 @@ K8S_VERSION = "1.30.0"
 
 @pytest.fixture(scope="module")
 def docs() -> list[dict]:
-    text = k8s.render(load_release("release.yaml"), "weir:test", 3, 8, 2)
+    text = k8s.render_manifests(load_release("release.yaml"), "weir:test", 3, 8, 2)
     return list(yaml.safe_load_all(text))
 
 
@@ -95,3 +98,46 @@ def test_the_documented_pipe_into_kubernetes_validate_passes():
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.count("passed for resource") == 5
+
+
+def parses(argv: list[str]) -> object:
+    """argv as the `weir` CLI's own parser reads it; fails the test where they drifted apart."""
+    assert argv[0] == "weir", argv
+    assert argv[1] in cli.COMMANDS, f"{argv}: no such weir command"
+    try:
+        return cli.parser_for(argv[1]).parse_args(argv[2:])
+    except SystemExit:
+        pytest.fail(f"`{' '.join(argv)}` does not parse with `weir {argv[1]}`'s parser")
+
+
+def entrypoint() -> tuple[list[str], list[str]]:
+    dockerfile = (Path(__file__).resolve().parents[3] / "Dockerfile").read_text()
+    (entry,) = re.findall(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.M)
+    (cmd,) = re.findall(r"^CMD (\[.*\])$", dockerfile, re.M)
+    return json.loads(entry), json.loads(cmd)
+
+
+def test_every_rendered_command_line_parses_with_the_cli_and_the_image_runs_it(docs):
+    entry, _ = entrypoint()
+    pod = by_kind(docs, "Deployment")["spec"]["template"]["spec"]
+    containers = pod["containers"] + pod.get("initContainers", [])
+    for container in containers:
+        assert container["command"] == entry, container["name"]
+        parses(container["command"] + container["args"])
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            command = container.get(probe, {}).get("exec", {}).get("command")
+            if command and command[0] == "weir":
+                parses(command)
+    (edge,) = [c for c in containers if c["name"] == "edge"]
+    args = parses(edge["command"] + edge["args"])
+    assert args.file == f"{k8s.RELEASE_DIR}/release.yaml"  # the ConfigMap's mount
+
+
+def test_the_image_default_command_parses_too():
+    entry, cmd = entrypoint()
+    parses(entry + cmd)
+
+
+def test_a_drifted_argv_fails_the_check():
+    with pytest.raises(pytest.fail.Exception, match="does not parse"):
+        parses(["weir", "edge", "--release", "release.yaml"])

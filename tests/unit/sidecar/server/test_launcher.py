@@ -10,12 +10,12 @@ from sidecar.settings import Settings
 
 
 def test_every_setting_has_a_flag():
-    flags = {a.dest for a in launcher._parser()._actions}
+    flags = {a.dest for a in launcher.parser()._actions}
     assert set(Settings.model_fields) <= flags
 
 
 def test_flags_are_typed_like_the_settings():
-    args = launcher._parser().parse_args(["--workers", "3", "--max-queue-delay-ms", "0.5"])
+    args = launcher.parser().parse_args(["--workers", "3", "--max-queue-delay-ms", "0.5"])
     assert (args.workers, args.max_queue_delay_ms, args.port) == (3, 0.5, None)
 
 

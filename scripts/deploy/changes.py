@@ -1,0 +1,87 @@
+"""What an entry point asks the pipeline to put live: a `Change`.
+
+- `plan_file(FILE)`: `weir apply FILE`; `weir edge FILE` and `weir up FILE` too, which serve
+  `current` instead when FILE is the release it was rendered from.
+- `plan_rollback(TO)`: `weir rollback`, a kept revision, validated and `nginx -t`-ed again.
+- `plan_current()`: `weir edge` and `weir up` without a file, and every restart of a crashed
+  edge: the last applied revision, never a file on disk (a file may be edited, or older than
+  what was applied or rolled back to since).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.deploy.history import History
+from scripts.edge.errors import DeployError
+from scripts.edge.render import CONF_NAME
+from scripts.edge.revisions import Revision, current_revision
+from scripts.release import LoadedRelease, load_release
+from scripts.runtime import RuntimeDir
+
+
+@dataclass(frozen=True)
+class Change:
+    """What to put live: a validated release and, when it is a kept one, its revision."""
+
+    loaded: LoadedRelease
+    action: str  # apply | rollback | start (serve a kept revision again)
+    source: str = ""
+    revision: Revision | None = None
+
+
+def plan_file(runtime: RuntimeDir, path: Path | str, *, serve_same: bool = False) -> Change:
+    """A release file to apply; with serve_same (an edge's start), the file `current` was
+    rendered from is served as it is instead of being applied again."""
+    loaded = load_release(path)
+    current = current_revision(runtime)
+    if serve_same and current is not None and current.same_text(loaded.text):
+        return Change(loaded, "start", revision=current)
+    return Change(loaded, "apply", source=str(Path(path).absolute()))
+
+
+def plan_current(runtime: RuntimeDir) -> Change:
+    """The last applied revision again: what a restart serves."""
+    current = current_revision(runtime)
+    if current is None:
+        last = History(runtime.history).current()
+        if last is not None and (runtime.revisions / last.dir / CONF_NAME).exists():
+            current = Revision.at(runtime.revisions / last.dir)
+    if current is None:
+        raise DeployError(
+            f"nothing was applied in {runtime.root} yet: give a release file "
+            "(`weir edge FILE`, `weir up FILE`)"
+        )
+    return Change(current.load(), "start", revision=current)
+
+
+def plan_rollback(runtime: RuntimeDir, to: int | None) -> Change:
+    """A kept revision: `to`, or the newest one older than the current (call it locked)."""
+    history = History(runtime.history)
+    if history.current() is None:
+        raise DeployError("no history in this runtime directory: nothing to roll back to")
+    target = history.latest_of(to) if to is not None else history.previous()
+    if target is None:
+        known = ", ".join(map(str, sorted({e.revision for e in history.entries()})))
+        why = f"revision {to} was never applied" if to else "nothing older than the current one"
+        raise DeployError(f"no revision to roll back to ({why}); applied revisions: {known}")
+    directory = runtime.revisions / target.dir
+    if not (directory / CONF_NAME).exists():
+        raise DeployError(f"revision {target.revision}'s rendered config {directory} is gone")
+    revision = Revision.at(directory)
+    return Change(revision.load(), "rollback", revision=revision)
+
+
+def require_newer(loaded: LoadedRelease, runtime: RuntimeDir) -> None:
+    """Refuse a release whose revision is not above every one applied here (called holding
+    the change lock, so that two applies cannot both pass it)."""
+    revision = loaded.release.revision
+    highest = History(runtime.history).highest_revision()
+    if highest is not None and revision <= highest:
+        raise DeployError(
+            f"{loaded.path}: revision {revision} is not newer than revision {highest}, the "
+            f"highest applied here: raise `revision:` above {highest} to apply it, "
+            f"`weir rollback --to {revision}` to go back to an applied one, or start "
+            "`weir edge` / `weir up` without a file to serve the live one"
+        )

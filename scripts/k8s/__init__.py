@@ -1,0 +1,1 @@
+"""`weir k8s FILE`: Kubernetes manifests from a release (`manifests.py`)."""

@@ -1,0 +1,293 @@
+"""`weir k8s FILE`: Kubernetes manifests from the same release YAML that `weir apply` takes.
+
+One pod holds the edge and one sidecar per device of the release, sharing an emptyDir for the
+sidecars' unix sockets; Kubernetes' GPU device plugin hands each sidecar container one GPU,
+which that container sees as device 0. Rate limits are enforced by each edge replica on its
+own: a limit keyed `global` is divided by the replica count here so the fleet keeps the total.
+Every container names its command (`command: [weir]`, the image's ENTRYPOINT too) and its
+`args` are a `weir` command line, checked by a test against the CLI's own parsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+import yaml
+
+from scripts.args import add_release_file
+from scripts.release import LoadedRelease, Release, ReleaseError, load_release
+
+APP = "weir"
+RUNTIME_DIR = "/var/lib/weir"
+RELEASE_DIR = "/etc/weir"
+MODELS_DIR = "/opt/weir/models"
+VIEW_DIR = f"{RUNTIME_DIR}/repository"  # `weir view`'s output in the pod's runtime volume
+DRAIN_S = 10  # preStop pause: endpoints controllers drop the pod before the edge stops accepting
+LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "inference-edge"}
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (the release in the ConfigMap) as readable `|` blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
+def per_replica_rate(per_second: float, replicas: int) -> str:
+    """A global limit divided across replicas, in requests a minute (never below one)."""
+    return f"{max(1, math.floor(per_second * 60 / replicas))}r/m"
+
+
+def fleet_release(loaded: LoadedRelease, replicas: int, gpus_per_pod: int) -> str:
+    """The release text each replica applies.
+
+    Global rate limits are split across the replicas, and `devices: auto` becomes the pod's
+    GPU list: the edge container sees no GPU, yet must find the sidecars' sockets.
+    """
+    raw = yaml.safe_load(loaded.text)
+    changed = False
+    if loaded.release.sidecars.devices == "auto":
+        raw.setdefault("sidecars", {})["devices"] = list(range(gpus_per_pod))
+        changed = True
+    for name, model in loaded.release.models.items():
+        limit = model.rate_limit
+        if limit and limit.key == "global" and replicas > 1:
+            raw["models"][name]["rate_limit"]["rate"] = per_replica_rate(limit.per_second, replicas)
+            changed = True
+    return yaml.safe_dump(raw, sort_keys=False) if changed else loaded.text
+
+
+def device_labels(release: Release, gpus_per_pod: int) -> list[str]:
+    devices = release.sidecars.devices
+    if devices == "cpu":
+        return ["cpu"]
+    if devices == "auto":
+        return [str(i) for i in range(gpus_per_pod)]
+    return [str(d) for d in devices]
+
+
+def _http_probe(path: str, port: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 2,
+    }
+
+
+def _socket_probe(socket: str, path: str, period: int, failures: int) -> dict[str, Any]:
+    # Sidecars listen on a unix socket only: the probe asks through it from inside the container.
+    return {
+        "exec": {"command": ["weir", "probe", "--socket", socket, "--path", path]},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 3,
+    }
+
+
+def view_container(image: str) -> dict[str, Any]:
+    """Builds the release's view of the image's models in the pod's runtime volume before the
+    sidecars start: their batching is the release's, as under `weir up`."""
+    return {
+        "name": "model-view",
+        "image": image,
+        "command": ["weir"],
+        "args": [
+            *("view", f"{RELEASE_DIR}/release.yaml"),
+            *("--models", MODELS_DIR, "--runtime-dir", RUNTIME_DIR),
+        ],
+        "volumeMounts": [
+            {"name": "runtime", "mountPath": RUNTIME_DIR},
+            {"name": "release", "mountPath": RELEASE_DIR, "readOnly": True},
+        ],
+    }
+
+
+def sidecar_container(label: str, image: str, drain_s: int) -> dict[str, Any]:
+    socket = f"{RUNTIME_DIR}/run/sidecar-{label}.sock"
+    gpu = label != "cpu"
+    device = "0" if gpu else "cpu"  # the device plugin exposes one GPU, always index 0
+    container: dict[str, Any] = {
+        "name": f"sidecar-{label}",
+        "image": image,
+        "command": ["weir"],
+        "args": ["sidecar", "--models", VIEW_DIR, "--device", device, "--socket", socket],
+        "env": [{"name": "WEIR_RUNTIME_DIR", "value": RUNTIME_DIR}],
+        "volumeMounts": [{"name": "runtime", "mountPath": RUNTIME_DIR}],
+        # Sidecars outlive the edge's drain so the edge's in-flight requests still get answers.
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(drain_s + 5)]}}},
+        "startupProbe": _socket_probe(socket, "/v2/health/ready", 5, 60),
+        "readinessProbe": _socket_probe(socket, "/v2/health/ready", 5, 2),
+        "livenessProbe": _socket_probe(socket, "/v2/health/live", 10, 3),
+        "resources": {
+            "requests": {"cpu": "1", "memory": "1Gi"},
+            "limits": {"memory": "4Gi"},
+        },
+    }
+    if gpu:
+        container["resources"]["limits"]["nvidia.com/gpu"] = 1
+    return container
+
+
+def edge_container(release: Release, image: str, drain_s: int) -> dict[str, Any]:
+    port = int(release.edge.listen.rsplit(":", 1)[-1])
+    return {
+        "name": "edge",
+        "image": image,
+        "command": ["weir"],
+        "args": ["edge", f"{RELEASE_DIR}/release.yaml"],
+        "ports": [{"name": "http", "containerPort": port}],
+        "env": [
+            {"name": "WEIR_RUNTIME_DIR", "value": RUNTIME_DIR},
+            {
+                "name": "WEIR_ADMIN_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": "weir-admin", "key": "token"}},
+            },
+        ],
+        "volumeMounts": [
+            {"name": "runtime", "mountPath": RUNTIME_DIR},
+            {"name": "release", "mountPath": RELEASE_DIR, "readOnly": True},
+        ],
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(drain_s)]}}},
+        "startupProbe": _http_probe("/v2/health/ready", "http", 5, 60),
+        "readinessProbe": _http_probe("/v2/health/ready", "http", 5, 2),
+        "livenessProbe": _http_probe("/v2/health/live", "http", 10, 3),
+        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}},
+    }
+
+
+def manifests(
+    release: Release,
+    release_text: str,
+    image: str,
+    replicas: int,
+    max_replicas: int,
+    gpus_per_pod: int = 1,
+) -> list[dict[str, Any]]:
+    meta = {"name": APP, "labels": LABELS}
+    selector = {"matchLabels": LABELS}
+    grace = math.ceil(release.longest_timeout) + DRAIN_S + 30
+    containers = [edge_container(release, image, DRAIN_S)] + [
+        sidecar_container(label, image, DRAIN_S) for label in device_labels(release, gpus_per_pod)
+    ]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{APP}-release", "labels": LABELS},
+            "data": {"release.yaml": release_text},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "replicas": replicas,
+                "selector": selector,
+                "strategy": {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+                },
+                "template": {
+                    "metadata": {
+                        "labels": LABELS,
+                        "annotations": {"weir/revision": str(release.revision)},
+                    },
+                    "spec": {
+                        "terminationGracePeriodSeconds": grace,
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                        "initContainers": [view_container(image)],
+                        "containers": containers,
+                        "volumes": [
+                            {"name": "runtime", "emptyDir": {}},
+                            {"name": "release", "configMap": {"name": f"{APP}-release"}},
+                        ],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {
+                "selector": LABELS,
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+        },
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": meta,
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
+                "minReplicas": replicas,
+                "maxReplicas": max(max_replicas, replicas),
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 70},
+                        },
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": meta,
+            "spec": {"maxUnavailable": 1, "selector": selector},
+        },
+    ]
+
+
+def render_manifests(
+    loaded: LoadedRelease, image: str, replicas: int, max_replicas: int, gpus: int
+) -> str:
+    text = fleet_release(loaded, replicas, gpus)
+    docs = manifests(loaded.release, text, image, replicas, max_replicas, gpus)
+    header = (
+        f"# Weir manifests for {loaded.path.name}, revision {loaded.release.revision}, "
+        f"{replicas} replica(s).\n# Rate limits hold per edge replica; `global` limits were "
+        "divided by the replica count.\n# Create the admin token first: kubectl create secret "
+        "generic weir-admin --from-literal=token=$(openssl rand -hex 32)\n"
+    )
+    return header + yaml.dump_all(docs, Dumper=_BlockDumper, sort_keys=False)
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="weir k8s", description=__doc__.split("\n\n")[0])
+    add_release_file(parser)
+    parser.add_argument("--image", default="weir:latest", help="image built from the Dockerfile")
+    parser.add_argument("--replicas", type=int, default=2, help="edge+sidecar pods (HPA minimum)")
+    parser.add_argument("--max-replicas", type=int, default=8, help="HPA maximum")
+    parser.add_argument(
+        "--gpus-per-pod", type=int, default=1, help="sidecars per pod when devices is auto"
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser_ = parser()
+    args = parser_.parse_args(argv)
+    if args.replicas < 1 or args.gpus_per_pod < 1:
+        parser_.error("--replicas and --gpus-per-pod must be at least 1")
+    try:
+        loaded = load_release(args.file)
+    except ReleaseError as exc:
+        print(f"weir k8s: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(
+        render_manifests(loaded, args.image, args.replicas, args.max_replicas, args.gpus_per_pod)
+    )
+    return 0

@@ -1,0 +1,285 @@
+"""The release schema: one strict model for everything the edge and the sidecars are told.
+
+Unknown keys are errors; value types (and their injection-proof patterns) are in `values.py`;
+batching is the sidecar's own model, so the release and the sidecars cannot disagree on it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from scripts.release.values import (
+    HEADER_RE,
+    HOSTPORT_RE,
+    NAME_RE,
+    RATE_RE,
+    UNIX_RE,
+    Duration,
+    Size,
+    check_listen,
+    version_key,
+)
+from sidecar.serving.model_config import Batching
+
+
+class ReleaseError(ValueError):
+    """A release that must not be applied; the message is meant for the person who wrote it."""
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EdgeSection(Strict):
+    """The edge's listeners and process settings."""
+
+    listen: str = Field("0.0.0.0:8080", description="data-plane port or host:port")
+    admin_listen: str = Field("127.0.0.1:9901", description="admin API, loopback only")
+    admin_auth: Literal["token", "open"] = Field(
+        "token",
+        description="token: bearer token required (env WEIR_ADMIN_TOKEN or the token file); "
+        "open: no token, an explicit choice for a loopback-only admin listener",
+    )
+    max_body: Size = Field(16 * 1024**2, description="largest request body accepted")
+    workers: Literal["auto"] | Annotated[int, Field(ge=1, le=64)] = "auto"
+    worker_connections: int = Field(4096, ge=64, le=65536)
+    keepalive: int = Field(32, ge=0, le=1024, description="idle upstream connections per worker")
+    access_log: bool = Field(False, description="write an access log (costs throughput)")
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, value: Any) -> str:
+        return check_listen(value, loopback=False)
+
+    @field_validator("admin_listen", mode="before")
+    @classmethod
+    def _admin_listen(cls, value: Any) -> str:
+        return check_listen(value, loopback=True)
+
+
+class SidecarsSection(Strict):
+    devices: Literal["auto", "cpu"] | list[Annotated[int, Field(ge=0, le=63)]] = "auto"
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: Any) -> Any:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("list GPU indexes once each, at least one: [0, 1]")
+        return value
+
+
+class Version(Strict):
+    batching: Batching | None = None
+    upstreams: list[str] | None = Field(
+        None, description="explicit sidecars for this version: host:port or unix:/path.sock"
+    )
+
+    @field_validator("upstreams")
+    @classmethod
+    def _upstreams(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("name at least one upstream, or leave the key out")
+        for item in value:
+            hostport = HOSTPORT_RE.match(item)
+            port_ok = hostport is not None and 1 <= int(hostport.group("port")) <= 65535
+            if not (UNIX_RE.match(item) or port_ok):
+                raise ValueError(
+                    f"upstream {item!r} is not allowed: use host:port (127.0.0.1:9000) "
+                    "or unix:/absolute/path.sock (letters, digits, _ . / - only)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("an upstream is listed twice")
+        return value
+
+
+class ReleasePolicy(Strict):
+    split: dict[str, Annotated[float, Field(ge=0, le=100)]] | None = Field(
+        None, description="percent per version, summing to 100 (at most 1 decimal)"
+    )
+    sticky_key: str = Field("remote_addr", description="remote_addr or header:NAME")
+    force_header: str | None = Field(None, description="a header naming the version to use")
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {version_key(k): v for k, v in value.items()}
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        for version, weight in value.items():
+            if round(weight, 1) != weight:
+                raise ValueError(f"weight {weight} of version {version}: at most 1 decimal")
+        if abs(sum(value.values()) - 100) > 1e-6:
+            raise ValueError(f"weights must sum to 100 (they sum to {sum(value.values()):g})")
+        return value
+
+    @field_validator("sticky_key")
+    @classmethod
+    def _sticky(cls, value: str) -> str:
+        if value == "remote_addr":
+            return value
+        if value.startswith("header:") and HEADER_RE.match(value[7:]):
+            return value
+        raise ValueError("expected remote_addr or header:NAME (NAME: letters, digits and -)")
+
+    @field_validator("force_header")
+    @classmethod
+    def _force(cls, value: str | None) -> str | None:
+        if value is not None and not HEADER_RE.match(value):
+            raise ValueError("expected a header name: letters, digits and - (X-Weir-Version)")
+        return value
+
+
+class RateLimit(Strict):
+    rate: str = Field(description="NNNr/s or NNNr/m")
+    burst: int = Field(0, ge=0, le=1_000_000)
+    nodelay: bool = True
+    delay: int | None = Field(None, ge=0, le=1_000_000, description="requests served undelayed")
+    key: str = Field("remote_addr", description="remote_addr | header:NAME | global")
+    zone_size: Size = Field(10 * 1024**2, description="shared memory for the keys")
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if not RATE_RE.match(value):
+            raise ValueError("expected requests per second or minute: 500r/s or 30r/m")
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if value in ("remote_addr", "global"):
+            return value
+        if value.startswith("header:") and HEADER_RE.match(value[7:]):
+            return value
+        raise ValueError("expected remote_addr, global or header:NAME")
+
+    @model_validator(mode="after")
+    def _delay(self) -> RateLimit:
+        if self.delay is not None and self.delay > self.burst:
+            raise ValueError(f"delay ({self.delay}) cannot exceed burst ({self.burst})")
+        return self
+
+    @property
+    def per_second(self) -> float:
+        match = RATE_RE.match(self.rate)
+        assert match
+        return int(match.group(1)) / (1 if match.group(2) == "s" else 60)
+
+
+class Breaker(Strict):
+    failures: int = Field(5, ge=1, le=10_000, description="upstream failures that open it")
+    window: Duration = Field(10.0, description="...counted within this window")
+    open_for: Duration = Field(5.0, description="first open period; doubles on each re-open")
+    max_open_for: Duration = Field(300.0, description="cap of the doubling")
+    probes: int = Field(3, ge=1, le=1000, description="half-open probes that must succeed")
+
+    @model_validator(mode="after")
+    def _cap(self) -> Breaker:
+        if self.max_open_for < self.open_for:
+            raise ValueError("max_open_for must be at least open_for")
+        return self
+
+
+class Fallback(Strict):
+    version: str | None = Field(None, description="answer with this version instead")
+    status: int | None = Field(None, ge=200, le=599, description="placeholder status")
+    body: dict[str, Any] | list[Any] | None = Field(None, description="placeholder JSON body")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        return None if value is None else version_key(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Fallback:
+        if self.version is not None and (self.status is not None or self.body is not None):
+            raise ValueError("a fallback is either {version: V} or {status: S, body: {...}}")
+        if self.version is None and self.status is None:
+            raise ValueError("give either version: V or status: S (with an optional body)")
+        return self
+
+
+class Model(Strict):
+    versions: dict[str, Version] = Field(min_length=1)
+    release: ReleasePolicy = ReleasePolicy()
+    rate_limit: RateLimit | None = None
+    breaker: Breaker = Breaker()
+    fallback: Fallback | None = None
+    timeout: Duration = Field(10.0, description="upstream read/send timeout per request")
+
+    @field_validator("versions", mode="before")
+    @classmethod
+    def _version_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {version_key(k): ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Model:
+        if self.timeout > 3600:
+            raise ValueError("timeout must be at most 1h")
+        for version in self.release.split or {}:
+            if version not in self.versions:
+                raise ValueError(
+                    f"release.split names version {version}, which is not under versions "
+                    f"(versions: {', '.join(self.versions)})"
+                )
+        if self.fallback and self.fallback.version and self.fallback.version not in self.versions:
+            raise ValueError(
+                f"fallback.version {self.fallback.version} is not under versions "
+                f"(versions: {', '.join(self.versions)})"
+            )
+        return self
+
+    def weights(self) -> dict[str, float]:
+        """The YAML's split, or everything on the newest version when none is given."""
+        if self.release.split:
+            return dict(self.release.split)
+        newest = max(self.versions, key=int)
+        return {v: (100.0 if v == newest else 0.0) for v in self.versions}
+
+
+class Release(Strict):
+    revision: int = Field(ge=1, le=2**53, description="must increase with every apply")
+    edge: EdgeSection = EdgeSection()
+    sidecars: SidecarsSection = SidecarsSection()
+    models: dict[str, Model] = Field(min_length=1)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name in value:
+                if not isinstance(name, str) or not NAME_RE.match(name):
+                    raise ValueError(
+                        f"model name {name!r} is not allowed: lowercase letters, digits, _ and -, "
+                        "starting with a letter or digit, at most 63 characters"
+                    )
+            # The rendered config spells a model's name with _ for - in nginx variables,
+            # upstream and zone names: two names that differ only there would collide.
+            seen: dict[str, str] = {}
+            for name in value:
+                other = seen.setdefault(name.replace("-", "_"), name)
+                if other != name:
+                    raise ValueError(
+                        f"model names {other!r} and {name!r} differ only by - and _, which the "
+                        "edge's nginx config spells the same: rename one of them"
+                    )
+        return value
+
+    @property
+    def longest_timeout(self) -> float:
+        return max(model.timeout for model in self.models.values())

@@ -1,0 +1,207 @@
+"""`weir up`: the whole stack on this machine, in the foreground.
+
+`weir up FILE` applies FILE once, through the one pipeline, when it is newer than what this
+runtime directory serves (the same text as `current`: served as it is; an older revision: it
+says what to do instead). `weir up` without a file serves the last applied revision.
+One sidecar per device of the release (`devices: auto` = one per visible GPU, else one on the
+CPU), each waited for until ready; then the edge, started without a file: it, and every restart
+of it after a crash, serves the last applied revision (so what `weir apply` and `weir rollback`
+put live since survives a crash). Every component's log lines carry a `[name]` prefix; a
+crashed component is restarted with backoff (meanwhile the edge's breaker and fallbacks answer
+for a dead sidecar). Ctrl-C or SIGTERM drains the edge, then the sidecars, and leaves no
+process behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from pydantic import ValidationError
+
+from scripts.args import add_release_file, command_parser
+from scripts.deploy.changes import require_newer
+from scripts.deploy.pipeline import DeployError, run
+from scripts.release import ReleaseError
+from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
+from scripts.sidecars import probe
+from scripts.sidecars.model_view import publish_view
+from scripts.sidecars.sync import LocalSidecars, missing_versions, wait_loaded
+from scripts.stack.edge import plan_start
+from scripts.stack.supervisor import Child, Supervisor, say
+from sidecar.settings import Settings
+
+READY_TIMEOUT_S = 300.0
+
+
+def _weir(*args: str) -> list[str]:
+    return [sys.executable, "-m", "scripts.cli", *args]
+
+
+def wait_ready(child: Child, address: str, path: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Block until `address` answers 200 on `path`; raise if the child dies or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not child.running():
+            raise RuntimeError(f"{child.name} exited before it was ready: see its log lines above")
+        try:
+            if probe.get(address, path, timeout=2.0)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{child.name} was not ready after {timeout_s:.0f}s at {address}{path}")
+
+
+def local_address(listen: str) -> str:
+    """Where a client on this machine reaches a listener bound to `listen` (host:port)."""
+    host, _, port = listen.rpartition(":")
+    return f"{'127.0.0.1' if host in ('', '0.0.0.0', '[::]') else host}:{port}"
+
+
+def write_example(runtime: RuntimeDir) -> Path:
+    """A ready-to-send V2 request for the sample `digits` model (an 8x8 image, pixels / 16)."""
+    path = runtime.root / "examples" / "digits.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensor = {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}
+    path.write_text(json.dumps({"id": "example-1", "inputs": [tensor]}) + "\n")
+    return path
+
+
+def banner(listen: str, admin: str, token_hint: str, example: Path) -> str:
+    edge, admin_url = f"http://{local_address(listen)}", f"http://{admin}"
+    auth = f'-H "Authorization: Bearer {token_hint}"'
+    return "\n".join(
+        [
+            "",
+            f"Weir is up. Send V2 inference requests to {edge}",
+            f"  admin API (loopback only): {admin_url}",
+            "",
+            "  # an inference (the edge picks the version; X-User-Id keeps a user on one)",
+            f"  curl -s -H 'X-User-Id: alice' {edge}/v2/models/digits/infer -d @{example}",
+            "  # live state of every model",
+            f"  curl -s {auth} {admin_url}/admin/status",
+            "  # kill switch for digits version 2, and its undo",
+            f"  curl -s -XPOST   {auth} {admin_url}/admin/models/digits/versions/2/kill",
+            f"  curl -s -XDELETE {auth} {admin_url}/admin/models/digits/versions/2/kill",
+            "",
+            "Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = command_parser("up", "run sidecars and edge on this machine, in the foreground")
+    add_release_file(parser, optional=True)
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=Path(os.environ.get("WEIR_MODELS_DIR", "models")),
+        help="model repository (models/<name>/<version>/model.onnx)",
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    runtime = RuntimeDir.from_arg(args.runtime_dir)
+    try:
+        change = plan_start(runtime, args.file)
+        if change.action == "apply":  # checked again under the change lock when applied
+            require_newer(change.loaded, runtime)
+    except (ReleaseError, DeployError) as exc:
+        print(f"weir up: {exc}", file=sys.stderr)
+        return 1
+    release = change.loaded.release
+    missing = missing_versions(release, args.models)
+    if missing:
+        print(
+            f"weir up: {change.loaded.path} names model versions that {args.models} does not "
+            f"hold: {', '.join(missing)}. Add models/<name>/<version>/model.onnx or remove "
+            "them from the release.",
+            file=sys.stderr,
+        )
+        return 1
+    runtime.ensure()
+    env = {**os.environ, "WEIR_RUNTIME_DIR": str(runtime.root)}
+    token_hint = "$WEIR_ADMIN_TOKEN"
+    if release.edge.admin_auth == "token":
+        try:
+            ensure_token(runtime)
+        except TokenError as exc:
+            print(f"weir up: {exc}", file=sys.stderr)
+            return 1
+        if not os.environ.get("WEIR_ADMIN_TOKEN"):
+            token_hint = f"$(cat {runtime.token_file})"
+
+    devices = resolve_devices(release.sidecars.devices)
+    repository = runtime.repository
+    try:
+        generation = publish_view(release, args.models.absolute(), repository)
+    except (OSError, ValueError) as exc:
+        print(f"weir up: cannot build the sidecars' view of {args.models}: {exc}", file=sys.stderr)
+        return 1
+    # `weir apply` reads this to load new model versions in these sidecars before the edge
+    # routes to them; the lock held on it says this `weir up` still runs.
+    try:
+        poll = Settings.from_env().repository_poll_seconds
+    except ValidationError as exc:
+        print(f"weir up: a WEIR_* sidecar setting is invalid:\n{exc}", file=sys.stderr)
+        return 1
+    manifest = LocalSidecars(os.getpid(), str(args.models.absolute()), devices, poll).hold(runtime)
+    grace_s = release.longest_timeout + 15
+    sup = Supervisor()
+    sidecars: list[Child] = []
+    edge: Child | None = None
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for device in devices:
+            socket_path = runtime.sidecar_socket(device)
+            argv_ = _weir("sidecar", "--models", str(repository), "--device", device)
+            sidecars.append(
+                sup.add(
+                    Child(
+                        f"sidecar-{device}",
+                        [*argv_, "--socket", str(socket_path)],
+                        env=env,
+                        grace_s=grace_s,
+                    )
+                )
+            )
+        for child, device in zip(sidecars, devices, strict=True):
+            wait_ready(child, f"unix:{runtime.sidecar_socket(device)}", "/v2/health/ready")
+            # Ready means "serving what loaded": the release's versions must all be among it.
+            wait_loaded(release, runtime, device, generation, time.monotonic() + READY_TIMEOUT_S)
+            say("up", f"{child.name} is ready")
+        if change.action == "apply":
+            say("up", run(runtime, change).message)
+        # No file: this edge, and every restart of it after a crash, serves the last applied
+        # revision, whatever `weir apply` or `weir rollback` put live since.
+        edge = sup.add(Child("edge", _weir("edge"), env=env, grace_s=grace_s))
+        wait_ready(edge, local_address(release.edge.listen), "/v2/health/ready")
+        example = write_example(runtime)
+        say("up", banner(release.edge.listen, release.edge.admin_listen, token_hint, example))
+        sup.run_until_stopped()
+    except KeyboardInterrupt:
+        say("up", "stopping: draining the edge, then the sidecars")
+    except (RuntimeError, ValueError, OSError) as exc:
+        say("up", f"cannot start: {exc}")
+        sup.stop([c for c in (edge, *sidecars) if c])
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        LocalSidecars.forget(runtime, manifest)
+    sup.stop([c for c in (edge, *sidecars) if c])
+    say("up", "stopped")
+    return 0

@@ -1,0 +1,40 @@
+"""`weir validate` and `weir render` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from scripts.deploy.commands import history_main, render_main, validate_main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_validate_the_embedded_default(capsys) -> None:
+    assert validate_main([str(REPO / "release.yaml")]) == 0
+    assert "valid, revision" in capsys.readouterr().out
+
+
+def test_validate_reports_every_problem(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "revision: 2\nedge: {listen: 99999}\nmodels:\n  m:\n    versions: {1: {}}\n"
+        "    breaker: {failures: 0}\n"
+    )
+    assert validate_main([str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: edge.listen: 99999:" in err
+    assert f"{bad}:6: models.m.breaker.failures: 0:" in err
+
+
+def test_render_to_a_directory(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    rt = ["--runtime-dir", str(tmp_path / "rt")]
+    assert render_main([str(REPO / "release.yaml"), "--out", str(out), *rt]) == 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert set(settings["models"]) == {"digits", "cnn"}
+    assert (out / "nginx.conf").read_text().startswith("# weir revision 1 checksum ")
+    assert render_main([str(REPO / "release.yaml"), *rt]) == 0
+    assert "upstream weir_digits_v2 {" in capsys.readouterr().out
+    assert history_main(rt) == 0
+    assert "no revisions applied" in capsys.readouterr().out
