@@ -22,6 +22,9 @@ _M.VAR = {
     FALLBACK = "weir_fallback",   -- the fallback reason, when a fallback answers
     PROBE = "weir_probe",         -- the breaker's half-open probe generation, when a probe
     PINNED = "weir_pinned",       -- the version named in the URL, if any
+    UPSTREAM_PATH = "weir_upstream_path",  -- a metadata request's URI, rebuilt from its captures
+    -- nginx's own: the upstream's X-Weir-Failure header, "server" on the sidecar's own failures.
+    FAILURE = "upstream_http_x_weir_failure",
 }
 
 -- Keys of the weir_state dict.

@@ -19,6 +19,9 @@ VAR = {
     "FALLBACK": "weir_fallback",
     "PROBE": "weir_probe",
     "PINNED": "weir_pinned",
+    "UPSTREAM_PATH": "weir_upstream_path",
+    # nginx's own: the upstream's X-Weir-Failure header, "server" on the sidecar's own failures.
+    "FAILURE": "upstream_http_x_weir_failure",
 }
 
 
