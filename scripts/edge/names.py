@@ -9,8 +9,26 @@ Per-model variable names are built here only and reach Lua through the settings
 from __future__ import annotations
 
 # lua_shared_dict zones: concern -> name, and each zone's size (wiring only: Lua never sizes).
-DICT = {"STATE": "weir_state", "BREAKER": "weir_breaker", "METRICS": "weir_metrics"}
-DICT_SIZES = {"weir_state": "1m", "weir_breaker": "4m", "weir_metrics": "16m"}
+DICT = {
+    "STATE": "weir_state",
+    "OVERRIDES": "weir_overrides",
+    "BREAKER": "weir_breaker",
+    "METRICS": "weir_metrics",
+    "HEALTH": "weir_health",
+}
+STATE_DICT_BYTES = 1024 * 1024
+DICT_SIZES = {
+    "weir_state": f"{STATE_DICT_BYTES // 1024}k",
+    "weir_overrides": "1m",
+    "weir_breaker": "4m",
+    "weir_metrics": "16m",
+    "weir_health": "128k",
+}
+# The largest settings.json the edge takes. Lua publishes a new settings text beside the live
+# one and deletes the old only once the new is in (a write that does not fit evicts nothing
+# and changes nothing), so weir_state holds two, with headroom for its small keys and the slab
+# allocator's page rounding.
+SETTINGS_MAX_BYTES = STATE_DICT_BYTES // 2 - 64 * 1024
 
 # nginx variables nginx.conf sets and Lua reads or writes.
 VAR = {

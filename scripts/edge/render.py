@@ -91,6 +91,32 @@ def _rate_limit(name: str, model: Model) -> dict[str, Any] | None:
     }
 
 
+def _check_settings_size(release: Release, text: str) -> None:
+    """Refuse Lua settings the edge could not publish, before anything is written: Lua would
+    refuse them too (evicting nothing), but only after `current` was switched."""
+    size = len(text.encode())
+    if size <= names.SETTINGS_MAX_BYTES:
+        return
+    bodies = {
+        name: len(json.dumps(model.fallback.body))
+        for name, model in release.models.items()
+        if model.fallback is not None and model.fallback.body is not None
+    }
+    largest = max(bodies, key=bodies.__getitem__, default=None)
+    hint = (
+        f"; the largest fallback body is model {largest}'s, {bodies[largest]:,} bytes as JSON"
+        if largest
+        else ""
+    )
+    raise RenderError(
+        f"the release's Lua settings are {size:,} bytes, more than the "
+        f"{names.SETTINGS_MAX_BYTES:,} the edge holds (its {names.DICT['STATE']} shared dict is "
+        f"{names.STATE_DICT_BYTES:,} bytes and keeps the live settings beside the new ones){hint}: "
+        "make the fallback bodies smaller (or check YAML aliases that repeat large values); "
+        "nothing was changed"
+    )
+
+
 @dataclass(frozen=True)
 class Rendered:
     conf: str
@@ -189,9 +215,11 @@ def render(
     ).hexdigest()
     settings = as_json(unsummed.model_copy(update={"checksum": checksum}))
     conf = f"# weir revision {release.revision} checksum {checksum}\n{body}"
+    settings_text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
+    _check_settings_size(release, settings_text)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONF_NAME).write_text(conf)
-    settings_file.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    settings_file.write_text(settings_text)
     if release_text:
         (out_dir / "release.yaml").write_text(release_text)
     return Rendered(conf=conf, settings=settings, checksum=checksum)

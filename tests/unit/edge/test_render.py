@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.edge import names
 from scripts.edge.render import RenderError, _finalize, render
 from scripts.history import Entry, History
 from scripts.nginx_bin import NginxBinary
@@ -112,3 +113,36 @@ def test_history_previous_walks_back(tmp_path: Path) -> None:
     history.record(Entry(2, "c", "r2", "rollback", 0.0))
     assert history.previous().revision == 1
     assert history.highest_revision() == 3
+
+
+def _too_big(tmp_path: Path, text: str) -> str:
+    runtime = RuntimeDir(tmp_path / "rt")
+    runtime.ensure()
+    out = tmp_path / "out"
+    with pytest.raises(RenderError) as caught:
+        render(parse_release(text), runtime, NGINX, out)
+    assert not out.exists()  # refused before anything was written
+    return str(caught.value)
+
+
+def test_settings_too_big_for_the_edge_are_refused_before_writing(tmp_path: Path) -> None:
+    big = RELEASE.replace("body: {outputs: []}", "body: {error: " + "x" * 1_100_000 + "}")
+    message = _too_big(tmp_path, big)
+    assert f"more than the {names.SETTINGS_MAX_BYTES:,}" in message
+    assert "model digits's, 1,100,013 bytes" in message and "nothing was changed" in message
+
+
+def test_yaml_aliases_that_expand_past_the_limit_are_refused(tmp_path: Path) -> None:
+    ten = lambda item: "[" + ", ".join([item] * 10) + "]"  # noqa: E731
+    body = (
+        "{a: &a " + ten('"' + "x" * 50 + '"') + ", b: &b " + ten("*a") + ", c: &c " + ten("*b")
+        + ", d: " + ten("*c") + "}"
+    )
+    text = RELEASE.replace("body: {outputs: []}", "body: " + body)
+    assert len(text) < 2000
+    assert "Lua settings are" in _too_big(tmp_path, text)
+
+
+def test_the_state_dict_holds_two_settings_texts_of_the_largest_size() -> None:
+    assert 2 * names.SETTINGS_MAX_BYTES < names.STATE_DICT_BYTES
+    assert names.DICT_SIZES[names.DICT["STATE"]] == f"{names.STATE_DICT_BYTES // 1024}k"
