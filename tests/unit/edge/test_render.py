@@ -133,11 +133,13 @@ def test_settings_too_big_for_the_edge_are_refused_before_writing(tmp_path: Path
 
 
 def test_yaml_aliases_that_expand_past_the_limit_are_refused(tmp_path: Path) -> None:
-    ten = lambda item: "[" + ", ".join([item] * 10) + "]"  # noqa: E731
-    body = (
-        "{a: &a " + ten('"' + "x" * 50 + '"') + ", b: &b " + ten("*a") + ", c: &c " + ten("*b")
-        + ", d: " + ten("*c") + "}"
-    )
+    def ten(item: str) -> str:
+        return "[" + ", ".join([item] * 10) + "]"
+
+    # 1 KB of YAML; each level repeats the one before ten times: half a megabyte as JSON.
+    levels = [f"a: &a {ten(chr(34) + 'x' * 50 + chr(34))}", f"b: &b {ten('*a')}"]
+    levels += [f"c: &c {ten('*b')}", f"d: {ten('*c')}"]
+    body = "{" + ", ".join(levels) + "}"
     text = RELEASE.replace("body: {outputs: []}", "body: " + body)
     assert len(text) < 2000
     assert "Lua settings are" in _too_big(tmp_path, text)
