@@ -58,6 +58,12 @@ def sticky_key_var(model: str) -> str:
     return f"weir_key_{model_var(model)}"
 
 
+def rate_key_var(model: str) -> str:
+    """The model's rate-limit key when it is a header, mapped by nginx.conf (never empty unless
+    a request without the header is to be refused)."""
+    return f"weir_rl_key_{model_var(model)}"
+
+
 def bucket_hi_var(model: str) -> str:
     """split_clients' first hash of the sticky key, read by Lua's routing."""
     return f"weir_bucket_hi_{model_var(model)}"

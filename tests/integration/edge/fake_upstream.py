@@ -30,6 +30,8 @@ class Behaviour:
         self.marked = False
         self.delay = 0.0
         self.count = 0
+        self.ready_count = 0
+        self.paths: list[str] = []  # the last metadata paths asked for
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -68,12 +70,25 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/_control":
             with self.behaviour.lock:
-                self._send(200, {"count": self.behaviour.count, "status": self.behaviour.status})
+                b = self.behaviour
+                self._send(
+                    200,
+                    {
+                        "count": b.count,
+                        "status": b.status,
+                        "ready": b.ready_count,
+                        "paths": b.paths,
+                    },
+                )
             return
         if self.path in ("/v2/health/live", "/v2/health/ready"):
+            with self.behaviour.lock:
+                self.behaviour.ready_count += self.path.endswith("ready")
             self._send(200, {"ready": True})
             return
         match = META.match(self.path)
+        with self.behaviour.lock:
+            self.behaviour.paths = [*self.behaviour.paths[-9:], self.path]
         if match:
             self._send(
                 200,
