@@ -39,12 +39,17 @@ function Dict:set(key, value, ttl)
     return true
 end
 
-function Dict:add(key, value, ttl)
-    if self:_alive(key) ~= nil then
-        return false, "exists"
+-- add and safe_add: set (or safe_set) unless the key is there.
+local function adder(store)
+    return function(self, key, value, ttl)
+        if self:_alive(key) ~= nil then
+            return false, "exists"
+        end
+        return self[store](self, key, value, ttl)
     end
-    return self:set(key, value, ttl)
 end
+Dict.add = adder("set")
+Dict.safe_add = adder("safe_set")
 
 function Dict:safe_set(key, value, ttl)
     if self.capacity and type(value) == "string"
@@ -52,13 +57,6 @@ function Dict:safe_set(key, value, ttl)
         return nil, "no memory"
     end
     return self:set(key, value, ttl)
-end
-
-function Dict:safe_add(key, value, ttl)
-    if self:_alive(key) ~= nil then
-        return false, "exists"
-    end
-    return self:safe_set(key, value, ttl)
 end
 
 function Dict:incr(key, by, init, init_ttl)
