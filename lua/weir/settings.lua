@@ -164,6 +164,7 @@ local function announce(dict, text)
             .. "make the release smaller (its fallback bodies, YAML aliases)"
     end
     dict:delete(KEY.SETTINGS .. previous)
+    dict:delete("settings")  -- the single text of an edge before double-buffering (a reload)
     dict:incr(KEY.SERIAL, 1, 0)
     return generation
 end
