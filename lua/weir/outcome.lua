@@ -5,7 +5,7 @@ local names = require("weir.names")
 local settings = require("weir.settings")
 
 local var = ngx.var
-local MODEL, VERSION = names.VAR.MODEL, names.VAR.VERSION
+local MODEL, VERSION, FAILURE = names.VAR.MODEL, names.VAR.VERSION, names.VAR.FAILURE
 
 local _M = {}
 
@@ -26,9 +26,35 @@ function _M.last_seconds(value)
     return tonumber(value) or tonumber(value:match("([%d.]+)[^%d.]*$"))
 end
 
--- Real upstream failure: 5xx from the sidecar, or nginx's 502/504 for connect errors/timeouts.
-function _M.failed(status)
-    return status >= 500
+-- Whose outcome an upstream answer is, for the breaker: FAILED (the server's failure),
+-- SUCCEEDED, or nil (neither: it says nothing about the version's health).
+-- The sidecar marks every answer for its own failure (500, 503) with `X-Weir-Failure: server`
+-- and never a 4xx; `failure` is that header's value. Without the mark:
+--   502, 504: nginx's own answers for a connect error, a reset or a timeout (no upstream
+--     answer at all; or a proxy in between that reached no sidecar): the server's failure.
+--   500, 503 and any other 5xx: not counted. A client can provoke them (an older sidecar's
+--     500 on a hostile body, a proxy in between), and no client may open a breaker.
+--   4xx: the client's mistake. Neither a failure nor a success: a half-open probe that meets
+--     one gives its slot back instead of closing or re-opening the breaker.
+_M.FAILED, _M.SUCCEEDED = "failed", "succeeded"
+
+function _M.verdict(status, failure)
+    if failure == "server" or status == 502 or status == 504 then
+        return _M.FAILED
+    end
+    if status < 400 then
+        return _M.SUCCEEDED
+    end
+    return nil
+end
+
+-- The verdict on the last upstream attempt of this request (nil status: no attempt).
+-- The marker header is read only for a 5xx: the common path reads no extra variable.
+function _M.request_verdict(status)
+    if not status then
+        return nil
+    end
+    return _M.verdict(status, status >= 500 and var[FAILURE] or nil)
 end
 
 -- Log phases never yield and run one at a time per worker: one table serves every request.

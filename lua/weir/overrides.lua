@@ -1,21 +1,25 @@
 -- Live overrides set through the admin API: kill switches (a model, or one version) and split
--- overrides (live weights). They live in the weir_state shared dict (shared by all workers,
--- kept across reloads) and are persisted to the state file (save, after each change), read back
--- when nginx starts with an empty dict (init): a restart does not silently revive a killed model.
+-- overrides (live weights). They live in their own shared dict, weir_overrides (shared by all
+-- workers, kept across reloads; nothing else writes there, so nothing competes for its room),
+-- every write checked (shdict) and undone if the change cannot be completed; persisted to the
+-- state file (save, after each change), read back when nginx starts with an empty dict (init):
+-- neither a restart nor a failed apply silently revives a killed model.
 local cjson = require("cjson.safe")
 local names = require("weir.names")
 local settings = require("weir.settings")
+local shdict = require("weir.shdict")
 
 local _M = {}
 
 local KEY = names.KEY
 local SERIAL = KEY.SERIAL  -- bumped on every change; workers rebuild their snapshot when it moves
 
-local dict = ngx.shared[names.DICT.STATE]
+local dict = ngx.shared[names.DICT.OVERRIDES]
+local state = ngx.shared[names.DICT.STATE]  -- the serial every worker reads per request
 local cached_serial, cached = -1, nil
 
-function _M.set_dict(value)  -- for tests
-    dict = value
+function _M.set_dict(value, state_dict)  -- for tests
+    dict, state = value, state_dict or value
     cached_serial, cached = -1, nil
 end
 
@@ -57,7 +61,7 @@ end
 -- {models = {name = {killed = bool, killed_versions = {v = true}, split = {v = w} | nil}}}
 -- serial: the caller's read of the shared serial, if it has one.
 function _M.snapshot(serial)
-    serial = serial or dict:get(SERIAL) or 0
+    serial = serial or state:get(SERIAL) or 0
     if serial == cached_serial and cached then
         return cached
     end
@@ -71,30 +75,57 @@ function _M.model(name, serial)
 end
 
 function _M.serial()
-    return dict:get(SERIAL) or 0
+    return state:get(SERIAL) or 0
 end
 
 local function changed()
-    dict:incr(SERIAL, 1, 0)
+    return shdict.checked(state:incr(SERIAL, 1, 0))
 end
 
+local function put(key, value)
+    if value == nil then
+        dict:delete(key)
+        return true
+    end
+    return shdict.checked(dict:safe_set(key, value))
+end
+
+-- Write one key (value nil: delete it) and tell the workers. Returns a function that undoes
+-- the change, or nil and why nothing changed (a failed write is undone at once).
+local function write(key, value)
+    local previous = dict:get(key)
+    local ok, err = put(key, value)
+    if ok then
+        ok, err = changed()
+        if not ok then
+            put(key, previous)
+        end
+    end
+    if not ok then
+        return nil, "the " .. names.DICT.OVERRIDES .. " shared dict refused " .. key .. " ("
+            .. tostring(err) .. ")"
+    end
+    return function()
+        local undone, uerr = put(key, previous)
+        changed()
+        if not undone then
+            ngx.log(ngx.ERR, "weir: could not undo the live change of ", key, ": ", uerr)
+        end
+        return undone
+    end
+end
+
+-- Each change returns an undo function, or nil and why nothing changed.
 function _M.kill(model, version)
-    dict:set(kill_key(model, version), true)
-    changed()
+    return write(kill_key(model, version), true)
 end
 
 function _M.revive(model, version)
-    dict:delete(kill_key(model, version))
-    changed()
+    return write(kill_key(model, version), nil)
 end
 
 function _M.set_split(model, split)
-    if split then
-        dict:set(KEY.SPLIT .. model, cjson.encode(split))
-    else
-        dict:delete(KEY.SPLIT .. model)
-    end
-    changed()
+    return write(KEY.SPLIT .. model, split and cjson.encode(split) or nil)
 end
 
 -- Persistence -------------------------------------------------------------------------------
@@ -121,7 +152,7 @@ local SAVE_LOCK = KEY.SAVE_LOCK
 local LOCK_HOLD = 5       -- seconds: a worker that died holding the lock frees it after this
 local LOCK_WAIT = 3       -- seconds a save waits for another worker's save before giving up
 
-local function write(path, tmp)
+local function write_file(path, tmp)
     local handle, err = io.open(tmp, "wb")
     if not handle then
         return nil, err
@@ -148,22 +179,33 @@ end
 function _M.save(path)
     path = path or settings.get().state_file
     local deadline = ngx.now() + LOCK_WAIT
-    while not dict:add(SAVE_LOCK, true, LOCK_HOLD) do
+    while true do
+        local locked, lerr = dict:safe_add(SAVE_LOCK, true, LOCK_HOLD)
+        if locked then
+            break
+        end
+        if lerr ~= "exists" then
+            return nil, "cannot take the state file's lock: " .. tostring(lerr)
+        end
         if ngx.now() >= deadline then
             return nil, "another worker's save of the state file held its lock for "
                 .. LOCK_WAIT .. "s"
         end
         ngx.sleep(0.002)
     end
-    local ok, err = write(path, path .. "." .. ngx.worker.pid() .. ".tmp")
+    local ok, err = write_file(path, path .. "." .. ngx.worker.pid() .. ".tmp")
     dict:delete(SAVE_LOCK)
     return ok, err
 end
 
 -- Fill the dict from the state file unless this dict already holds state (a reload).
 function _M.load_once(path, read_file)
-    if not dict:add(KEY.LOADED, true) then
-        return true, "kept"
+    local fresh, ferr = dict:safe_add(KEY.LOADED, true)
+    if not fresh then
+        if ferr == "exists" then
+            return true, "kept"
+        end
+        return nil, "cannot mark the " .. names.DICT.OVERRIDES .. " dict loaded: " .. ferr
     end
     local data = read_file(path)
     if not data then
@@ -173,19 +215,32 @@ function _M.load_once(path, read_file)
     if type(decoded) ~= "table" then
         return nil, "the state file " .. path .. " is not valid JSON: fix or delete it"
     end
+    local ok, err = true, nil
+    local function load(key, value)
+        if ok then
+            ok, err = put(key, value)
+        end
+    end
     for _, name in ipairs(decoded.killed_models or {}) do
-        dict:set(kill_key(name), true)
+        load(kill_key(name), true)
     end
     for _, pair in ipairs(decoded.killed_versions or {}) do
         local name, version = pair:match("^([^/]+)/(.+)$")
         if name then
-            dict:set(kill_key(name, version), true)
+            load(kill_key(name, version), true)
         end
     end
     for name, split in pairs(decoded.splits or {}) do
-        dict:set(KEY.SPLIT .. name, cjson.encode(split))
+        load(KEY.SPLIT .. name, cjson.encode(split))
     end
-    changed()
+    if ok then
+        ok, err = changed()
+    end
+    if not ok then
+        return nil, "the state file " .. path .. " does not fit the " .. names.DICT.OVERRIDES
+            .. " shared dict (" .. tostring(err) .. "): nginx would serve without its kill "
+            .. "switches, so it does not start"
+    end
     return true, "loaded"
 end
 

@@ -52,12 +52,25 @@ function _M.unavailable()
 end
 
 function _M.not_found()
-    local model = var.uri:match("^/v2/models/([^/]+)")
-    if model then
-        return send(404, _M.error_body("unknown model " .. model
-            .. ": it is not in this release (GET /v2 lists the models)"))
+    local uri = var.uri
+    local name = uri:match("^/v2/models/([^/]+)")
+    local model = name and settings.model(name)
+    if not model then
+        if name then
+            return send(404, _M.error_body("unknown model " .. name
+                .. ": it is not in this release (GET /v2 lists the models)"))
+        end
+        return send(404, _M.error_body("no such route: the edge speaks the KServe V2 protocol "
+            .. "under /v2"))
     end
-    send(404, _M.error_body("no such route: the edge speaks the KServe V2 protocol under /v2"))
+    local version = uri:match("^/v2/models/[^/]+/versions/([^/]*)")
+    if version then
+        return send(400, _M.error_body("version " .. version .. " of model " .. name
+            .. " is not valid: a version is a whole number, as in /v2/models/" .. name
+            .. "/versions/N/infer (versions: " .. table.concat(model.versions, ", ") .. ")"))
+    end
+    send(404, _M.error_body("model " .. name .. " has no such route: use /v2/models/" .. name
+        .. "[/versions/N] with /infer, /ready or nothing (metadata)"))
 end
 
 function _M.server_metadata()
@@ -75,8 +88,16 @@ function _M.live()
     send(200, '{"live":true}')
 end
 
--- Ready when every upstream of every version is ready.
-function _M.ready()
+-- Readiness: ready when every upstream of every version is ready. The upstreams are asked
+-- at most once per READY_EVERY seconds, by the one request that takes the check's key; every
+-- other request answers from the cached result (a request that finds none yet, right after a
+-- start, waits for it). After an apply the answer may speak of the old upstreams for up to
+-- READY_EVERY seconds.
+local READY_EVERY = 1
+local READY_WAIT = 3  -- seconds a request waits for the first result
+local health = ngx.shared[names.DICT.HEALTH]
+
+local function not_ready_upstreams()
     local requests, upstreams = {}, {}
     for _, model in pairs(settings.get().models) do
         for _, upstream in pairs(model.upstreams) do
@@ -91,9 +112,30 @@ function _M.ready()
             not_ready[#not_ready + 1] = upstreams[i]
         end
     end
-    if #not_ready > 0 then
-        table.sort(not_ready)
-        return send(503, _M.error_body("not ready: " .. table.concat(not_ready, ", ")), 1)
+    table.sort(not_ready)
+    return table.concat(not_ready, ", ")
+end
+
+function _M.set_health_dict(dict)  -- for tests
+    health = dict
+end
+
+function _M.ready()
+    local KEY = names.KEY
+    if health:safe_add(KEY.READY_CHECK, true, READY_EVERY) then
+        health:safe_set(KEY.READY, not_ready_upstreams())
+    end
+    local not_ready = health:get(KEY.READY)
+    local deadline = ngx.now() + READY_WAIT
+    while not_ready == nil and ngx.now() < deadline do
+        ngx.sleep(0.02)
+        not_ready = health:get(KEY.READY)
+    end
+    if not_ready == nil then
+        return send(503, _M.error_body("readiness is being checked; retry shortly"), 1)
+    end
+    if not_ready ~= "" then
+        return send(503, _M.error_body("not ready: " .. not_ready), 1)
     end
     send(200, '{"ready":true}')
 end

@@ -10,6 +10,7 @@
 -- lines: the field declaration and its checker belong with the settings they guard.)
 local cjson = require("cjson.safe")
 local names = require("weir.names")
+local shdict = require("weir.shdict")
 
 local KEY = names.KEY
 
@@ -142,9 +143,28 @@ local function read(path)
     return decoded, text
 end
 
+-- Publish a settings text to the workers, double-buffered: the new text goes in beside the
+-- live one (safe_set: it never evicts), and only once it is in does the generation move to it
+-- and the old one go. A text that does not fit is refused with nothing changed (a plain set
+-- would free the live text first, then evict kill switches' neighbours to make room).
+-- Returns the new generation, or nil and why.
 local function announce(dict, text)
-    dict:set(KEY.SETTINGS, text)
-    local generation = dict:incr(KEY.GENERATION, 1, 0)
+    local previous = dict:get(KEY.GENERATION) or 0
+    local generation = previous + 1
+    local ok, err = shdict.checked(dict:safe_set(KEY.SETTINGS .. generation, text))
+    if ok then
+        ok, err = shdict.checked(dict:safe_set(KEY.GENERATION, generation))
+        if not ok then
+            dict:delete(KEY.SETTINGS .. generation)
+        end
+    end
+    if not ok then
+        return nil, "the Lua settings (" .. #text .. " bytes) do not fit the "
+            .. names.DICT.STATE .. " shared dict (" .. tostring(err) .. "): nothing changed; "
+            .. "make the release smaller (its fallback bodies, YAML aliases)"
+    end
+    dict:delete(KEY.SETTINGS .. previous)
+    dict:delete("settings")  -- the single text of an edge before double-buffering (a reload)
     dict:incr(KEY.SERIAL, 1, 0)
     return generation
 end
@@ -155,10 +175,14 @@ function _M.load(path, dict)
     if not decoded then
         return nil, text
     end
-    settings, settings_path, wiring = decoded, path, decoded.wiring
     if dict then
-        seen_generation = announce(dict, text)
+        local generation, err = announce(dict, text)
+        if not generation then
+            return nil, err
+        end
+        seen_generation = generation
     end
+    settings, settings_path, wiring = decoded, path, decoded.wiring
     return decoded
 end
 
@@ -177,7 +201,10 @@ function _M.publish(dict)
         return nil, "the new revision changes nginx wiring: it needs a reload (HUP), "
             .. "which `weir apply` does"
     end
-    announce(dict, text)
+    local generation, err = announce(dict, text)
+    if not generation then
+        return nil, err
+    end
     return decoded
 end
 
@@ -194,7 +221,7 @@ function _M.sync(dict, serial)
         return  -- the live state moved, not the settings
     end
     seen_generation = generation
-    local decoded = _M.decode(dict:get(KEY.SETTINGS), "published")
+    local decoded = _M.decode(dict:get(KEY.SETTINGS .. tostring(generation)), "published")
     -- An old worker finishing its last requests after a reload keeps its own settings.
     if decoded and decoded.wiring == wiring then
         settings = decoded

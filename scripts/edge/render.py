@@ -70,12 +70,21 @@ def _rate_limit(name: str, model: Model) -> dict[str, Any] | None:
     limit = model.rate_limit
     if limit is None:
         return None
+    header = None
     if limit.key == "remote_addr":
         key = "$binary_remote_addr"
     elif limit.key == "global":
         key = "weir_global"
     else:
-        key = "$" + names.header_var(limit.key[7:])
+        # nginx does not count an empty key: a request without the header would pass unlimited.
+        # nginx.conf maps it to "h:<value>", or to "a:<client address>" (or "" to refuse it)
+        # when the header is missing; the prefixes keep the two key spaces apart.
+        header = {
+            "name": limit.key[7:],
+            "var": names.header_var(limit.key[7:]),
+            "reject": limit.missing_key == "reject",
+        }
+        key = "$" + names.rate_key_var(name)
     digest = hashlib.sha256(f"{key}|{limit.zone_size}".encode()).hexdigest()[:10]
     if limit.delay is not None:
         delay = f"delay={limit.delay}"
@@ -83,12 +92,44 @@ def _rate_limit(name: str, model: Model) -> dict[str, Any] | None:
         delay = "nodelay" if limit.nodelay else ""
     return {
         "key": key,
+        "key_var": key[1:],
+        "header": header,
         "zone": f"weir_rl_{name.replace('-', '_')}_{digest}",
         "zone_size": f"{max(limit.zone_size // 1024, 32)}k",
         "rate": limit.rate,
         "burst": limit.burst,
         "delay": delay,
     }
+
+
+def _check_settings_size(release: Release, text: str) -> None:
+    """Refuse Lua settings the edge could not publish, before anything is written: Lua would
+    refuse them too (evicting nothing), but only after `current` was switched."""
+    size = len(text.encode())
+    if size <= names.SETTINGS_MAX_BYTES:
+        return
+    bodies = {
+        name: len(json.dumps(model.fallback.body))
+        for name, model in release.models.items()
+        if model.fallback is not None and model.fallback.body is not None
+    }
+    largest = max(bodies, key=bodies.__getitem__, default=None)
+    hint = (
+        f"; the largest fallback body is model {largest}'s, {bodies[largest]:,} bytes as JSON"
+        if largest
+        else ""
+    )
+    raise RenderError(
+        f"the release's Lua settings are {size:,} bytes, more than the "
+        f"{names.SETTINGS_MAX_BYTES:,} the edge holds (its {names.DICT['STATE']} shared dict is "
+        f"{names.STATE_DICT_BYTES:,} bytes and keeps the live settings beside the new ones){hint}: "
+        "make the fallback bodies smaller (or check YAML aliases that repeat large values); "
+        "nothing was changed"
+    )
+
+
+# Metadata, readiness and server metadata: one limit per client address, answered 429.
+META_LIMIT = {"zone": "weir_meta", "zone_size": "10m", "rate": "50r/s", "burst": 100}
 
 
 @dataclass(frozen=True)
@@ -163,6 +204,7 @@ def render(
         "body_buffer": min(release.edge.max_body, 1024 * 1024),
         "keepalive": release.edge.keepalive,
         "models": models,
+        "meta_limit": META_LIMIT,
         "high": HIGH,
         "low": LOW,
         "high_percent": f"{100 / HIGH:g}%",
@@ -189,9 +231,11 @@ def render(
     ).hexdigest()
     settings = as_json(unsummed.model_copy(update={"checksum": checksum}))
     conf = f"# weir revision {release.revision} checksum {checksum}\n{body}"
+    settings_text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
+    _check_settings_size(release, settings_text)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONF_NAME).write_text(conf)
-    settings_file.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    settings_file.write_text(settings_text)
     if release_text:
         (out_dir / "release.yaml").write_text(release_text)
     return Rendered(conf=conf, settings=settings, checksum=checksum)

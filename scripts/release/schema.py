@@ -148,6 +148,11 @@ class RateLimit(Strict):
     nodelay: bool = True
     delay: int | None = Field(None, ge=0, le=1_000_000, description="requests served undelayed")
     key: str = Field("remote_addr", description="remote_addr | header:NAME | global")
+    missing_key: Literal["remote_addr", "reject"] = Field(
+        "remote_addr",
+        description="key header:NAME, request without it: limited on its client's address "
+        "(remote_addr) or refused with 401 (reject)",
+    )
     zone_size: Size = Field(10 * 1024**2, description="shared memory for the keys")
 
     @field_validator("rate")
@@ -170,6 +175,8 @@ class RateLimit(Strict):
     def _delay(self) -> RateLimit:
         if self.delay is not None and self.delay > self.burst:
             raise ValueError(f"delay ({self.delay}) cannot exceed burst ({self.burst})")
+        if self.missing_key != "remote_addr" and not self.key.startswith("header:"):
+            raise ValueError("missing_key applies to key: header:NAME only; leave it out")
         return self
 
     @property

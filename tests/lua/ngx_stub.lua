@@ -5,8 +5,20 @@ local stub = {}
 local Dict = {}
 Dict.__index = Dict
 
-function stub.dict(clock)
-    return setmetatable({ data = {}, expires = {}, clock = clock }, Dict)
+-- capacity: the most bytes of string values it holds (nil: unbounded); a write past it fails
+-- with "no memory" and, like safe_set, evicts nothing.
+function stub.dict(clock, capacity)
+    return setmetatable({ data = {}, expires = {}, clock = clock, capacity = capacity }, Dict)
+end
+
+function Dict:_used(except)
+    local used = 0
+    for key, value in pairs(self.data) do
+        if key ~= except and type(value) == "string" then
+            used = used + #value
+        end
+    end
+    return used
 end
 
 function Dict:_alive(key)
@@ -27,9 +39,22 @@ function Dict:set(key, value, ttl)
     return true
 end
 
-function Dict:add(key, value, ttl)
-    if self:_alive(key) ~= nil then
-        return false, "exists"
+-- add and safe_add: set (or safe_set) unless the key is there.
+local function adder(store)
+    return function(self, key, value, ttl)
+        if self:_alive(key) ~= nil then
+            return false, "exists"
+        end
+        return self[store](self, key, value, ttl)
+    end
+end
+Dict.add = adder("set")
+Dict.safe_add = adder("safe_set")
+
+function Dict:safe_set(key, value, ttl)
+    if self.capacity and type(value) == "string"
+            and self:_used(key) + #value > self.capacity then
+        return nil, "no memory"
     end
     return self:set(key, value, ttl)
 end
@@ -74,8 +99,9 @@ function stub.install()
         WARN = 4,
         ERR = 3,
         HTTP_OK = 200,
-        shared = { weir_state = stub.dict(clock), weir_breaker = stub.dict(clock),
-            weir_metrics = stub.dict(clock) },
+        shared = { weir_state = stub.dict(clock), weir_overrides = stub.dict(clock),
+            weir_breaker = stub.dict(clock), weir_metrics = stub.dict(clock),
+            weir_health = stub.dict(clock) },
         var = {},
         header = {},
         print = function() end,

@@ -19,74 +19,93 @@ local function err(status, message)
     return status, { error = message }
 end
 
-local function saved(status, body)
-    local ok, perr = overrides.save()
-    if not ok then
-        -- The change is live but would not survive a restart: say so loudly.
-        return 500, { error = "the change is live but could not be saved to the state file ("
-            .. tostring(perr) .. "): check the runtime directory's permissions" }
-    end
-    return status, body
-end
+-- Strict JSON for the split body: no hex, NaN or Infinity (cjson's lenient default).
+local strict_json = cjson.new()
+strict_json.decode_invalid_numbers(false)
 
-local function parse_split(model, body)
-    local decoded = cjson.decode(body or "")
+local SPLIT_USAGE = 'send a JSON object of percent per version summing to 100, e.g. '
+    .. '{"1": 90, "2": 10}'
+
+-- Live weights as the release's split takes them: an object of version -> percent, each a
+-- number from 0 to 100 with at most one decimal, summing to 100.
+function _M.parse_split(model, body)
+    if not (body or ""):match("^%s*{") then
+        return nil, SPLIT_USAGE
+    end
+    local decoded = strict_json.decode(body)
     if type(decoded) ~= "table" then
-        return nil, 'send JSON weights per version, e.g. {"1": 90, "2": 10}'
+        return nil, SPLIT_USAGE .. " (the body is not valid JSON: numbers in decimal only)"
     end
     local out, total = {}, 0
     for version, weight in pairs(decoded) do
-        if not model.version_set[tostring(version)] then
+        if type(version) ~= "string" or not model.version_set[version] then
             return nil, "version " .. tostring(version) .. " is not in the release (versions: "
                 .. table.concat(model.versions, ", ") .. ")"
         end
-        if type(weight) ~= "number" or weight < 0 or weight ~= weight or weight > 1e6 then
-            return nil, "weight of version " .. tostring(version) .. " must be a number >= 0"
+        if type(weight) ~= "number" or weight ~= weight or weight < 0 or weight > 100
+                or math.floor(weight * 10 + 0.5) ~= weight * 10 then
+            return nil, "weight of version " .. version .. " must be a percent from 0 to 100 "
+                .. "with at most one decimal, not " .. tostring(weight)
         end
-        out[tostring(version)] = weight
+        out[version] = weight
         total = total + weight
     end
-    if total <= 0 then
-        return nil, "at least one version needs a weight above 0"
+    if math.abs(total - 100) > 1e-6 then
+        return nil, "the weights must sum to 100 (they sum to " .. tostring(total) .. ")"
     end
     return out
 end
 
+-- What a failed live change answers: nothing changed, and why.
+local function stored(undo, why)
+    if undo then
+        return undo
+    end
+    return nil, 507, "nothing changed: " .. tostring(why)
+end
+
 -- A live change: the action of the request's method (or 405 and `usage`), saved to the state
--- file; an action may refuse with status, body.
+-- file. An action returns the change's undo, or nil, status, message (nothing changed); a
+-- change the state file cannot take is undone, so live state and state file always agree.
 local function change(method, name, actions, usage)
     local action = actions[method]
     if not action then
         return err(405, usage)
     end
-    local status, body = action()
-    if status then
-        return status, body
+    local undo, status, message = action()
+    if not undo then
+        return err(status, message)
     end
-    return saved(200, report.model(name))
+    local ok, perr = overrides.save()
+    if not ok then
+        undo()
+        return err(500, "nothing changed: the state file could not be saved (" .. tostring(perr)
+            .. "); check the runtime directory's permissions and space")
+    end
+    return 200, report.model(name)
 end
 
 -- POST kills a model (version nil) or one version, DELETE revives it.
 local function kill_switch(method, name, version)
     return change(method, name, {
-        POST = function() overrides.kill(name, version) end,
-        DELETE = function() overrides.revive(name, version) end,
+        POST = function() return stored(overrides.kill(name, version)) end,
+        DELETE = function() return stored(overrides.revive(name, version)) end,
     }, "use POST to kill, DELETE to revive")
 end
 
 -- PUT (or POST) sets live weights, DELETE goes back to the release's.
 local function split(method, name, model, body)
     local function set()
-        local weights, perr = parse_split(model, body)
+        local weights, perr = _M.parse_split(model, body)
         if not weights then
-            return err(400, perr)
+            return nil, 400, perr
         end
-        overrides.set_split(name, weights)
+        return stored(overrides.set_split(name, weights))
     end
     return change(method, name, {
         PUT = set,
         POST = set,
-        DELETE = function() overrides.set_split(name, nil) end,
+        DELETE = function() return stored(overrides.set_split(name, nil)) end,
     }, "use PUT to set live weights, DELETE to go back to the release's")
 end
 
@@ -95,7 +114,10 @@ local function model_route(method, name, rest, body)
     if not model then
         return err(404, "no model " .. name .. " in the applied release")
     end
-    if rest == "" and method == "GET" then
+    if rest == "" then
+        if method ~= "GET" then
+            return err(405, "use GET")
+        end
         return 200, report.model(name)
     end
     if rest == "/kill" then
@@ -115,30 +137,40 @@ local function model_route(method, name, rest, body)
     return err(404, "no such admin route; see GET /admin/status")
 end
 
+local function metrics_text()
+    return 200, metrics.render(report.gauges()), "text/plain; version=0.0.4"
+end
+
+local function reload_settings()
+    local published, perr = settings.publish(ngx.shared[names.DICT.STATE])
+    if not published then
+        return err(409, perr)
+    end
+    return 200, { revision = published.revision, checksum = published.checksum }
+end
+
+local function checksum()
+    local current = settings.get()
+    return 200, { revision = current.revision, checksum = current.checksum }
+end
+
+-- The fixed routes: path -> the one method it answers, and its handler.
+local ROUTES = {
+    ["/metrics"] = { "GET", metrics_text },
+    ["/admin/metrics"] = { "GET", metrics_text },
+    ["/admin/status"] = { "GET", function() return 200, report.all() end },
+    ["/admin/settings/reload"] = { "POST", reload_settings },
+    ["/admin/checksum"] = { "GET", checksum },
+}
+
 function _M.handle(req)
     local method, path = req.method, req.path
-    if path == "/metrics" or path == "/admin/metrics" then
-        if method ~= "GET" then
-            return err(405, "use GET")
+    local route = ROUTES[path]
+    if route then
+        if method ~= route[1] then
+            return err(405, "use " .. route[1])
         end
-        return 200, metrics.render(report.gauges()), "text/plain; version=0.0.4"
-    end
-    if path == "/admin/status" then
-        return 200, report.all()
-    end
-    if path == "/admin/settings/reload" then
-        if method ~= "POST" then
-            return err(405, "use POST")
-        end
-        local published, perr = settings.publish(ngx.shared[names.DICT.STATE])
-        if not published then
-            return err(409, perr)
-        end
-        return 200, { revision = published.revision, checksum = published.checksum }
-    end
-    if path == "/admin/checksum" then
-        local current = settings.get()
-        return 200, { revision = current.revision, checksum = current.checksum }
+        return route[2]()
     end
     local name, rest = path:match("^/admin/models/([a-z0-9][a-z0-9_-]*)(.*)$")
     if name then

@@ -48,7 +48,8 @@ function _M.allow(name, version, model, serial)
     return allowed
 end
 
--- A @weir_fallback location: the upstream of $weir_version failed; charge its breaker.
+-- A @weir_fallback location: the upstream of $weir_version answered an error; charge its
+-- breaker when the error is the server's (outcome.verdict), else give back a probe slot.
 -- Returns the upstream status, or nil when no upstream answered anything (the edge's own
 -- error, e.g. a Lua error: no breaker hears of it).
 function _M.record_failure(name, model)
@@ -57,8 +58,12 @@ function _M.record_failure(name, model)
         return nil
     end
     local status = outcome.last_status(var.upstream_status)
-    if status then
-        _M.breaker:record(name, version, model.breaker, false, take_probe())
+    local probe = take_probe()
+    local verdict = outcome.request_verdict(status)
+    if verdict == outcome.FAILED then
+        _M.breaker:record(name, version, model.breaker, false, probe)
+    elseif probe then
+        _M.breaker:release_probe(name, version, probe)
     end
     return status
 end
@@ -69,13 +74,12 @@ function _M.log(ctx)
     if ctx.version == "" then
         return
     end
-    local status = ctx.status
-    if status then
-        local failed = outcome.failed(status)
-        if failed or probe then  -- a plain success needs no breaker bookkeeping
-            _M.breaker:record(ctx.name, ctx.version, ctx.model.breaker, not failed, probe)
-        end
-    elseif probe then
+    local verdict = outcome.request_verdict(ctx.status)
+    if verdict == outcome.FAILED then
+        _M.breaker:record(ctx.name, ctx.version, ctx.model.breaker, false, probe)
+    elseif verdict == outcome.SUCCEEDED and probe then  -- a plain success needs no bookkeeping
+        _M.breaker:record(ctx.name, ctx.version, ctx.model.breaker, true, probe)
+    elseif probe then  -- no outcome, or the client's: neither wins nor loses the probe
         _M.breaker:release_probe(ctx.name, ctx.version, probe)
     end
 end

@@ -13,7 +13,7 @@ local settings = require("weir.settings")
 local ngx = ngx
 local var = ngx.var
 local crc32 = ngx.crc32_long
-local VERSION, PINNED = names.VAR.VERSION, names.VAR.PINNED
+local VERSION, PINNED, UPSTREAM_PATH = names.VAR.VERSION, names.VAR.PINNED, names.VAR.UPSTREAM_PATH
 
 local _M = {}
 
@@ -93,6 +93,16 @@ function _M.metadata(name)
             .. " is switched off at the edge"), 1)
     end
     var[VERSION] = version
+    -- Forwarded as rebuilt from the location's captures: the raw URI (".../versions/1/../2")
+    -- could name another version than the one routed to.
+    var[UPSTREAM_PATH] = _M.metadata_path(name, pinned ~= "" and pinned or nil,
+        var.uri:sub(-6) == "/ready")
+end
+
+-- The sidecar's URI for a metadata or readiness request of model `name`.
+function _M.metadata_path(name, pinned, ready)
+    return "/v2/models/" .. name .. (pinned and ("/versions/" .. pinned) or "")
+        .. (ready and "/ready" or "")
 end
 
 return _M

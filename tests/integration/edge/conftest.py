@@ -95,8 +95,9 @@ class Upstream:
     def control(self, **changes: Any) -> dict[str, Any]:
         return request("POST", self.address, "/_control", changes)[2]
 
-    def count(self) -> int:
-        return request("GET", self.address, "/_control")[2]["count"]
+    def count(self, what: str = "count") -> Any:
+        """Infer requests served ("count"), readiness checks ("ready"), last paths ("paths")."""
+        return request("GET", self.address, "/_control")[2][what]
 
 
 def request(

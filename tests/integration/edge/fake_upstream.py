@@ -1,8 +1,9 @@
 """A small real upstream speaking just enough KServe V2 for the edge's tests.
 
 Run: python fake_upstream.py --version 1 [--port 0 | --socket PATH]; it prints "READY <port>".
-Tests steer it through POST /_control {"status": 500, "delay": 0.2, "retry_after": 1} (status
-0 = answer normally) and read its request count from GET /_control.
+Tests steer it through POST /_control {"status": 500, "marked": true, "delay": 0.2} (status
+0 = answer normally; marked: a 5xx carries `X-Weir-Failure: server`, as the real sidecar marks
+its own failures) and read its request count from GET /_control.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ class Behaviour:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.status = 0
+        self.marked = False
         self.delay = 0.0
         self.count = 0
+        self.ready_count = 0
+        self.paths: list[str] = []  # the last metadata paths asked for
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -66,12 +70,25 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/_control":
             with self.behaviour.lock:
-                self._send(200, {"count": self.behaviour.count, "status": self.behaviour.status})
+                b = self.behaviour
+                self._send(
+                    200,
+                    {
+                        "count": b.count,
+                        "status": b.status,
+                        "ready": b.ready_count,
+                        "paths": b.paths,
+                    },
+                )
             return
         if self.path in ("/v2/health/live", "/v2/health/ready"):
+            with self.behaviour.lock:
+                self.behaviour.ready_count += self.path.endswith("ready")
             self._send(200, {"ready": True})
             return
         match = META.match(self.path)
+        with self.behaviour.lock:
+            self.behaviour.paths = [*self.behaviour.paths[-9:], self.path]
         if match:
             self._send(
                 200,
@@ -88,6 +105,7 @@ class Handler(BaseHTTPRequestHandler):
             with self.behaviour.lock:
                 self.behaviour.status = int(update.get("status", self.behaviour.status))
                 self.behaviour.delay = float(update.get("delay", self.behaviour.delay))
+                self.behaviour.marked = bool(update.get("marked", self.behaviour.marked))
                 if update.get("reset"):
                     self.behaviour.count = 0
             self._send(200, {"ok": True})
@@ -99,10 +117,13 @@ class Handler(BaseHTTPRequestHandler):
         with self.behaviour.lock:
             self.behaviour.count += 1
             status, delay = self.behaviour.status, self.behaviour.delay
+            marked = self.behaviour.marked
         if delay:
             time.sleep(delay)
         if status:
             headers = {"Retry-After": "1"} if status == 503 else {}
+            if marked and status >= 500:
+                headers["X-Weir-Failure"] = "server"
             self._send(status, {"error": f"told to answer {status}"}, headers)
             return
         header_len = self.headers.get("Inference-Header-Content-Length")

@@ -193,7 +193,7 @@ def test_settings_only_release_takes_effect_without_reload(harness, upstreams, t
     assert "without a reload" in apply_release(
         harness.write(harness.release(models)), harness.runtime
     )
-    upstreams["2"].control(status=500)
+    upstreams["2"].control(status=500, marked=True)
     status, headers, body = harness.infer("digits", version="2")
     assert status == 200 and body == {"outputs": [], "placeholder": True}
     assert headers["x-weir-fallback"] == "upstream-error"

@@ -8,32 +8,91 @@ import time
 
 import pytest
 
-# (upstream statuses in order, breaker state afterwards) with failures: 3 within 10s.
+# (upstream answers in order, breaker state afterwards) with failures: 3 within 10s. "500m": a
+# 500 marked `X-Weir-Failure: server`, the sidecar's own failure; "500": unmarked.
 SEQUENCES = [
-    ([500, 500, 500], "open"),
-    ([502, 503, 504], "open"),
-    ([500, 200, 500, 200, 500], "open"),  # failures within the window, not necessarily in a row
-    ([500, 500], "closed"),
-    ([400, 404, 422, 400, 404], "closed"),  # the client's mistakes are not the sidecar's failures
-    ([200] * 5, "closed"),
+    (["500m", "500m", "500m"], "open"),
+    (["502", "503m", "504"], "open"),  # 502/504 without the mark: no sidecar answered
+    (["500m", "200", "500m", "200", "500m"], "open"),  # within the window, not in a row
+    (["500m", "500m"], "closed"),
+    (["500", "503", "500", "503", "500"], "closed"),  # unmarked: maybe the client's doing
+    (["400", "404", "422", "400", "404"], "closed"),  # the client's mistakes
+    (["200"] * 5, "closed"),
 ]
 
 
-@pytest.mark.parametrize(("statuses", "expected"), SEQUENCES)
-def test_status_sequences(harness, upstreams, tools, statuses, expected) -> None:
+def _answer(upstream, answer: str) -> int:
+    status = int(answer.rstrip("m"))
+    upstream.control(status=0 if status == 200 else status, marked=answer.endswith("m"))
+    return status
+
+
+@pytest.mark.parametrize(("answers", "expected"), SEQUENCES)
+def test_status_sequences(harness, upstreams, tools, answers, expected) -> None:
     harness.start(tools.two_versions(upstreams))
-    for status in statuses:
-        upstreams["2"].control(status=0 if status == 200 else status)
+    for answer in answers:
+        status = _answer(upstreams["2"], answer)
         code, headers, _ = harness.infer("digits", version="2")
         if status >= 500:
             # Never the sidecar's 5xx: the fallback version answers, marked.
             assert code == 200 and headers["x-weir-model-version"] == "1"
             reason = "overloaded" if status == 503 else "upstream-error"
             assert headers["x-weir-fallback"] == reason
+            assert "x-weir-failure" not in headers
         else:
             assert code == status and "x-weir-fallback" not in headers
     assert harness.breaker("digits", "2") == expected
     assert harness.breaker("digits", "1") == "closed"
+
+
+def test_a_hundred_client_caused_errors_leave_it_closed(harness, upstreams, tools) -> None:
+    harness.start(tools.two_versions(upstreams))
+    client = tools.Client(harness.listen)
+    try:
+        for status in (500, 400):  # an older sidecar's unmarked 500 on a hostile body; a 400
+            upstreams["2"].control(status=status, marked=False)
+            for _ in range(100):
+                code, _, _ = client.post("/v2/models/digits/versions/2/infer")
+                assert code == (200 if status == 500 else 400)
+    finally:
+        client.close()
+    assert upstreams["2"].count() == 200  # every one reached version 2: none was shed
+    assert harness.breaker("digits", "2") == "closed"
+    assert _transitions(harness, "closed", "open") == 0
+    upstreams["2"].control(status=0)
+    code, headers, _ = harness.infer("digits", version="2")
+    assert code == 200 and headers["x-weir-model-version"] == "2"
+
+
+def test_a_client_error_during_half_open_neither_closes_nor_reopens(
+    harness, upstreams, tools
+) -> None:
+    harness.start(tools.two_versions(upstreams))  # probes: 2, open_for 1s
+    upstreams["2"].control(status=500, marked=True)
+    for _ in range(3):
+        harness.infer("digits", version="2")
+    opened = harness.status()["models"]["digits"]["versions"]["2"]["breaker"]
+    assert opened["state"] == "open"
+    while time.time() < opened["open_until"] + 0.05:
+        time.sleep(0.05)
+    for status in (400, 500):  # the client's mistake; an unmarked 500
+        upstreams["2"].control(status=status, marked=False)
+        code, _, _ = harness.infer("digits", version="2")
+        assert code == (400 if status == 400 else 200)
+        breaker = harness.status()["models"]["digits"]["versions"]["2"]["breaker"]
+        assert breaker["state"] == "half_open"  # not closed, not re-opened for twice as long
+        assert breaker["open_until"] == opened["open_until"]
+    upstreams["2"].control(status=0)
+    # The slots came back: the two probes that succeed are still to come.
+    code, headers, _ = harness.infer("digits", version="2")
+    assert code == 200 and headers["x-weir-model-version"] == "2"
+    assert harness.breaker("digits", "2") == "half_open"
+    harness.infer("digits", version="2")
+    deadline = time.monotonic() + 5
+    while harness.breaker("digits", "2") != "closed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert harness.breaker("digits", "2") == "closed"
+    assert _transitions(harness, "half_open", "open") == 0
 
 
 def test_timeouts_and_connect_errors_open_it(harness, upstreams, tools) -> None:
@@ -55,7 +114,7 @@ def test_open_breaker_answers_with_fallback_and_probes_close_it(harness, upstrea
     models = tools.two_versions(upstreams)
     models["digits"]["breaker"].update(open_for="3s", max_open_for="6s")
     harness.start(models)
-    upstreams["2"].control(status=500)
+    upstreams["2"].control(status=500, marked=True)
     for _ in range(3):
         harness.infer("digits", version="2")
     calls = upstreams["2"].count()
@@ -92,7 +151,7 @@ def test_open_breaker_answers_with_fallback_and_probes_close_it(harness, upstrea
 
 def test_failed_probe_reopens_for_twice_as_long(harness, upstreams, tools) -> None:
     harness.start(tools.two_versions(upstreams))
-    upstreams["2"].control(status=500)
+    upstreams["2"].control(status=500, marked=True)
     for _ in range(3):
         harness.infer("digits", version="2")
     time.sleep(1.1)
@@ -111,7 +170,7 @@ def test_rate_limited_requests_never_count(harness, upstreams, tools) -> None:
     # 1r/m, burst 1: two requests pass, however slowly the 20 are sent (under a minute).
     models = tools.two_versions(upstreams, rate_limit={"rate": "1r/m", "burst": 1, "key": "global"})
     harness.start(models)
-    upstreams["2"].control(status=500)
+    upstreams["2"].control(status=500, marked=True)
     codes = [harness.infer("digits", version="2")[0] for _ in range(20)]
     assert codes.count(429) >= 17
     reached = upstreams["2"].count()

@@ -67,4 +67,51 @@ describe("admin.api.handle", function()
         assert.equal(409, reload_status)
         assert.truthy(reload_body.error:find("needs a reload", 1, true))
     end)
+
+    it("refuses splits that are not percent objects summing to 100", function()
+        for _, body in ipairs({
+            "[0,100]", '[50, 50]', '{"1": 0x64}', '{"1": 0x32, "2": 0x32}', '{"1": NaN}',
+            '{"1": Infinity}', '{"1": -10, "2": 110}', '{"1": 33.33, "2": 66.67}',
+            '{"1": 50, "2": 40}', '{"1": "100"}', '{}', '{"1": 100, "7": 0}', "",
+        }) do
+            local status, answer = call("PUT", "/admin/models/digits/split", body)
+            assert.equal(400, status, body)
+            assert.truthy(answer.error, body)
+        end
+        assert.is_nil(overrides.model("digits").split)
+        assert.equal(0, saved)
+        assert.equal(200, (call("PUT", "/admin/models/digits/split", '{"1": 99.5, "2": 0.5}')))
+        assert.equal(200, (call("PUT", "/admin/models/digits/split", '{"1": 1e2}')))
+    end)
+
+    it("answers 405 for the wrong method on every route", function()
+        for _, route in ipairs({ { "POST", "/admin/status" }, { "DELETE", "/admin/checksum" },
+                { "GET", "/admin/settings/reload" }, { "PUT", "/metrics" },
+                { "POST", "/admin/models/digits" }, { "GET", "/admin/models/digits/split" },
+                { "PATCH", "/admin/models/digits/versions/2/kill" } }) do
+            assert.equal(405, (call(route[1], route[2])), route[1] .. " " .. route[2])
+        end
+    end)
+
+    it("answers 507 and changes nothing when the dict refuses a write", function()
+        overrides.set_dict(stub.dict(function() return 0 end, 10), ngx.shared.weir_state)
+        local status, body = call("PUT", "/admin/models/digits/split", '{"1": 50, "2": 50}')
+        assert.equal(507, status)
+        assert.truthy(body.error:find("nothing changed", 1, true))
+        assert.is_nil(overrides.model("digits").split)
+        assert.equal(0, saved)
+    end)
+
+    it("undoes a change the state file cannot take", function()
+        overrides.save = function() return nil, "disk full" end
+        local status, body = call("POST", "/admin/models/digits/kill")
+        assert.equal(500, status)
+        assert.truthy(body.error:find("nothing changed", 1, true))
+        assert.is_false(overrides.model("digits").killed)
+        overrides.save = function() return true end
+        assert.equal(200, (call("PUT", "/admin/models/digits/split", '{"1": 100}')))
+        overrides.save = function() return nil, "disk full" end
+        assert.equal(500, (call("DELETE", "/admin/models/digits/split")))
+        assert.same({ ["1"] = 100 }, overrides.model("digits").split)
+    end)
 end)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.edge import names
 from scripts.edge.nginx import NginxBinary
 from scripts.edge.render import RenderError, _finalize, render
 from scripts.release import parse_release
@@ -101,3 +102,38 @@ def test_zone_name_follows_its_key(tmp_path: Path) -> None:
 def test_finalize_refuses_anything_that_could_end_a_directive(value: object) -> None:
     with pytest.raises(RenderError):
         _finalize(value)
+
+
+def _too_big(tmp_path: Path, text: str) -> str:
+    runtime = RuntimeDir(tmp_path / "rt")
+    runtime.ensure()
+    out = tmp_path / "out"
+    with pytest.raises(RenderError) as caught:
+        render(parse_release(text), runtime, NGINX, out)
+    assert not out.exists()  # refused before anything was written
+    return str(caught.value)
+
+
+def test_settings_too_big_for_the_edge_are_refused_before_writing(tmp_path: Path) -> None:
+    big = RELEASE.replace("body: {outputs: []}", "body: {error: " + "x" * 1_100_000 + "}")
+    message = _too_big(tmp_path, big)
+    assert f"more than the {names.SETTINGS_MAX_BYTES:,}" in message
+    assert "model digits's, 1,100,013 bytes" in message and "nothing was changed" in message
+
+
+def test_yaml_aliases_that_expand_past_the_limit_are_refused(tmp_path: Path) -> None:
+    def ten(item: str) -> str:
+        return "[" + ", ".join([item] * 10) + "]"
+
+    # 1 KB of YAML; each level repeats the one before ten times: half a megabyte as JSON.
+    levels = [f"a: &a {ten(chr(34) + 'x' * 50 + chr(34))}", f"b: &b {ten('*a')}"]
+    levels += [f"c: &c {ten('*b')}", f"d: {ten('*c')}"]
+    body = "{" + ", ".join(levels) + "}"
+    text = RELEASE.replace("body: {outputs: []}", "body: " + body)
+    assert len(text) < 2000
+    assert "Lua settings are" in _too_big(tmp_path, text)
+
+
+def test_the_state_dict_holds_two_settings_texts_of_the_largest_size() -> None:
+    assert 2 * names.SETTINGS_MAX_BYTES < names.STATE_DICT_BYTES
+    assert names.DICT_SIZES[names.DICT["STATE"]] == f"{names.STATE_DICT_BYTES // 1024}k"
