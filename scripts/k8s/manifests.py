@@ -111,7 +111,9 @@ def view_container(image: str) -> dict[str, Any]:
     }
 
 
-def sidecar_container(label: str, image: str, drain_s: int) -> dict[str, Any]:
+def sidecar_container(label: str, image: str, drain_s: int, max_body: int) -> dict[str, Any]:
+    """One sidecar; `max_body` is the release's `edge.max_body`, the sidecar's body limit too
+    (its `--max-body-bytes`, `WEIR_MAX_BODY_BYTES`), so both refuse the same requests."""
     socket = f"{RUNTIME_DIR}/run/sidecar-{label}.sock"
     gpu = label != "cpu"
     device = "0" if gpu else "cpu"  # the device plugin exposes one GPU, always index 0
@@ -119,7 +121,10 @@ def sidecar_container(label: str, image: str, drain_s: int) -> dict[str, Any]:
         "name": f"sidecar-{label}",
         "image": image,
         "command": ["weir"],
-        "args": ["sidecar", "--models", VIEW_DIR, "--device", device, "--socket", socket],
+        "args": [
+            *("sidecar", "--models", VIEW_DIR, "--device", device, "--socket", socket),
+            *("--max-body-bytes", str(max_body)),
+        ],
         "env": [{"name": "WEIR_RUNTIME_DIR", "value": RUNTIME_DIR}],
         "volumeMounts": [{"name": "runtime", "mountPath": RUNTIME_DIR}],
         # Sidecars outlive the edge's drain so the edge's in-flight requests still get answers.
@@ -176,7 +181,8 @@ def manifests(
     selector = {"matchLabels": LABELS}
     grace = math.ceil(release.longest_timeout) + DRAIN_S + 30
     containers = [edge_container(release, image, DRAIN_S)] + [
-        sidecar_container(label, image, DRAIN_S) for label in device_labels(release, gpus_per_pod)
+        sidecar_container(label, image, DRAIN_S, release.edge.max_body)
+        for label in device_labels(release, gpus_per_pod)
     ]
     return [
         {
