@@ -40,16 +40,23 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/weir
-COPY pyproject.toml constraints.txt README.md ./
-COPY sidecar/ sidecar/
-COPY scripts/ scripts/
-# Editable: the `weir` tooling finds lua/ and nginx/templates/ beside its own source, which the
-# final stage copies to this same path. meinheld goes in without its stale greenlet<0.5 pin.
+# Dependencies first (pyproject's list, pinned by constraints.txt), so that a source change
+# rebuilds only the last, quick layer. meinheld goes in without its stale greenlet<0.5 pin.
+COPY pyproject.toml constraints.txt ./
 RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
     && python3 -m venv .venv \
-    && .venv/bin/pip install --no-cache-dir -c constraints.txt -e . \
+    && python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > /tmp/requirements.txt \
+    && .venv/bin/pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt \
     && .venv/bin/pip install --no-cache-dir -c constraints.txt --no-deps meinheld
+COPY README.md ./
+COPY sidecar/ sidecar/
+COPY scripts/ scripts/
+# Editable: the `weir` tooling finds lua/ and nginx/templates/ beside its own source, which the
+# final stage copies to this same path.
+RUN --mount=type=secret,id=ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+    && .venv/bin/pip install --no-cache-dir --no-deps -e .
 
 FROM python
 ARG DEBIAN_FRONTEND=noninteractive
