@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from scripts.args import add_release_file
+from scripts.k8s.scaling import AUTOSCALERS, PROMETHEUS, autoscaling
 from scripts.release import LoadedRelease, Release, ReleaseError, load_release
 
 APP = "weir"
@@ -74,7 +75,9 @@ def device_labels(release: Release, gpus_per_pod: int) -> list[str]:
     return [str(d) for d in devices]
 
 
-def _http_probe(path: str, port: str, period: int, failures: int) -> dict[str, Any]:
+def _http_probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:
+    # The port by number: runtimes that turn probes into healthchecks (podman kube play)
+    # do not resolve a port's name.
     return {
         "httpGet": {"path": path, "port": port},
         "periodSeconds": period,
@@ -162,9 +165,9 @@ def edge_container(release: Release, image: str, drain_s: int) -> dict[str, Any]
             {"name": "release", "mountPath": RELEASE_DIR, "readOnly": True},
         ],
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(drain_s)]}}},
-        "startupProbe": _http_probe("/v2/health/ready", "http", 5, 60),
-        "readinessProbe": _http_probe("/v2/health/ready", "http", 5, 2),
-        "livenessProbe": _http_probe("/v2/health/live", "http", 10, 3),
+        "startupProbe": _http_probe("/v2/health/ready", port, 5, 60),
+        "readinessProbe": _http_probe("/v2/health/ready", port, 5, 2),
+        "livenessProbe": _http_probe("/v2/health/live", port, 10, 3),
         "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}},
     }
 
@@ -176,6 +179,8 @@ def manifests(
     replicas: int,
     max_replicas: int,
     gpus_per_pod: int = 1,
+    autoscaler: str = "keda",
+    prometheus: str = PROMETHEUS,
 ) -> list[dict[str, Any]]:
     meta = {"name": APP, "labels": LABELS}
     selector = {"matchLabels": LABELS}
@@ -230,38 +235,28 @@ def manifests(
             },
         },
         {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": meta,
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
-                "minReplicas": replicas,
-                "maxReplicas": max(max_replicas, replicas),
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": 70},
-                        },
-                    }
-                ],
-            },
-        },
-        {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
             "metadata": meta,
             "spec": {"maxUnavailable": 1, "selector": selector},
         },
+        *autoscaling(release, replicas, max_replicas, autoscaler, prometheus),
     ]
 
 
 def render_manifests(
-    loaded: LoadedRelease, image: str, replicas: int, max_replicas: int, gpus: int
+    loaded: LoadedRelease,
+    image: str,
+    replicas: int,
+    max_replicas: int,
+    gpus: int,
+    autoscaler: str = "keda",
+    prometheus: str = PROMETHEUS,
 ) -> str:
     text = fleet_release(loaded, replicas, gpus)
-    docs = manifests(loaded.release, text, image, replicas, max_replicas, gpus)
+    docs = manifests(
+        loaded.release, text, image, replicas, max_replicas, gpus, autoscaler, prometheus
+    )
     header = (
         f"# Weir manifests for {loaded.path.name}, revision {loaded.release.revision}, "
         f"{replicas} replica(s).\n# Rate limits hold per edge replica; `global` limits were "
@@ -275,8 +270,25 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weir k8s", description=__doc__.split("\n\n")[0])
     add_release_file(parser)
     parser.add_argument("--image", default="weir:latest", help="image built from the Dockerfile")
-    parser.add_argument("--replicas", type=int, default=2, help="edge+sidecar pods (HPA minimum)")
-    parser.add_argument("--max-replicas", type=int, default=8, help="HPA maximum")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        help="edge+sidecar pods, the autoscaler's minimum (default: the release's scaling.min, "
+        "else 2)",
+    )
+    parser.add_argument(
+        "--max-replicas", type=int, help="autoscaler maximum (default: scaling.max, else 8)"
+    )
+    parser.add_argument(
+        "--autoscaler",
+        choices=AUTOSCALERS,
+        default="keda",
+        help="for scaling.metric queue or inflight: a KEDA ScaledObject (Prometheus trigger), "
+        "or an HPA on a custom metric plus the prometheus-adapter rule it needs",
+    )
+    parser.add_argument(
+        "--prometheus", default=PROMETHEUS, help="Prometheus URL KEDA queries (serverAddress)"
+    )
     parser.add_argument(
         "--gpus-per-pod", type=int, default=1, help="sidecars per pod when devices is auto"
     )
@@ -286,14 +298,25 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     parser_ = parser()
     args = parser_.parse_args(argv)
-    if args.replicas < 1 or args.gpus_per_pod < 1:
-        parser_.error("--replicas and --gpus-per-pod must be at least 1")
     try:
         loaded = load_release(args.file)
     except ReleaseError as exc:
         print(f"weir k8s: {exc}", file=sys.stderr)
         return 1
+    scaling = loaded.release.scaling
+    replicas = args.replicas or (scaling.min if scaling else 2)
+    max_replicas = args.max_replicas or (scaling.max if scaling else 8)
+    if replicas < 1 or args.gpus_per_pod < 1:
+        parser_.error("--replicas and --gpus-per-pod must be at least 1")
     sys.stdout.write(
-        render_manifests(loaded, args.image, args.replicas, args.max_replicas, args.gpus_per_pod)
+        render_manifests(
+            loaded,
+            args.image,
+            replicas,
+            max_replicas,
+            args.gpus_per_pod,
+            args.autoscaler,
+            args.prometheus,
+        )
     )
     return 0

@@ -252,11 +252,30 @@ class Model(Strict):
         return {v: (100.0 if v == newest else 0.0) for v in self.versions}
 
 
+class Scaling(Strict):
+    """How `weir k8s` scales the pods: on inference pressure, or on CPU as the fallback."""
+
+    metric: Literal["queue", "inflight", "cpu"] = Field(
+        description="queue: mean queue wait over mean compute per batch; inflight: requests "
+        "in flight per pod; cpu: CPU utilization percent of the requests"
+    )
+    target: float = Field(gt=0, description="the value per pod to scale at (cpu: percent)")
+    min: int = Field(1, ge=1, le=1000, description="fewest replicas")
+    max: int = Field(8, ge=1, le=1000, description="most replicas")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Scaling:
+        if self.max < self.min:
+            raise ValueError(f"scaling.max ({self.max}) is below scaling.min ({self.min})")
+        return self
+
+
 class Release(Strict):
     revision: int = Field(ge=1, le=2**53, description="must increase with every apply")
     edge: EdgeSection = EdgeSection()
     sidecars: SidecarsSection = SidecarsSection()
     models: dict[str, Model] = Field(min_length=1)
+    scaling: Scaling | None = Field(None, description="autoscaling for `weir k8s`")
 
     @field_validator("models", mode="before")
     @classmethod
