@@ -54,7 +54,7 @@ def rules(release: Release) -> dict[str, Any]:
             "5m",
             "page",
             "{{ $labels.model }} v{{ $labels.version }}: {{ $value | humanizePercentage }} 5xx",
-            "More than 5% of the edge's answers for this model version are 5xx (version \"\": "
+            'More than 5% of the edge\'s answers for this model version are 5xx (version "": '
             "the edge's own placeholder answers; not while a kill switch is on for it). Check "
             "its sidecar logs and breaker state.",
         ),

@@ -31,7 +31,9 @@ def env() -> dict[str, str]:
     return out
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+def podman(
+    *args: str, check: bool = True, timeout: float = 120, **kw
+) -> subprocess.CompletedProcess:
     argv = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs", *args]
     done = subprocess.run(
         argv, env=env(), capture_output=True, text=True, timeout=timeout, check=False, **kw
@@ -44,7 +46,9 @@ def podman(*args: str, check: bool = True, timeout: float = 120, **kw) -> subpro
 def why_not() -> str | None:
     """None when podman can build and run here, else the reason the tests skip."""
     if shutil.which("podman") is None:
-        return "podman is not installed (apt-get install -y podman runc; see ../shared/CONTAINERS.md)"
+        return (
+            "podman is not installed (apt-get install -y podman runc; see ../shared/CONTAINERS.md)"
+        )
     if shutil.which("runc") is None:
         return "runc is not installed (apt-get install -y runc)"
     try:
@@ -53,12 +57,14 @@ def why_not() -> str | None:
         return f"podman does not answer: {exc}"
     if info.returncode != 0:
         return f"podman info failed: {info.stderr.strip()[-300:]}"
-    if podman("image", "exists", IMAGE, check=False).returncode != 0:
-        if podman("image", "exists", BASE, check=False).returncode != 0:
-            return (
-                f"neither {IMAGE} nor its base {BASE} exists: build the base with debootstrap "
-                "as ../shared/CONTAINERS.md shows, or set WEIR_TEST_BASE"
-            )
+    if (
+        podman("image", "exists", IMAGE, check=False).returncode != 0
+        and podman("image", "exists", BASE, check=False).returncode != 0
+    ):
+        return (
+            f"neither {IMAGE} nor its base {BASE} exists: build the base with debootstrap "
+            "as ../shared/CONTAINERS.md shows, or set WEIR_TEST_BASE"
+        )
     return None
 
 

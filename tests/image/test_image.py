@@ -145,7 +145,9 @@ def test_sigterm_drains_the_in_flight_request_then_exits_0_within_the_grace(cont
     readiness: list[object] = []
     while time.monotonic() - sent < 20:
         try:
-            readiness.append(requests.get(f"{container.url}/v2/health/ready", timeout=5).status_code)
+            readiness.append(
+                requests.get(f"{container.url}/v2/health/ready", timeout=5).status_code
+            )
         except requests.ConnectionError:
             readiness.append("refused")
         if readiness[-1] != 200:

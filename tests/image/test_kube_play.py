@@ -4,7 +4,8 @@ The test's copy of the manifests differs from `weir k8s` output in two podman-on
 containerPort gets a hostPort on a free port (podman 4.3 has no --publish for kube play), and
 the pod waits for its init container through a podman annotation (podman's default removes
 the init container while it still runs) under restartPolicy OnFailure (podman would rerun an
-"always" init container forever under Always). The admin token is a podman secret (../shared/CONTAINERS.md).
+"always" init container forever under Always). The admin token is a podman secret
+(../shared/CONTAINERS.md).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from tests.image import podman as pm
 from tests.image.test_image import DIGITS, cnn_binary
 
 SECRET = "weir-admin"
-INIT_TYPE = "io.podman.annotations.init.container.type"  # the name the manifests' secretKeyRef gives
+INIT_TYPE = (
+    "io.podman.annotations.init.container.type"  # the name the manifests' secretKeyRef gives
+)
 
 
 def render(tmp: Path, port: int) -> Path:

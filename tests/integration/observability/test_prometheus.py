@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from scripts.k8s import scaling
 from scripts.observability import dashboard
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -58,7 +59,9 @@ def write_release(tmp: Path, port: int, admin_port: int) -> Path:
     text = text.replace("127.0.0.1:9901", f"127.0.0.1:{admin_port}")
     text = text.replace("devices: auto", "devices: cpu")
     # cnn: one request a second, so that a short burst is rate-limited (429s have a panel).
-    text = text.replace("rate: 500r/s, burst: 100, key: global", "rate: 60r/m, burst: 1, key: global")
+    text = text.replace(
+        "rate: 500r/s, burst: 100, key: global", "rate: 60r/m, burst: 1, key: global"
+    )
     path = tmp / "release.yaml"
     path.write_text(text)
     return path
@@ -201,3 +204,18 @@ def test_the_alert_rules_load_and_evaluate_cleanly(scraped):
     assert not bad, bad
     firing = requests.get(f"{scraped['api']}/alerts", timeout=10).json()["data"]["alerts"]
     assert not [a for a in firing if a["state"] == "firing"], json.dumps(firing)[:2000]
+
+
+@pytest.mark.parametrize("metric", ["queue", "inflight"])
+def test_the_autoscaling_queries_weir_k8s_renders_return_data(scraped, metric):
+    """KEDA's trigger query and the prometheus-adapter rule's, on the real metrics."""
+    queries = [scaling.pressure_query(metric)]
+    rule = scaling.adapter_rule(metric)["metricsQuery"]
+    queries.append(rule.replace("<<.LabelMatchers>>", 'job="weir-sidecars"').replace(
+        "<<.GroupBy>>", "instance"))  # fmt: skip
+    for query in queries:
+        r = requests.get(f"{scraped['api']}/query", params={"query": query}, timeout=10)
+        result = r.json()["data"]["result"]
+        assert result, f"no data for {query}"
+        value = float(result[0]["value"][1])
+        assert value == value and value >= 0, (query, value)  # a number, not NaN

@@ -116,7 +116,7 @@ def test_scaling_bounds_are_checked_by_the_release_schema(tmp_path):
     path = tmp_path / "release.yaml"
     path.write_text((ROOT / "release.yaml").read_text() + "scaling: {metric: queue, target: 2, "
                     "min: 5, max: 2}\n")  # fmt: skip
-    with pytest.raises(ReleaseError, match="scaling.max"):
+    with pytest.raises(ReleaseError, match=r"scaling\.max"):
         load_release(path)
     assert k8s.main([str(path)]) == 1
 
@@ -132,5 +132,7 @@ def test_every_scaling_query_is_valid_promql(tmp_path):
         {"record": f"weir:check_{i}", "expr": e} for i, e in enumerate(exprs)]}]}  # fmt: skip
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump(groups))
-    checked = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    checked = subprocess.run(
+        ["promtool", "check", "rules", str(path)], capture_output=True, text=True
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr

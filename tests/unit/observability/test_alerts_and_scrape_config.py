@@ -35,7 +35,9 @@ def test_committed_scrape_config_matches_the_generator():
 def test_every_model_has_a_timeout_budget_and_every_alert_a_summary():
     doc = yaml.safe_load((OBS / "alerts.yml").read_text())
     budgets, rules = doc["groups"][0]["rules"], doc["groups"][1]["rules"]
-    assert {r["labels"]["model"] for r in budgets} == set(load_release("release.yaml").release.models)
+    assert {r["labels"]["model"] for r in budgets} == set(
+        load_release("release.yaml").release.models
+    )
     names = {r["alert"] for r in rules}
     assert {
         "WeirModelErrorRatioHigh",
