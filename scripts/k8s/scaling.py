@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from scripts.k8s.pod import APP, LABELS
 from scripts.release import Release
 
 AUTOSCALERS = ("keda", "prometheus-adapter")
 PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 WINDOW = "2m"
-APP = "weir"
-LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "inference-edge"}
 DEFAULT_CPU = 70
 # The custom metric each pressure signal is served as by prometheus-adapter.
 ADAPTER_METRIC = {"queue": "weir_queue_to_compute_ratio", "inflight": "weir_requests_in_flight"}

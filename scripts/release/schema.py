@@ -253,15 +253,10 @@ class Model(Strict):
 
 
 class Scaling(Strict):
-    """How `weir k8s` scales the pods: on inference pressure, or on CPU as the fallback."""
-
-    metric: Literal["queue", "inflight", "cpu"] = Field(
-        description="queue: mean queue wait over mean compute per batch; inflight: requests "
-        "in flight per pod; cpu: CPU utilization percent of the requests"
-    )
-    target: float = Field(gt=0, description="the value per pod to scale at (cpu: percent)")
-    min: int = Field(1, ge=1, le=1000, description="fewest replicas")
-    max: int = Field(8, ge=1, le=1000, description="most replicas")
+    metric: Literal["queue", "inflight", "cpu"] = Field(description="`weir k8s`'s autoscaler")
+    target: float = Field(gt=0, description="value to scale at (cpu: utilization percent)")
+    min: int = Field(1, ge=1, le=1000)
+    max: int = Field(8, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _bounds(self) -> Scaling:
