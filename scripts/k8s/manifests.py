@@ -18,13 +18,8 @@ from typing import Any
 import yaml
 
 from scripts.args import add_release_file
-from scripts.k8s.pod import (
-    APP,
-    LABELS,
-    edge_container,
-    sidecar_container,
-    view_container,
-)
+from scripts.k8s.pod import APP, LABELS, edge_container, sidecar_container, view_container
+from scripts.k8s.pod import RELEASE_DIR as RELEASE_DIR  # the ConfigMap's mount, for callers
 from scripts.k8s.scaling import AUTOSCALERS, PROMETHEUS, autoscaling
 from scripts.release import LoadedRelease, Release, ReleaseError, load_release
 

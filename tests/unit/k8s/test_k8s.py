@@ -12,7 +12,6 @@ import yaml
 
 from scripts import cli
 from scripts.k8s import manifests as k8s
-from scripts.k8s import pod as pod_
 from scripts.release import load_release, parse_release
 
 K8S_VERSION = "1.30.0"
@@ -131,7 +130,7 @@ def test_every_rendered_command_line_parses_with_the_cli_and_the_image_runs_it(d
                 parses(command)
     (edge,) = [c for c in containers if c["name"] == "edge"]
     args = parses(edge["command"] + edge["args"])
-    assert args.file == f"{pod_.RELEASE_DIR}/release.yaml"  # the ConfigMap's mount
+    assert args.file == f"{k8s.RELEASE_DIR}/release.yaml"  # the ConfigMap's mount
 
 
 def test_the_image_default_command_parses_too():
