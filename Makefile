@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 MODELS := models/digits/1/model.onnx models/digits/2/model.onnx models/cnn/1/model.onnx
 
-.PHONY: up test lint bench render deps system-deps models clean
+.PHONY: up test test-image test-prometheus lint bench render deps system-deps models clean
 
 up: deps models
 	$(VENV)/bin/weir up release.yaml
@@ -13,6 +13,16 @@ up: deps models
 test: deps models
 	$(PY) -m pytest -q
 	busted --lpath='lua/?.lua;lua/?/init.lua' tests/lua
+
+# The image really built and run (podman, ../shared/CONTAINERS.md): limits, health, an inference,
+# a kill switch, the SIGTERM drain; then `weir k8s` output under `podman kube play`. Minutes;
+# not part of `make test`; skips, saying why, where podman cannot run containers.
+test-image: deps
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/image
+
+# A real Prometheus against `weir up` (also part of `make test`; skips without prometheus).
+test-prometheus: deps models
+	$(PY) -m pytest -q tests/integration/observability tests/unit/observability
 
 lint: deps
 	$(VENV)/bin/ruff check .

@@ -18,15 +18,12 @@ from typing import Any
 import yaml
 
 from scripts.args import add_release_file
+from scripts.k8s.pod import APP, LABELS, edge_container, sidecar_container, view_container
+from scripts.k8s.pod import RELEASE_DIR as RELEASE_DIR  # the ConfigMap's mount, for callers
+from scripts.k8s.scaling import AUTOSCALERS, PROMETHEUS, autoscaling
 from scripts.release import LoadedRelease, Release, ReleaseError, load_release
 
-APP = "weir"
-RUNTIME_DIR = "/var/lib/weir"
-RELEASE_DIR = "/etc/weir"
-MODELS_DIR = "/opt/weir/models"
-VIEW_DIR = f"{RUNTIME_DIR}/repository"  # `weir view`'s output in the pod's runtime volume
 DRAIN_S = 10  # preStop pause: endpoints controllers drop the pod before the edge stops accepting
-LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "inference-edge"}
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -74,96 +71,6 @@ def device_labels(release: Release, gpus_per_pod: int) -> list[str]:
     return [str(d) for d in devices]
 
 
-def _http_probe(path: str, port: str, period: int, failures: int) -> dict[str, Any]:
-    return {
-        "httpGet": {"path": path, "port": port},
-        "periodSeconds": period,
-        "failureThreshold": failures,
-        "timeoutSeconds": 2,
-    }
-
-
-def _socket_probe(socket: str, path: str, period: int, failures: int) -> dict[str, Any]:
-    # Sidecars listen on a unix socket only: the probe asks through it from inside the container.
-    return {
-        "exec": {"command": ["weir", "probe", "--socket", socket, "--path", path]},
-        "periodSeconds": period,
-        "failureThreshold": failures,
-        "timeoutSeconds": 3,
-    }
-
-
-def view_container(image: str) -> dict[str, Any]:
-    """Builds the release's view of the image's models in the pod's runtime volume before the
-    sidecars start: their batching is the release's, as under `weir up`."""
-    return {
-        "name": "model-view",
-        "image": image,
-        "command": ["weir"],
-        "args": [
-            *("view", f"{RELEASE_DIR}/release.yaml"),
-            *("--models", MODELS_DIR, "--runtime-dir", RUNTIME_DIR),
-        ],
-        "volumeMounts": [
-            {"name": "runtime", "mountPath": RUNTIME_DIR},
-            {"name": "release", "mountPath": RELEASE_DIR, "readOnly": True},
-        ],
-    }
-
-
-def sidecar_container(label: str, image: str, drain_s: int) -> dict[str, Any]:
-    socket = f"{RUNTIME_DIR}/run/sidecar-{label}.sock"
-    gpu = label != "cpu"
-    device = "0" if gpu else "cpu"  # the device plugin exposes one GPU, always index 0
-    container: dict[str, Any] = {
-        "name": f"sidecar-{label}",
-        "image": image,
-        "command": ["weir"],
-        "args": ["sidecar", "--models", VIEW_DIR, "--device", device, "--socket", socket],
-        "env": [{"name": "WEIR_RUNTIME_DIR", "value": RUNTIME_DIR}],
-        "volumeMounts": [{"name": "runtime", "mountPath": RUNTIME_DIR}],
-        # Sidecars outlive the edge's drain so the edge's in-flight requests still get answers.
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(drain_s + 5)]}}},
-        "startupProbe": _socket_probe(socket, "/v2/health/ready", 5, 60),
-        "readinessProbe": _socket_probe(socket, "/v2/health/ready", 5, 2),
-        "livenessProbe": _socket_probe(socket, "/v2/health/live", 10, 3),
-        "resources": {
-            "requests": {"cpu": "1", "memory": "1Gi"},
-            "limits": {"memory": "4Gi"},
-        },
-    }
-    if gpu:
-        container["resources"]["limits"]["nvidia.com/gpu"] = 1
-    return container
-
-
-def edge_container(release: Release, image: str, drain_s: int) -> dict[str, Any]:
-    port = int(release.edge.listen.rsplit(":", 1)[-1])
-    return {
-        "name": "edge",
-        "image": image,
-        "command": ["weir"],
-        "args": ["edge", f"{RELEASE_DIR}/release.yaml"],
-        "ports": [{"name": "http", "containerPort": port}],
-        "env": [
-            {"name": "WEIR_RUNTIME_DIR", "value": RUNTIME_DIR},
-            {
-                "name": "WEIR_ADMIN_TOKEN",
-                "valueFrom": {"secretKeyRef": {"name": "weir-admin", "key": "token"}},
-            },
-        ],
-        "volumeMounts": [
-            {"name": "runtime", "mountPath": RUNTIME_DIR},
-            {"name": "release", "mountPath": RELEASE_DIR, "readOnly": True},
-        ],
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(drain_s)]}}},
-        "startupProbe": _http_probe("/v2/health/ready", "http", 5, 60),
-        "readinessProbe": _http_probe("/v2/health/ready", "http", 5, 2),
-        "livenessProbe": _http_probe("/v2/health/live", "http", 10, 3),
-        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}},
-    }
-
-
 def manifests(
     release: Release,
     release_text: str,
@@ -171,12 +78,15 @@ def manifests(
     replicas: int,
     max_replicas: int,
     gpus_per_pod: int = 1,
+    autoscaler: str = "keda",
+    prometheus: str = PROMETHEUS,
 ) -> list[dict[str, Any]]:
     meta = {"name": APP, "labels": LABELS}
     selector = {"matchLabels": LABELS}
     grace = math.ceil(release.longest_timeout) + DRAIN_S + 30
     containers = [edge_container(release, image, DRAIN_S)] + [
-        sidecar_container(label, image, DRAIN_S) for label in device_labels(release, gpus_per_pod)
+        sidecar_container(label, image, DRAIN_S, release.edge.max_body)
+        for label in device_labels(release, gpus_per_pod)
     ]
     return [
         {
@@ -224,38 +134,28 @@ def manifests(
             },
         },
         {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": meta,
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
-                "minReplicas": replicas,
-                "maxReplicas": max(max_replicas, replicas),
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": 70},
-                        },
-                    }
-                ],
-            },
-        },
-        {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
             "metadata": meta,
             "spec": {"maxUnavailable": 1, "selector": selector},
         },
+        *autoscaling(release, replicas, max_replicas, autoscaler, prometheus),
     ]
 
 
 def render_manifests(
-    loaded: LoadedRelease, image: str, replicas: int, max_replicas: int, gpus: int
+    loaded: LoadedRelease,
+    image: str,
+    replicas: int,
+    max_replicas: int,
+    gpus: int,
+    autoscaler: str = "keda",
+    prometheus: str = PROMETHEUS,
 ) -> str:
     text = fleet_release(loaded, replicas, gpus)
-    docs = manifests(loaded.release, text, image, replicas, max_replicas, gpus)
+    docs = manifests(
+        loaded.release, text, image, replicas, max_replicas, gpus, autoscaler, prometheus
+    )
     header = (
         f"# Weir manifests for {loaded.path.name}, revision {loaded.release.revision}, "
         f"{replicas} replica(s).\n# Rate limits hold per edge replica; `global` limits were "
@@ -269,8 +169,25 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weir k8s", description=__doc__.split("\n\n")[0])
     add_release_file(parser)
     parser.add_argument("--image", default="weir:latest", help="image built from the Dockerfile")
-    parser.add_argument("--replicas", type=int, default=2, help="edge+sidecar pods (HPA minimum)")
-    parser.add_argument("--max-replicas", type=int, default=8, help="HPA maximum")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        help="edge+sidecar pods, the autoscaler's minimum (default: the release's scaling.min, "
+        "else 2)",
+    )
+    parser.add_argument(
+        "--max-replicas", type=int, help="autoscaler maximum (default: scaling.max, else 8)"
+    )
+    parser.add_argument(
+        "--autoscaler",
+        choices=AUTOSCALERS,
+        default="keda",
+        help="for scaling.metric queue or inflight: a KEDA ScaledObject (Prometheus trigger), "
+        "or an HPA on a custom metric plus the prometheus-adapter rule it needs",
+    )
+    parser.add_argument(
+        "--prometheus", default=PROMETHEUS, help="Prometheus URL KEDA queries (serverAddress)"
+    )
     parser.add_argument(
         "--gpus-per-pod", type=int, default=1, help="sidecars per pod when devices is auto"
     )
@@ -280,14 +197,25 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     parser_ = parser()
     args = parser_.parse_args(argv)
-    if args.replicas < 1 or args.gpus_per_pod < 1:
-        parser_.error("--replicas and --gpus-per-pod must be at least 1")
     try:
         loaded = load_release(args.file)
     except ReleaseError as exc:
         print(f"weir k8s: {exc}", file=sys.stderr)
         return 1
+    scaling = loaded.release.scaling
+    replicas = args.replicas or (scaling.min if scaling else 2)
+    max_replicas = args.max_replicas or (scaling.max if scaling else 8)
+    if replicas < 1 or args.gpus_per_pod < 1:
+        parser_.error("--replicas and --gpus-per-pod must be at least 1")
     sys.stdout.write(
-        render_manifests(loaded, args.image, args.replicas, args.max_replicas, args.gpus_per_pod)
+        render_manifests(
+            loaded,
+            args.image,
+            replicas,
+            max_replicas,
+            args.gpus_per_pod,
+            args.autoscaler,
+            args.prometheus,
+        )
     )
     return 0

@@ -259,11 +259,25 @@ class Model(Strict):
         return {v: (100.0 if v == newest else 0.0) for v in self.versions}
 
 
+class Scaling(Strict):
+    metric: Literal["queue", "inflight", "cpu"] = Field(description="`weir k8s`'s autoscaler")
+    target: float = Field(gt=0, description="value to scale at (cpu: utilization percent)")
+    min: int = Field(1, ge=1, le=1000)
+    max: int = Field(8, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Scaling:
+        if self.max < self.min:
+            raise ValueError(f"scaling.max ({self.max}) is below scaling.min ({self.min})")
+        return self
+
+
 class Release(Strict):
     revision: int = Field(ge=1, le=2**53, description="must increase with every apply")
     edge: EdgeSection = EdgeSection()
     sidecars: SidecarsSection = SidecarsSection()
     models: dict[str, Model] = Field(min_length=1)
+    scaling: Scaling | None = Field(None, description="autoscaling for `weir k8s`")
 
     @field_validator("models", mode="before")
     @classmethod

@@ -141,3 +141,12 @@ def test_the_image_default_command_parses_too():
 def test_a_drifted_argv_fails_the_check():
     with pytest.raises(pytest.fail.Exception, match="does not parse"):
         parses(["weir", "edge", "--release", "release.yaml"])
+
+
+def test_sidecars_get_the_releases_body_limit(docs):
+    max_body = load_release("release.yaml").release.edge.max_body
+    pod = by_kind(docs, "Deployment")["spec"]["template"]["spec"]
+    for container in pod["containers"]:
+        if container["name"].startswith("sidecar-"):
+            args = parses(container["command"] + container["args"])
+            assert int(args.max_body_bytes) == max_body

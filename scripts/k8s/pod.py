@@ -1,0 +1,112 @@
+"""The pod's containers as `weir k8s` renders them: the edge, one sidecar per device, and the
+`weir view` init container, with their probes, volumes and the paths they share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scripts.release import Release
+
+APP = "weir"
+RUNTIME_DIR = "/var/lib/weir"
+RELEASE_DIR = "/etc/weir"
+MODELS_DIR = "/opt/weir/models"
+VIEW_DIR = f"{RUNTIME_DIR}/repository"  # `weir view`'s output in the pod's runtime volume
+LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "inference-edge"}
+
+
+def _http_probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:
+    # The port by number: runtimes that turn probes into healthchecks (podman kube play)
+    # do not resolve a port's name.
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 2,
+    }
+
+
+def _socket_probe(socket: str, path: str, period: int, failures: int) -> dict[str, Any]:
+    # Sidecars listen on a unix socket only: the probe asks through it from inside the container.
+    return {
+        "exec": {"command": ["weir", "probe", "--socket", socket, "--path", path]},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 3,
+    }
+
+
+def view_container(image: str) -> dict[str, Any]:
+    """Builds the release's view of the image's models in the pod's runtime volume before the
+    sidecars start: their batching is the release's, as under `weir up`."""
+    return {
+        "name": "model-view",
+        "image": image,
+        "command": ["weir"],
+        "args": [
+            *("view", f"{RELEASE_DIR}/release.yaml"),
+            *("--models", MODELS_DIR, "--runtime-dir", RUNTIME_DIR),
+        ],
+        "volumeMounts": [
+            {"name": "runtime", "mountPath": RUNTIME_DIR},
+            {"name": "release", "mountPath": RELEASE_DIR, "readOnly": True},
+        ],
+    }
+
+
+def sidecar_container(label: str, image: str, drain_s: int, max_body: int) -> dict[str, Any]:
+    """One sidecar; `max_body` is the release's `edge.max_body`, the sidecar's body limit too
+    (its `--max-body-bytes`, `WEIR_MAX_BODY_BYTES`), so both refuse the same requests."""
+    socket = f"{RUNTIME_DIR}/run/sidecar-{label}.sock"
+    gpu = label != "cpu"
+    device = "0" if gpu else "cpu"  # the device plugin exposes one GPU, always index 0
+    container: dict[str, Any] = {
+        "name": f"sidecar-{label}",
+        "image": image,
+        "command": ["weir"],
+        "args": [
+            *("sidecar", "--models", VIEW_DIR, "--device", device, "--socket", socket),
+            *("--max-body-bytes", str(max_body)),
+        ],
+        "env": [{"name": "WEIR_RUNTIME_DIR", "value": RUNTIME_DIR}],
+        "volumeMounts": [{"name": "runtime", "mountPath": RUNTIME_DIR}],
+        # Sidecars outlive the edge's drain so the edge's in-flight requests still get answers.
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(drain_s + 5)]}}},
+        "startupProbe": _socket_probe(socket, "/v2/health/ready", 5, 60),
+        "readinessProbe": _socket_probe(socket, "/v2/health/ready", 5, 2),
+        "livenessProbe": _socket_probe(socket, "/v2/health/live", 10, 3),
+        "resources": {
+            "requests": {"cpu": "1", "memory": "1Gi"},
+            "limits": {"memory": "4Gi"},
+        },
+    }
+    if gpu:
+        container["resources"]["limits"]["nvidia.com/gpu"] = 1
+    return container
+
+
+def edge_container(release: Release, image: str, drain_s: int) -> dict[str, Any]:
+    port = int(release.edge.listen.rsplit(":", 1)[-1])
+    return {
+        "name": "edge",
+        "image": image,
+        "command": ["weir"],
+        "args": ["edge", f"{RELEASE_DIR}/release.yaml"],
+        "ports": [{"name": "http", "containerPort": port}],
+        "env": [
+            {"name": "WEIR_RUNTIME_DIR", "value": RUNTIME_DIR},
+            {
+                "name": "WEIR_ADMIN_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": "weir-admin", "key": "token"}},
+            },
+        ],
+        "volumeMounts": [
+            {"name": "runtime", "mountPath": RUNTIME_DIR},
+            {"name": "release", "mountPath": RELEASE_DIR, "readOnly": True},
+        ],
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(drain_s)]}}},
+        "startupProbe": _http_probe("/v2/health/ready", port, 5, 60),
+        "readinessProbe": _http_probe("/v2/health/ready", port, 5, 2),
+        "livenessProbe": _http_probe("/v2/health/live", port, 10, 3),
+        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}},
+    }
