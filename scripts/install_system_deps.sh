@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Weir needs from the system's packages, only when it is missing:
 # nginx with the Lua module (OpenResty when present, else Debian's nginx + lua module),
-# wrk for benchmarks, busted and luacheck for the Lua tests, and a C compiler with the Python
-# headers: the meinheld worker ships no wheel and is built from source at install time.
+# wrk for benchmarks, busted and luacheck for the Lua tests, Prometheus for the observability
+# tests, and a C compiler with the Python headers: the meinheld worker ships no wheel and is
+# built from source at install time.
 set -euo pipefail
 
 need=()
@@ -17,6 +18,8 @@ have_lua_nginx || need+=(nginx-light libnginx-mod-http-lua lua-resty-core)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v busted >/dev/null 2>&1 || need+=(lua-busted)
 command -v luacheck >/dev/null 2>&1 || need+=(lua-check)
+# Prometheus and promtool: the suite checks the dashboard, scrape config and alert rules with them.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 [ -f /usr/include/stdio.h ] || need+=(libc6-dev)
 py_include=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)
@@ -37,7 +40,9 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# Debian enables the packaged nginx as a system service on :80; Weir runs its own instances.
+# Debian enables the packaged nginx (:80) and Prometheus (:9090) as system services; Weir and its
+# tests run their own instances.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     $sudo systemctl disable --now nginx >/dev/null 2>&1 || true
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
