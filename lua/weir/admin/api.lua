@@ -138,7 +138,7 @@ local function model_route(method, name, rest, body)
 end
 
 local function metrics_text()
-    return 200, metrics.render(report.gauges()), "text/plain; version=0.0.4"
+    return 200, metrics.render(report.gauges(), report.known_counters()), "text/plain; version=0.0.4"
 end
 
 local function reload_settings()
