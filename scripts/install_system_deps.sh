@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Weir needs from the system's packages, only when it is missing:
 # nginx with the Lua module (OpenResty when present, else Debian's nginx + lua module),
-# wrk for benchmarks, busted and luacheck for the Lua tests, Prometheus for the observability
-# tests, and a C compiler with the Python headers: the meinheld worker ships no wheel and is
-# built from source at install time.
+# wrk for benchmarks, busted, luacheck and lua5.1 + lua-cjson for the Lua tests, Prometheus for
+# the observability tests, and a C compiler with the Python headers: the meinheld worker ships no
+# wheel and is built from source at install time.
 set -euo pipefail
 
 need=()
@@ -15,6 +15,9 @@ have_lua_nginx() {
 have_lua_nginx || need+=(nginx-light libnginx-mod-http-lua lua-resty-core)
 [ -f /usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so ] || ls /usr/lib/*/lua/5.1/cjson.so >/dev/null 2>&1 \
     || command -v openresty >/dev/null 2>&1 || need+=(lua-cjson)
+# The Python<->Lua contract tests (tests/unit/edge) run settings.lua under lua5.1 with cjson:
+# busted's own Lua is 5.2 on Debian 12, so lua5.1 is named here, not left to lua-check's deps.
+command -v lua5.1 >/dev/null 2>&1 || need+=(lua5.1)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v busted >/dev/null 2>&1 || need+=(lua-busted)
 command -v luacheck >/dev/null 2>&1 || need+=(lua-check)

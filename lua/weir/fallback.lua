@@ -20,6 +20,7 @@ _M.KILLED = "killed"
 _M.BREAKER_OPEN = "breaker-open"
 _M.UPSTREAM_ERROR = "upstream-error"
 _M.OVERLOADED = "overloaded"
+_M.REASONS = { _M.KILLED, _M.BREAKER_OPEN, _M.UPSTREAM_ERROR, _M.OVERLOADED }
 
 local MESSAGES = {
     ["killed"] = "model %s is switched off at the edge; retry later",

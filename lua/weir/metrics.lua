@@ -152,8 +152,11 @@ local COUNTERS = {
 local ORDER = { "req", "rl", "fb", "bt" }
 
 -- extra: list of {name, help, type, rows = {{labels_names, label_values, value}}} (gauges).
-function _M.render(extra)
-    local series, hist = {}, {}
+-- known: {kind = {label_values, ...}}, the label sets the settings make known ("rl", "fb",
+-- "bt"): each is exported at 0 until counted, so a panel or an alert has data from the start.
+-- They are filled here, at scrape time, not written into the shared dict.
+function _M.render(extra, known)
+    local series, hist, seen = {}, {}, {}
     for _, key in ipairs(dict:get_keys(0)) do
         local parts = split(key)
         local kind = table.remove(parts, 1)
@@ -161,6 +164,7 @@ function _M.render(extra)
         if COUNTERS[kind] and value then
             series[kind] = series[kind] or {}
             table.insert(series[kind], { parts, value })
+            seen[key] = true
         elseif (kind == "hb" or kind == "hs") and value then
             local id = parts[1] .. "|" .. parts[2]
             local h = hist[id] or { model = parts[1], version = parts[2], buckets = {}, sum = 0 }
@@ -169,6 +173,14 @@ function _M.render(extra)
                 h.buckets[tonumber(parts[3])] = value
             else
                 h.sum = value
+            end
+        end
+    end
+    for kind, sets in pairs(known or {}) do
+        for _, values in ipairs(sets) do
+            if not seen[kind .. "|" .. table.concat(values, "|")] then
+                series[kind] = series[kind] or {}
+                table.insert(series[kind], { values, 0 })
             end
         end
     end

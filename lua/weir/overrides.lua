@@ -3,7 +3,9 @@
 -- workers, kept across reloads; nothing else writes there, so nothing competes for its room),
 -- every write checked (shdict) and undone if the change cannot be completed; persisted to the
 -- state file (save, after each change), read back when nginx starts with an empty dict (init):
--- neither a restart nor a failed apply silently revives a killed model.
+-- neither a restart nor a failed apply silently revives a killed model. (About 250 lines: the
+-- dict's writes, their undo and the state file they are persisted to share one key scheme and
+-- one lock; the state file is the candidate to split out should it grow.)
 local cjson = require("cjson.safe")
 local names = require("weir.names")
 local settings = require("weir.settings")

@@ -53,8 +53,25 @@ local function is_a(kind, value)
     return type(value) == kind
 end
 
--- Checks `value` against `spec`, turning JSON nulls of optional fields into nil.
--- Returns true, or nil and the path of the first wrong field with what was wrong.
+-- An object of checked settings holds only the keys FIELDS declares, and refuses reads of any
+-- other (a typo, a field Python renders for others): nil there would silently mean "absent".
+-- A declared optional field that is absent reads nil. __index runs only for keys absent from
+-- the table, so reads of present fields (the hot path) never reach it; pairs, next and
+-- cjson.encode ignore it.
+local function strict(declared, path)
+    return { __index = function(_, key)
+        if declared[key] == nil then
+            error("weir settings: " .. path .. "." .. tostring(key) .. " is not a field Lua "
+                .. "declares (FIELDS in lua/weir/settings.lua): a typo, or declare it there "
+                .. "and in scripts/edge/lua_settings.py", 2)
+        end
+        return nil
+    end }
+end
+
+-- Checks `value` against `spec`, turning JSON nulls of optional fields into nil and making
+-- every object strict (above). Returns true, or nil and the path of the first wrong field with
+-- what was wrong.
 local function check(spec, value, path)
     if type(spec) == "string" then
         local kind, optional = spec:match("^(%a+)(%??)$")
@@ -82,6 +99,12 @@ local function check(spec, value, path)
                 value[key] = nil
             end
         end
+        for key in pairs(value) do  -- rendered for others (admin_listen): Lua reads none
+            if spec.fields[key] == nil then
+                value[key] = nil
+            end
+        end
+        setmetatable(value, strict(spec.fields, path))
         return true
     end
     local each = spec.map or spec.list
@@ -107,7 +130,7 @@ function _M.decode(text, origin)
             .. " (render the release again with the same Weir as the running edge)"
     end
     for _, model in pairs(decoded.models) do
-        model.version_set = {}
+        model.version_set = {}  -- derived here, not read from the file
         for _, version in ipairs(model.versions) do
             model.version_set[version] = true
         end

@@ -20,4 +20,18 @@ describe("metrics.render", function()
         has('le="+Inf"} 2')
         has('weir_edge_upstream_response_seconds_count{model="digits",version="1"} 2')
     end)
+
+    it("exports known label sets at 0, once each, beside what was counted", function()
+        metrics.set_dict(stub.dict(function() return 0 end))
+        metrics.transition("digits", "1", "closed", "open")
+        local text = metrics.render(nil, { bt = {
+            { "digits", "1", "closed", "open" }, { "digits", "1", "open", "half_open" },
+        }, rl = { { "digits" } } })
+        local opened = 'weir_edge_breaker_transitions_total{model="digits",version="1",'
+            .. 'from="closed",to="open"} 1'
+        assert.truthy(text:find(opened, 1, true), text)
+        assert.is_nil(text:find('to="open"} 0', 1, true), text)
+        assert.truthy(text:find('from="open",to="half_open"} 0', 1, true), text)
+        assert.truthy(text:find('weir_edge_rate_limited_total{model="digits"} 0', 1, true), text)
+    end)
 end)

@@ -34,6 +34,26 @@ describe("settings", function()
         assert.truthy(err:find("x.json are not valid JSON", 1, true), err)
     end)
 
+    it("refuses to read a field FIELDS does not declare, naming it; absent optionals read nil",
+        function()
+        local decoded = assert(decode(sample()))
+        local digits = decoded.models.digits
+        assert.is_nil(digits.force_var)
+        assert.is_nil(digits.fallback.status)
+        local ok, err = pcall(function() return digits.retry_after_typo end)
+        assert.is_false(ok)
+        assert.truthy(err:find("settings.models.digits.retry_after_typo is not a field", 1, true),
+            err)
+        assert.truthy(err:find("FIELDS", 1, true), err)
+        assert.is_false((pcall(function() return digits.breaker.failure end)))
+        assert.is_false((pcall(function() return decoded.revison end)))
+        -- Iterating and encoding ignore the guard.
+        assert.equal(4, cjson.decode(cjson.encode(decoded)).revision)
+        for key in pairs(digits.fallback) do
+            assert.equal("version", key)
+        end
+    end)
+
     it("accepts a placeholder fallback without a version", function()
         local decoded = assert(decode(sample(nil, { fallback = { status = 200, body = "{}" } })))
         assert.equal(200, decoded.models.digits.fallback.status)

@@ -2,7 +2,8 @@
 -- JSON (or metrics text). handle(req) takes {method, path, body} (already authenticated) and
 -- returns status, body (a table for JSON, a string for text), content type. Changes take effect
 -- on the next request, with no reload: they are written to the shared dict and persisted to
--- the state file (overrides).
+-- the state file (overrides). (A few lines over 200: every admin route with its own checks of
+-- method and body, one table of routes to read.)
 local auth = require("weir.admin.auth")
 local cjson = require("cjson.safe")
 local metrics = require("weir.metrics")
@@ -138,7 +139,7 @@ local function model_route(method, name, rest, body)
 end
 
 local function metrics_text()
-    return 200, metrics.render(report.gauges()), "text/plain; version=0.0.4"
+    return 200, metrics.render(report.gauges(), report.known_counters()), "text/plain; version=0.0.4"
 end
 
 local function reload_settings()

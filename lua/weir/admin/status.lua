@@ -1,7 +1,9 @@
 -- What the admin API reports: per model, its kill switches, versions (weights, breaker state)
 -- and fallback (GET /admin/status); the same as Prometheus gauges for /metrics.
 local cjson = require("cjson.safe")
+local fallback = require("weir.fallback")
 local guard = require("weir.breaker.guard")
+local machine = require("weir.breaker.machine")
 local overrides = require("weir.overrides")
 local settings = require("weir.settings")
 local weights = require("weir.routing.weights")
@@ -73,6 +75,24 @@ function _M.gauges()
     local info = { name = "weir_edge_config_info", help = "The applied release.",
         rows = { { { "revision", "checksum" }, { current.revision, current.checksum }, 1 } } }
     return { bstate, killed, info }
+end
+
+-- The counters' label sets the settings make known, for metrics.render to export at 0:
+-- rate-limited per model, fallbacks per model and reason, breaker transitions per version.
+function _M.known_counters()
+    local known = { rl = {}, fb = {}, bt = {} }
+    for name, model in pairs(settings.get().models) do
+        known.rl[#known.rl + 1] = { name }
+        for _, reason in ipairs(fallback.REASONS) do
+            known.fb[#known.fb + 1] = { name, reason }
+        end
+        for _, version in ipairs(model.versions) do
+            for _, pair in ipairs(machine.TRANSITIONS) do
+                known.bt[#known.bt + 1] = { name, version, pair[1], pair[2] }
+            end
+        end
+    end
+    return known
 end
 
 return _M

@@ -57,6 +57,11 @@ local function id_of(model, version)
     return model .. "|" .. version
 end
 
+-- Every transition _transition reports, as {from, to} (metrics exports each at 0 from the start).
+_M.TRANSITIONS = {
+    { "closed", "open" }, { "open", "half_open" }, { "half_open", "closed" }, { "half_open", "open" },
+}
+
 function _M:_transition(model, version, from, to, detail)
     if self.on_transition then
         self.on_transition(model, version, from, to, detail)

@@ -127,12 +127,6 @@ def test_admin_routes_refuse_the_wrong_method(harness, upstreams, tools, method,
     assert status == 405 and headers["content-type"] == "application/json" and body["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a model location's error_page for 400 would also intercept the "
-    "sidecar's own 400s (proxy_intercept_errors), losing their messages; nginx's 400 for a "
-    "malformed chunked body there is still HTML",
-)
 def test_a_malformed_body_in_a_model_location_is_json(harness, upstreams, tools) -> None:
     harness.start(tools.two_versions(upstreams))
     data = (
@@ -141,4 +135,15 @@ def test_a_malformed_body_in_a_model_location_is_json(harness, upstreams, tools)
     )
     status, headers, body = _raw(harness.listen, data)
     assert status == 400 and headers["content-type"] == "application/json"
-    assert json.loads(body)["error"]
+    assert "malformed chunked" in json.loads(body)["error"]
+    assert int(headers["content-length"]) == len(body)
+    assert upstreams["1"].count() + upstreams["2"].count() == 0
+
+
+def test_the_sidecars_own_400_passes_with_its_message(harness, upstreams, tools) -> None:
+    harness.start(tools.two_versions(upstreams))
+    for version in ("1", "2"):
+        upstreams[version].control(status=400)
+    status, headers, body = harness.infer("digits")
+    assert status == 400 and body == {"error": "told to answer 400"}
+    assert headers["content-type"].startswith("application/json")

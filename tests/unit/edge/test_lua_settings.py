@@ -91,6 +91,40 @@ def test_rendered_settings_fit_both_sides(tmp_path: Path, run_lua, sample: str) 
     assert lua["error"] is None, lua["error"]
 
 
+READ_UNDECLARED = """
+local settings = require("weir.settings")
+local handle = assert(io.open(arg[1], "rb"))
+local decoded = assert(settings.decode(handle:read("*a"), arg[1]))
+handle:close()
+local function try(read)
+    local ok, err = pcall(read)
+    return ok and "read" or err
+end
+io.write(cjson.encode({
+    absent_optional = try(function() return decoded.models.cnn.force_var end),
+    model = try(function() return decoded.models.digits.retry_after_typo end),
+    breaker = try(function() return decoded.models.digits.breaker.failure end),
+    fallback = try(function() return decoded.models.cnn.fallback.versions end),
+    root = try(function() return decoded.admin_listen end),
+}))
+"""
+
+
+def test_lua_refuses_to_read_a_field_it_does_not_declare(tmp_path: Path, run_lua) -> None:
+    """A typo'd read (`model.retry_after_typo`) fails loudly instead of reading nil; so does
+    a field Python renders that FIELDS leaves out (admin_listen: Lua must not read it)."""
+    lua = run_lua(READ_UNDECLARED, str(_samples(tmp_path)["everything"]))
+    assert lua.pop("absent_optional") == "read"
+    for where, path in {
+        "model": "settings.models.digits.retry_after_typo",
+        "breaker": "settings.models.digits.breaker.failure",
+        "fallback": "settings.models.cnn.fallback.versions",
+        "root": "settings.admin_listen",
+    }.items():
+        assert f"{path} is not a field Lua declares" in lua[where], (where, lua[where])
+        assert "FIELDS in lua/weir/settings.lua" in lua[where]
+
+
 def test_sample_uses_every_optional_feature(tmp_path: Path) -> None:
     models = json.loads(_samples(tmp_path)["everything"].read_text())["models"]
     assert models["digits"]["force_var"] == "http_x_weir_version"
