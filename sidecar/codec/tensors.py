@@ -26,7 +26,12 @@ def tensor_from_json(tensor: InputTensor, count: int) -> np.ndarray:
     dtype = V2_TO_NUMPY[tensor.datatype]
     try:
         arr = np.array(tensor.data)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError) as exc:
+        if "maximum number of dimension" in str(exc):
+            raise BadRequest(
+                f"input '{tensor.name}': 'data' is nested deeper than numpy's 64 dimensions; "
+                f"nest it exactly as the shape {tensor.shape} or send it flat"
+            ) from None
         raise BadRequest(
             f"input '{tensor.name}': 'data' is ragged; nest it exactly as the shape "
             f"{tensor.shape} or send it flat"
@@ -83,11 +88,17 @@ def _big_integers(tensor: InputTensor, arr: np.ndarray) -> np.ndarray | None:
 
 
 def _flatten(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        return [data]
+    """Row-major leaves of nested lists; iterative, whatever the nesting."""
     out: list[Any] = []
-    for item in data:
-        out.extend(_flatten(item) if isinstance(item, list) else (item,))
+    stack = [iter((data,))]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
     return out
 
 

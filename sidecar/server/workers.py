@@ -22,6 +22,7 @@ from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
 from sidecar.server.assembly import WorkerStack, build_worker
 from sidecar.serving.batching import threaded_driver
+from sidecar.serving.dataplane import drain_ceiling
 from sidecar.settings import Settings
 
 
@@ -95,11 +96,12 @@ else:
 
         def run(self) -> None:
             limit = Settings.from_env().max_body_bytes
-            # Keep every accepted body in memory (meinheld spills bodies over 500 KiB to a
-            # temporary file) and let bodies a little over our limit reach the app, which
-            # refuses them with a JSON 413 instead of meinheld's HTML one.
+            # Keep bodies up to a little over our limit in memory (meinheld spills bodies over
+            # its buffer to a temporary file) and let bodies up to the drain ceiling reach the
+            # app, which refuses them with a JSON 413 once meinheld has read them: refused
+            # unread (meinheld's HTML 413), a proxy in front sees a reset, not our answer.
             server.set_client_body_buffer_size(limit + (1 << 20))
-            server.set_max_content_length(limit + (1 << 20))
+            server.set_max_content_length(drain_ceiling(limit))
             server.schedule_call(0, self._install_handlers)
             server.schedule_call(1, self._tick)
             super().run()
