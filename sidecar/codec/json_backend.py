@@ -68,10 +68,10 @@ def _orjson_error(exc: orjson.JSONDecodeError, raw: bytes) -> BadRequest:
         return too_deep()
     if "infinity" in text:
         return _bad(f"a number at char {exc.pos} is too large for a 64-bit float")
-    if "surrogate" in text:
-        return _bad(f"a string near char {exc.pos} holds a lone UTF-16 surrogate")
     if "not valid UTF-8" in text or "BOM" in text:
         return _bad("it must be UTF-8 without a byte order mark")
+    if "surrogate" in text:
+        return _bad(f"a string near char {exc.pos} holds a lone UTF-16 surrogate")
     return _bad(f"{text} at char {exc.pos}")
 
 

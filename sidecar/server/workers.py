@@ -20,6 +20,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
+from sidecar.metrics import CLIENT_GONE
 from sidecar.server.assembly import WorkerStack, build_worker
 from sidecar.serving.batching import threaded_driver
 from sidecar.serving.dataplane import drain_ceiling
@@ -58,7 +59,15 @@ class _LoopErrors:
         self.log = log
 
     def error(self, exc_type: Any, value: Any, tb: Any) -> None:
+        if isinstance(exc_type, type) and issubclass(exc_type, _CLIENT_GONE):
+            # A client that closed its connection before its answer: normal, not an error.
+            CLIENT_GONE.inc()
+            self.log.debug("client closed its connection: %s", value)
+            return
         self.log.error("error in the meinheld loop", exc_info=(exc_type, value, tb))
+
+
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError)
 
 
 def _drain_seconds() -> float:
