@@ -69,7 +69,7 @@ def _check_duplicates(raw: bytes, keys: int) -> None:
 def _others(obj: dict[str, Any], known: frozenset[str], level: int) -> int:
     """Keys within the fields of `obj` (at `level`) that V2 does not define: ignored, but held
     to the same depth bound and counted for the duplicate check."""
-    if len(obj) <= len(known) and known.issuperset(obj):  # the common case: nothing else
+    if known.issuperset(obj):  # the common case: nothing else
         return 0
     return sum(json_backend.count_keys(v, level + 1) for k, v in obj.items() if k not in known)
 
@@ -82,15 +82,21 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+_NO_BINARY = memoryview(b"")
+_NO_PARAMS: dict[str, Any] = {}  # read only
 _ENVELOPE = frozenset(("id", "inputs", "outputs", "parameters"))
 _INPUT = frozenset(("name", "shape", "datatype", "data", "parameters"))
 _OUTPUT = frozenset(("name", "parameters"))
 
 
 def _shape(value: Any, name: str) -> list[int]:
-    if type(value) is not list or not all(type(d) is int and d >= 0 for d in value):
-        raise BadRequest(f"input '{name}': 'shape' must be a list of non-negative integers")
-    return value
+    if type(value) is list:
+        for d in value:
+            if type(d) is not int or d < 0:
+                break
+        else:
+            return value
+    raise BadRequest(f"input '{name}': 'shape' must be a list of non-negative integers")
 
 
 def _params(value: Any, where: str) -> dict[str, Any]:
@@ -110,14 +116,13 @@ def _flag(params: dict[str, Any], key: str, default: bool, where: str) -> bool:
 
 def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     """Split JSON and binary parts and check the envelope's structure."""
-    view = memoryview(body)
     if header_length is not None:
         json_len = _header_length(header_length, len(body))
         head = body[:json_len]
-        rest = view[json_len:]
+        rest = memoryview(body)[json_len:]
     else:
         head = body
-        rest = view[len(body) :]
+        rest = _NO_BINARY
     doc = json_backend.loads(head)
     if type(doc) is not dict:
         raise BadRequest(
@@ -147,7 +152,11 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
                 f"use one of {', '.join(V2_TO_NUMPY)}"
             )
         tensor = InputTensor(name, datatype, _shape(item.get("shape"), name))
-        iparams = _params(item.get("parameters"), f"input '{name}': 'parameters'")
+        iparams = item.get("parameters")
+        if iparams is None:
+            iparams = _NO_PARAMS
+        elif type(iparams) is not dict:
+            _params(iparams, f"input '{name}': 'parameters'")  # raises
         keys += len(item) + json_backend.count_keys(iparams, 4) + _others(item, _INPUT, 3)
         size = iparams.get("binary_data_size")
         if size is not None:
