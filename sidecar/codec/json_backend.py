@@ -57,12 +57,12 @@ def loads(raw: bytes) -> Any:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if not any(token in raw for token in _NON_FINITE):
-            raise _orjson_error(exc, raw) from None
+            raise _orjson_error(exc) from None
         doc = _stdlib_loads(raw)
     return doc
 
 
-def _orjson_error(exc: orjson.JSONDecodeError, raw: bytes) -> BadRequest:
+def _orjson_error(exc: orjson.JSONDecodeError) -> BadRequest:
     text = str(exc.msg)
     if text.startswith("depth limit") or "recursion" in text:
         return too_deep()
