@@ -95,11 +95,13 @@ def count_keys(value: Any, level: int) -> int:
 
 
 def count(raw: bytes, char: bytes, limit: int) -> int:
-    """Occurrences of the single byte `char` in `raw`, or any number over `limit`. A small body
-    is counted in one pass; a large one with a few memchr calls, `limit` + 1 at most, however
-    large it is (bytes.count looks at every byte, find skips)."""
-    if len(raw) <= 4096:
-        return raw.count(char)
+    """Occurrences of the single byte `char` in `raw`, or any number over `limit`. bytes.count
+    looks at every byte, find and rfind skip (memchr): the last one is found from the end, and
+    when it comes early (a request's tensor `data` usually comes last, after its keys) only
+    what precedes it is counted; otherwise a few finds, `limit` + 1 at most."""
+    last = raw.rfind(char)
+    if last < 4096:
+        return raw.count(char, 0, last) + 1 if last != -1 else 0
     found = 0
     at = raw.find(char)
     while at != -1 and found <= limit:

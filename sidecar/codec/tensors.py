@@ -57,9 +57,12 @@ def tensor_from_json(tensor: InputTensor, count: int) -> np.ndarray:
             f"({_describe(tensor.datatype)}); found non-numeric or wrong-kind values"
         )
     if tensor.datatype == "BYTES":
-        return np.array(
-            [s.encode() if isinstance(s, str) else s for s in arr.ravel()], dtype=object
-        ).reshape(tensor.shape)
+        # From the JSON strings themselves: numpy's unicode arrays drop trailing NULs, and
+        # would have turned numbers among the strings into text.
+        values = _flatten(tensor.data)
+        if not all(type(v) is str for v in values):
+            raise BadRequest(f"input '{tensor.name}': BYTES data must be strings")
+        return np.array([v.encode() for v in values], dtype=object).reshape(tensor.shape)
     if arr.dtype != dtype and arr.size:
         # FP32, the common case, is not looked at here: a value too large for it becomes inf,
         # which the finite check `validation` makes anyway finds (then `check_fp32_range`).
