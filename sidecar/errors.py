@@ -9,6 +9,13 @@ from __future__ import annotations
 import json
 from http import HTTPStatus
 
+# On every answer for the sidecar's OWN failure (500, 503), never on a 4xx: the edge's breaker
+# counts a 5xx only when it carries this header, so no client mistake can open a breaker.
+# One value for all of them: the edge needs "ours or not", the status says which.
+FAILURE_HEADER = "X-Weir-Failure"
+SERVER_FAILURE = "server"
+_OURS = (FAILURE_HEADER, SERVER_FAILURE)
+
 
 class WeirError(Exception):
     """A failure the client should see, with the HTTP status it maps to."""
@@ -22,6 +29,10 @@ class WeirError(Exception):
 
     def headers(self) -> dict[str, str]:
         return {}
+
+    def failure_headers(self) -> list[tuple[str, str]]:
+        """`headers()`, and the failure header when the status says the fault is ours."""
+        return [*self.headers().items(), _OURS] if self.status >= 500 else [*self.headers().items()]
 
 
 class BadRequest(WeirError):
@@ -82,11 +93,16 @@ def error_body(message: str) -> bytes:
 
 def response_parts(exc: WeirError) -> tuple[str, list[tuple[str, str]], bytes]:
     """The one mapping from a domain error to (status line, headers, JSON body)."""
-    headers = [("Content-Type", "application/json"), *exc.headers().items()]
+    headers = [("Content-Type", "application/json"), *exc.failure_headers()]
     return _status_line(exc.status), headers, error_body(exc.message)
+
+
+def failure_headers(status: int) -> list[tuple[str, str]]:
+    """The failure header for a status Weir did not raise itself (Falcon's own errors)."""
+    return [_OURS] if status >= 500 else []
 
 
 def internal_error_parts() -> tuple[str, list[tuple[str, str]], bytes]:
     """Our own failure: a fixed message, never the exception's text."""
     body = error_body("internal error in the sidecar; it has been logged")
-    return _status_line(500), [("Content-Type", "application/json")], body
+    return _status_line(500), [("Content-Type", "application/json"), _OURS], body

@@ -45,6 +45,10 @@ REQUEST_FAILURE = Counter(
     "Infer requests refused or failed, by reason.",
     (*LABELS, "reason"),
 )
+CLIENT_GONE = Counter(
+    "weir_client_disconnects",
+    "Responses not delivered because the client had closed its connection (normal).",
+)
 INFERENCE_COUNT = Counter(
     "weir_inference_count", "Rows (samples) inferred, summed over batches.", LABELS
 )

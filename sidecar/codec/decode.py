@@ -39,89 +39,131 @@ class InferRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def _load_json(raw: bytes | memoryview) -> Any:
-    try:
-        return json_backend.loads(bytes(raw) if isinstance(raw, memoryview) else raw)
-    except (ValueError, UnicodeDecodeError):
+def _header_length(value: str, body_length: int) -> int:
+    # Digits only: int() would also take " 12", "+12" and "1_2".
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
         raise BadRequest(
-            "request body is not valid JSON: send a V2 inference request "
-            '{"inputs": [{"name", "shape", "datatype", "data"}]}'
-        ) from None
+            f"{HEADER_LENGTH} must be the byte length of the JSON part (digits only), "
+            f"got {value[:40]!r}"
+        )
+    json_len = int(value)
+    if not 0 < json_len <= body_length:
+        raise BadRequest(
+            f"{HEADER_LENGTH} is {json_len} but the body has {body_length} bytes: "
+            "it must be the length of the JSON part that starts the body"
+        )
+    return json_len
+
+
+def _check_duplicates(raw: bytes, keys: int) -> None:
+    """Refuse duplicate keys (orjson keeps the last silently). Every key is followed by a
+    colon, so when the JSON holds exactly as many colons as the keys counted in the envelope,
+    no key was given twice. Otherwise (colons inside strings, objects inside `data`) look for
+    a duplicate properly."""
+    if json_backend.count(raw, b":", keys) != keys:
+        key = json_backend.duplicate_key(raw)
+        if key is not None:
+            raise json_backend.duplicate_key_error(key)
+
+
+def _others(obj: dict[str, Any], known: frozenset[str], level: int) -> int:
+    """Keys within the fields of `obj` (at `level`) that V2 does not define: ignored, but held
+    to the same depth bound and counted for the duplicate check."""
+    if known.issuperset(obj):  # the common case: nothing else
+        return 0
+    return sum(json_backend.count_keys(v, level + 1) for k, v in obj.items() if k not in known)
+
+
+def _show(value: Any) -> str:
+    """A client's value for an error message: short, and never a recursive repr."""
+    if isinstance(value, (list, dict)):
+        return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_NO_BINARY = memoryview(b"")
+_NO_PARAMS: dict[str, Any] = {}  # read only
+_ENVELOPE = frozenset(("id", "inputs", "outputs", "parameters"))
+_INPUT = frozenset(("name", "shape", "datatype", "data", "parameters"))
+_OUTPUT = frozenset(("name", "parameters"))
 
 
 def _shape(value: Any, name: str) -> list[int]:
-    if not isinstance(value, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
-    ):
-        raise BadRequest(f"input '{name}': 'shape' must be a list of non-negative integers")
-    return value
+    if type(value) is list:
+        for d in value:
+            if type(d) is not int or d < 0:
+                break
+        else:
+            return value
+    raise BadRequest(f"input '{name}': 'shape' must be a list of non-negative integers")
 
 
 def _params(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
-    if not isinstance(value, dict):
-        raise BadRequest(f"{where} must be an object, got {type(value).__name__}")
+    if type(value) is not dict:
+        raise BadRequest(f"{where} must be an object, got {_show(value)}")
     return value
 
 
 def _flag(params: dict[str, Any], key: str, default: bool, where: str) -> bool:
     value = params.get(key, default)
     if not isinstance(value, bool):
-        raise BadRequest(f"{where}: {key} must be true or false, got {value!r}")
+        raise BadRequest(f"{where}: {key} must be true or false, got {_show(value)}")
     return value
 
 
 def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     """Split JSON and binary parts and check the envelope's structure."""
-    view = memoryview(body)
     if header_length is not None:
-        try:
-            json_len = int(header_length)
-        except ValueError:
-            raise BadRequest(f"{HEADER_LENGTH} must be an integer, got {header_length!r}") from None
-        if not 0 < json_len <= len(body):
-            raise BadRequest(
-                f"{HEADER_LENGTH} is {json_len} but the body has {len(body)} bytes: "
-                "it must be the length of the JSON part that starts the body"
-            )
-        doc = _load_json(view[:json_len])
-        rest = view[json_len:]
+        json_len = _header_length(header_length, len(body))
+        head = body[:json_len]
+        rest = memoryview(body)[json_len:]
     else:
-        doc = _load_json(body)
-        rest = view[len(body) :]
-    if not isinstance(doc, dict):
-        raise BadRequest("request body must be a JSON object with an 'inputs' list")
+        head = body
+        rest = _NO_BINARY
+    doc = json_backend.loads(head)
+    if type(doc) is not dict:
+        raise BadRequest(
+            f"request body must be a JSON object with an 'inputs' list, got {_show(doc)}"
+        )
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise BadRequest("request needs a non-empty 'inputs' list")
     request_id = doc.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise BadRequest("'id' must be a string")
+    if request_id is not None and type(request_id) is not str:
+        raise BadRequest(f"'id' must be a string, got {_show(request_id)}")
     params = _params(doc.get("parameters"), "'parameters'")
+    keys = len(doc) + json_backend.count_keys(params, 2) + _others(doc, _ENVELOPE, 1)
 
     inputs: list[InputTensor] = []
     offset = 0
     for item in raw_inputs:
-        if not isinstance(item, dict):
-            raise BadRequest("each entry of 'inputs' must be an object")
+        if type(item) is not dict:
+            raise BadRequest(f"each entry of 'inputs' must be an object, got {_show(item)}")
         name = item.get("name")
-        if not isinstance(name, str):
+        if type(name) is not str:
             raise BadRequest("each input needs a 'name' string")
         datatype = item.get("datatype")
         if not isinstance(datatype, str) or datatype not in V2_TO_NUMPY:
             raise BadRequest(
-                f"input '{name}': unknown datatype {datatype!r}; "
+                f"input '{name}': unknown datatype {_show(datatype)}; "
                 f"use one of {', '.join(V2_TO_NUMPY)}"
             )
         tensor = InputTensor(name, datatype, _shape(item.get("shape"), name))
-        iparams = _params(item.get("parameters"), f"input '{name}': 'parameters'")
+        iparams = item.get("parameters")
+        if iparams is None:
+            iparams = _NO_PARAMS
+        elif type(iparams) is not dict:
+            _params(iparams, f"input '{name}': 'parameters'")  # raises
+        keys += len(item) + json_backend.count_keys(iparams, 4) + _others(item, _INPUT, 3)
         size = iparams.get("binary_data_size")
         if size is not None:
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            if type(size) is not int or size < 0:
                 raise BadRequest(
                     f"input '{name}': binary_data_size must be a byte count (a non-negative "
-                    f"integer), got {size!r}"
+                    f"integer), got {_show(size)}"
                 )
             if offset + size > len(rest):
                 raise BadRequest(
@@ -149,9 +191,11 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
             raise BadRequest("'outputs' must be a list of {name, parameters}")
         outputs = {}
         for out in raw_outputs:
-            if not isinstance(out, dict) or not isinstance(out.get("name"), str):
+            if type(out) is not dict or type(out.get("name")) is not str:
                 raise BadRequest("each entry of 'outputs' needs a 'name' string")
             where = f"output '{out['name']}': 'parameters'"
             oparams = _params(out.get("parameters"), where)
+            keys += len(out) + json_backend.count_keys(oparams, 4) + _others(out, _OUTPUT, 3)
             outputs[out["name"]] = _flag(oparams, "binary_data", binary_default, where)
+    _check_duplicates(head, keys)
     return InferRequest(request_id, inputs, outputs, binary_default, params)

@@ -26,7 +26,12 @@ def tensor_from_json(tensor: InputTensor, count: int) -> np.ndarray:
     dtype = V2_TO_NUMPY[tensor.datatype]
     try:
         arr = np.array(tensor.data)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError) as exc:
+        if "maximum number of dimension" in str(exc):
+            raise BadRequest(
+                f"input '{tensor.name}': 'data' is nested deeper than numpy's 64 dimensions; "
+                f"nest it exactly as the shape {tensor.shape} or send it flat"
+            ) from None
         raise BadRequest(
             f"input '{tensor.name}': 'data' is ragged; nest it exactly as the shape "
             f"{tensor.shape} or send it flat"
@@ -52,9 +57,12 @@ def tensor_from_json(tensor: InputTensor, count: int) -> np.ndarray:
             f"({_describe(tensor.datatype)}); found non-numeric or wrong-kind values"
         )
     if tensor.datatype == "BYTES":
-        return np.array(
-            [s.encode() if isinstance(s, str) else s for s in arr.ravel()], dtype=object
-        ).reshape(tensor.shape)
+        # From the JSON strings themselves: numpy's unicode arrays drop trailing NULs, and
+        # would have turned numbers among the strings into text.
+        values = _flatten(tensor.data)
+        if not all(type(v) is str for v in values):
+            raise BadRequest(f"input '{tensor.name}': BYTES data must be strings")
+        return np.array([v.encode() for v in values], dtype=object).reshape(tensor.shape)
     if arr.dtype != dtype and arr.size:
         # FP32, the common case, is not looked at here: a value too large for it becomes inf,
         # which the finite check `validation` makes anyway finds (then `check_fp32_range`).
@@ -83,11 +91,17 @@ def _big_integers(tensor: InputTensor, arr: np.ndarray) -> np.ndarray | None:
 
 
 def _flatten(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        return [data]
+    """Row-major leaves of nested lists; iterative, whatever the nesting."""
     out: list[Any] = []
-    for item in data:
-        out.extend(_flatten(item) if isinstance(item, list) else (item,))
+    stack = [iter((data,))]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
     return out
 
 

@@ -16,6 +16,7 @@ import falcon
 from sidecar.errors import (
     WeirError,
     error_body,
+    failure_headers,
     internal_error_parts,
     response_parts,
 )
@@ -49,6 +50,8 @@ def _http_error(
     headers = exc.headers or {}
     # Falcon keeps whichever form the raiser gave: a mapping or (name, value) pairs.
     for name, value in headers.items() if isinstance(headers, Mapping) else headers:
+        resp.set_header(name, value)
+    for name, value in failure_headers(int(resp.status_code)):
         resp.set_header(name, value)
 
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sidecar.errors import WeirError, internal_error_parts, response_parts
+from sidecar.errors import BadRequest, WeirError, internal_error_parts, response_parts
 from sidecar.serving.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,15 @@ def parse_infer_path(path: str) -> tuple[str, str | None] | None:
     if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
         return parts[0], parts[2]
     return None
+
+
+def content_length(value: str | None) -> int | None:
+    """The declared body length; servers check it, but a 500 must not hinge on that."""
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()):
+        raise BadRequest(f"Content-Length must be a byte count, got {value[:40]!r}")
+    return int(value)
 
 
 # Infer paths parsed once: clients repeat a handful. Bounded, since clients choose the paths.
@@ -58,13 +67,12 @@ class InferRoute:
                 return self.app(environ, start_response)
             if len(self._targets) < TARGETS_KEPT:
                 self._targets[path] = target
-        length = environ.get("CONTENT_LENGTH")
         try:
             result = self.dataplane.infer(
                 target[0],
                 target[1],
                 environ["wsgi.input"].read,
-                int(length) if length else None,
+                content_length(environ.get("CONTENT_LENGTH")),
                 environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"),
             )
         except WeirError as exc:

@@ -42,7 +42,7 @@ from typing import Any
 import greenlet
 from meinheld import server
 
-from sidecar.metrics import ModelMetrics
+from sidecar.metrics import CLIENT_GONE, ModelMetrics
 from sidecar.serving.batching import Batcher, Pending
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,11 @@ def wrap(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         client = environ["meinheld.client"]
         try:
             _write_all(client.get_fd(), raw_response(*captured, data, _keep_alive(environ)))
+        except (BrokenPipeError, ConnectionResetError):
+            # The client went away first (an edge that timed out, a client that gave up):
+            # normal, counted, not worth a log line each.
+            CLIENT_GONE.inc()
+            log.debug("response not delivered: the client closed its connection")
         except OSError as exc:
             # TimeoutError (ours) has no strerror; an OSError from write has one.
             log.info("response not delivered, closing the connection: %s", exc.strerror or exc)

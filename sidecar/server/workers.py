@@ -20,8 +20,10 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
+from sidecar.metrics import CLIENT_GONE
 from sidecar.server.assembly import WorkerStack, build_worker
 from sidecar.serving.batching import threaded_driver
+from sidecar.serving.dataplane import drain_ceiling
 from sidecar.settings import Settings
 
 
@@ -57,7 +59,15 @@ class _LoopErrors:
         self.log = log
 
     def error(self, exc_type: Any, value: Any, tb: Any) -> None:
+        if isinstance(exc_type, type) and issubclass(exc_type, _CLIENT_GONE):
+            # A client that closed its connection before its answer: normal, not an error.
+            CLIENT_GONE.inc()
+            self.log.debug("client closed its connection: %s", value)
+            return
         self.log.error("error in the meinheld loop", exc_info=(exc_type, value, tb))
+
+
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError)
 
 
 def _drain_seconds() -> float:
@@ -95,11 +105,12 @@ else:
 
         def run(self) -> None:
             limit = Settings.from_env().max_body_bytes
-            # Keep every accepted body in memory (meinheld spills bodies over 500 KiB to a
-            # temporary file) and let bodies a little over our limit reach the app, which
-            # refuses them with a JSON 413 instead of meinheld's HTML one.
+            # Keep bodies up to a little over our limit in memory (meinheld spills bodies over
+            # its buffer to a temporary file) and let bodies up to the drain ceiling reach the
+            # app, which refuses them with a JSON 413 once meinheld has read them: refused
+            # unread (meinheld's HTML 413), a proxy in front sees a reset, not our answer.
             server.set_client_body_buffer_size(limit + (1 << 20))
-            server.set_max_content_length(limit + (1 << 20))
+            server.set_max_content_length(drain_ceiling(limit))
             server.schedule_call(0, self._install_handlers)
             server.schedule_call(1, self._tick)
             super().run()

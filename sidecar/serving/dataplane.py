@@ -30,6 +30,15 @@ SERVER_NAME = "weir"
 SERVER_VERSION = "0.1.0"
 EXTENSIONS = ["binary_tensor_data"]
 _ALL_JSON: dict[str, bool] = {}
+_DRAIN_CHUNK = 1 << 20
+
+
+def drain_ceiling(max_body_bytes: int) -> int:
+    """The largest declared body read (and discarded) before answering 413: a peer that is
+    refused before its body is read sees its connection reset (a proxy such as the edge then
+    answers 502/503, its breaker counting our fault), so bodies up to this size are read
+    first. Beyond it the server may refuse without reading (meinheld's own 413)."""
+    return max(4 * max_body_bytes, max_body_bytes + (64 << 20))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +85,19 @@ class DataPlane:
         return {"name": found.name, "version": found.version, "ready": True}
 
     def read_body(self, read: Callable[[int], bytes], length: int | None) -> bytes:
-        """Read the request body, refusing more than the limit without reading it all."""
+        """Read the request body, refusing more than the limit (413). A declared length over
+        it is still read and discarded, up to `drain_ceiling`, so that the peer gets the 413
+        instead of a reset connection."""
         limit = self.max_body_bytes
         if length is None:  # chunked: read up to one byte past the limit
             body = read(limit + 1)
             length = len(body)
         elif length <= limit:
             body = read(length) if length else b""
+        elif length <= drain_ceiling(limit):
+            remaining = length
+            while remaining > 0 and (chunk := read(min(remaining, _DRAIN_CHUNK))):
+                remaining -= len(chunk)
         if length > limit:
             raise PayloadTooLarge(
                 f"request body is over {limit} bytes, the limit; send fewer rows per request"

@@ -10,6 +10,8 @@ import socket
 import pytest
 import requests
 
+from sidecar.serving.dataplane import drain_ceiling
+
 GOOD = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}]}
 
 
@@ -105,31 +107,51 @@ def test_bad_traffic_leaves_serving_and_memory_intact(sidecar):
     assert after - before < 16 << 20, f"RSS grew by {(after - before) >> 20} MiB"
 
 
-def _status_line(port: int, head: bytes, body: bytes) -> tuple[bytes, bytes]:
-    """Send one raw request; the response's status line and headers."""
+def _status_line(port: int, head: bytes, body: bytes) -> tuple[bytes, bytes, bool]:
+    """Send one raw request; the response's status line and headers, and whether the whole
+    body could be sent (False: refused unread, the connection reset under the sender)."""
+    sent = True
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(head)
-        with contextlib.suppress(OSError):  # refused before the body was read: still answered
+        try:
             sock.sendall(body)
+        except OSError:  # refused before the body was read: still answered
+            sent = False
         data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        with contextlib.suppress(OSError):
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
     status, _, headers = data.partition(b"\r\n")
-    return status, headers.lower()
+    return status, headers.lower(), sent
 
 
-def test_oversized_bodies_are_413_json_up_to_a_mebibyte_past_the_limit(sidecar):
-    """As documented in sidecar/README.md: meinheld refuses larger bodies itself (HTML)."""
+def test_oversized_bodies_are_read_then_refused_413_json_up_to_the_drain_ceiling(sidecar):
+    """As documented in sidecar/README.md: a body over the limit is read to its end (so a
+    proxy in front gets the 413, not a reset) up to the drain ceiling; beyond it meinheld
+    refuses unread (HTML)."""
     limit = 4 << 20
-    for size, json_error in ((limit + (1 << 20), True), (limit + (1 << 20) + 1, False)):
+    ceiling = drain_ceiling(limit)
+    for size in (limit + 1, limit + (1 << 20) + 1, ceiling):
         head = (
             f"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
             f"Content-Type: application/json\r\nContent-Length: {size}\r\n"
             "Connection: close\r\n\r\n"
         ).encode()
-        status, headers = _status_line(sidecar.port, head, b" " * size)
+        status, headers, sent = _status_line(sidecar.port, head, b" " * size)
         assert status.split(b" ")[1] == b"413", (size, status)
-        assert (b"content-type: application/json" in headers) is json_error, (size, headers)
+        assert b"content-type: application/json" in headers, (size, headers)
+        assert sent, f"the body of {size} bytes was not read to its end"
+    requests.post(f"{sidecar.url}/v2/models/digits/infer", json=GOOD, timeout=10).raise_for_status()
+
+
+def test_bodies_beyond_the_drain_ceiling_are_refused_unread(sidecar):
+    size = drain_ceiling(4 << 20) + 1
+    head = (
+        f"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Length: {size}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    status, _, _ = _status_line(sidecar.port, head, b" " * (1 << 20))
+    assert status in (b"", b"HTTP/1.0 413 Request Entity Too Large"), status

@@ -30,3 +30,12 @@ def test_worker_count_defaults_to_cpus_on_cpu_and_one_on_a_gpu():
     assert 1 <= Settings(device="cpu").worker_count() <= 4
     assert Settings(device="0").worker_count() == 1
     assert Settings(workers=3, device="0").worker_count() == 3
+
+
+def test_the_body_limit_comes_from_its_variable_or_flag():
+    assert Settings.from_env({"WEIR_MAX_BODY_BYTES": "1048576"}).max_body_bytes == 1 << 20
+    assert (
+        Settings.from_env({"WEIR_MAX_BODY_BYTES": "1"}, max_body_bytes=2048).max_body_bytes == 2048
+    )
+    with pytest.raises(ValidationError):
+        Settings.from_env({"WEIR_MAX_BODY_BYTES": "16m"})  # bytes: `weir up` converts sizes

@@ -61,7 +61,7 @@ def test_binary_inputs_are_sliced_in_order_by_binary_data_size():
         (b"{}", None, "non-empty 'inputs'"),
         (json.dumps(_doc(datatype="FLOAT")).encode(), None, "unknown datatype"),
         (json.dumps(_doc(shape=[2, -1])).encode(), None, "non-negative integers"),
-        (json.dumps(_doc()).encode(), "abc", "must be an integer"),
+        (json.dumps(_doc()).encode(), "abc", "digits only"),
         # unhashable or non-string datatypes are the client's mistake, not a 500
         (json.dumps(_doc(datatype=["FP32"])).encode(), None, "unknown datatype"),
         (json.dumps(_doc(datatype={"a": 1})).encode(), None, "unknown datatype"),

@@ -114,3 +114,11 @@ def test_binary_size_must_match_shape_and_datatype():
     tensor = InputTensor("x", "FP32", [2, 2], raw=memoryview(b"\0" * 12))
     with pytest.raises(BadRequest, match="needs 16 bytes"):
         tensor_from_raw(tensor, 4)
+
+
+def test_bytes_data_keeps_trailing_nuls_and_refuses_numbers():
+    """Found by the property tests: numpy's unicode arrays drop trailing NULs."""
+    tensor = InputTensor("x", "BYTES", [1, 2], [["\x00", "a\x00"]])
+    assert tensor_from_json(tensor, 2).tolist() == [[b"\x00", b"a\x00"]]
+    with pytest.raises(BadRequest, match="BYTES data must be strings"):
+        tensor_from_json(InputTensor("x", "BYTES", [2], ["a", 1]), 2)

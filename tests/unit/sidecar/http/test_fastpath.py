@@ -129,3 +129,17 @@ def test_parsed_infer_paths_are_kept_for_a_bounded_number_of_paths(monkeypatch):
     assert seen == expected * 2
     assert route._targets == {paths[0]: ("m0", None), paths[1]: ("m1", None)}
     assert falcon_paths == ["/v2/models//infer", "/v2/health/ready", paths[0]]
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", " 12"])
+def test_a_malformed_content_length_is_a_client_error(clients, length):
+    app = clients[1].app
+    body, _ = _json([1, 64], [0.5] * 64)
+    environ = falcon.testing.create_environ("/v2/models/digits/infer", method="POST", body=body)
+    environ["CONTENT_LENGTH"] = length
+    answered = []
+    chunks = app(environ, lambda status, headers: answered.append((status, dict(headers))))
+    status, headers = answered[0]
+    assert status.startswith("400")
+    assert "Content-Length" in json.loads(b"".join(chunks))["error"]
+    assert "X-Weir-Failure" not in headers

@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sidecar.errors import FAILURE_HEADER, SERVER_FAILURE
 from sidecar.http.app import _http_error, create_app
 from sidecar.server.assembly import load_dataplane
 from sidecar.serving import dataplane
@@ -112,6 +113,7 @@ def test_errors_are_json_with_their_status(client, path, body, status, needle):
     resp = client.simulate_post(path, body=body)
     assert resp.status_code == status
     assert needle in resp.json["error"]
+    assert FAILURE_HEADER not in resp.headers  # a client's mistake, never the server's
 
 
 def test_metrics_expose_the_sidecar_families(client):
@@ -226,6 +228,7 @@ def test_unexpected_errors_are_counted_as_internal(client, monkeypatch):
     before = _sample(client, "weir_inference_request_failure_total", **labels) or 0
     resp = client.simulate_post("/v2/models/digits/infer", json={"inputs": [_DIGITS_ROW]})
     assert resp.status_code == 500
+    assert resp.headers[FAILURE_HEADER] == SERVER_FAILURE
     assert _sample(client, "weir_inference_request_failure_total", **labels) == before + 1
 
 
@@ -249,3 +252,16 @@ def test_falcon_errors_keep_their_headers_in_either_form(headers):
     assert result.status_code == 429
     assert result.headers["Retry-After"] == "3"
     assert result.json == {"error": "slow down"}
+
+
+@pytest.mark.parametrize(("status", "ours"), [(falcon.HTTP_400, False), (falcon.HTTP_503, True)])
+def test_falcon_errors_of_ours_carry_the_failure_header(status, ours):
+    class Failing:
+        def on_get(self, req, resp):
+            raise falcon.HTTPError(status, title="no")
+
+    app = falcon.App()
+    app.add_route("/f", Failing())
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    result = falcon.testing.TestClient(app).simulate_get("/f")
+    assert (result.headers.get(FAILURE_HEADER) == SERVER_FAILURE) is ours

@@ -11,7 +11,7 @@ import pytest
 
 from sidecar.errors import NotFound, PayloadTooLarge
 from sidecar.serving.batching import BatchPolicy, threaded_driver
-from sidecar.serving.dataplane import DataPlane
+from sidecar.serving.dataplane import DataPlane, drain_ceiling
 from sidecar.serving.readiness import Readiness
 from sidecar.serving.repository import Repository
 
@@ -61,8 +61,17 @@ def test_infer_returns_the_encoded_answer_and_the_version_header(plane):
     ]
 
 
-def test_infer_refuses_a_body_over_the_limit_without_reading_it(plane):
-    read = io.BytesIO(b"x" * 5000).read
+def test_infer_reads_a_body_over_the_limit_to_its_end_then_refuses_it(plane):
+    """Read and discarded: a peer refused before its body is read sees a reset, not a 413."""
+    stream = io.BytesIO(b"x" * 5000 + b"next")
     with pytest.raises(PayloadTooLarge, match="over 4096 bytes"):
-        plane.infer("digits", None, read, 5000, None)
-    assert read(1) == b"x"  # nothing was consumed
+        plane.infer("digits", None, stream.read, 5000, None)
+    assert stream.read() == b"next"  # exactly the declared body was consumed
+
+
+def test_infer_refuses_a_body_beyond_the_drain_ceiling_without_reading_it(plane):
+    length = drain_ceiling(4096) + 1
+    stream = io.BytesIO(b"x" * 10)
+    with pytest.raises(PayloadTooLarge, match="over 4096 bytes"):
+        plane.infer("digits", None, stream.read, length, None)
+    assert stream.read(1) == b"x"  # nothing was consumed
