@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from scripts.args import add_release_file, command_parser
 from scripts.deploy.changes import require_newer
 from scripts.deploy.pipeline import DeployError, run
-from scripts.release import ReleaseError
+from scripts.release import Release, ReleaseError
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
 from scripts.sidecars import probe
 from scripts.sidecars.model_view import publish_view
@@ -97,6 +97,14 @@ def banner(listen: str, admin: str, token_hint: str, example: Path) -> str:
     )
 
 
+def sidecar_max_body(release: Release, settings: Settings) -> int:
+    """The sidecars' body limit: at least the edge's `max_body` (a body the edge lets through
+    and the sidecar cuts off is a broken pipe, a 503 that opens the breaker), or more when
+    WEIR_MAX_BODY_BYTES says so. The body the edge forwards is the client's, binary tensor
+    header included, so equal is enough."""
+    return max(release.edge.max_body, settings.max_body_bytes)
+
+
 def parser() -> argparse.ArgumentParser:
     parser = command_parser("up", "run sidecars and edge on this machine, in the foreground")
     add_release_file(parser, optional=True)
@@ -151,11 +159,18 @@ def main(argv: list[str]) -> int:
     # `weir apply` reads this to load new model versions in these sidecars before the edge
     # routes to them; the lock held on it says this `weir up` still runs.
     try:
-        poll = Settings.from_env().repository_poll_seconds
+        settings = Settings.from_env()
     except ValidationError as exc:
         print(f"weir up: a WEIR_* sidecar setting is invalid:\n{exc}", file=sys.stderr)
         return 1
-    manifest = LocalSidecars(os.getpid(), str(args.models.absolute()), devices, poll).hold(runtime)
+    max_body = sidecar_max_body(release, settings)
+    manifest = LocalSidecars(
+        os.getpid(),
+        str(args.models.absolute()),
+        devices,
+        settings.repository_poll_seconds,
+        max_body,
+    ).hold(runtime)
     grace_s = release.longest_timeout + 15
     sup = Supervisor()
     sidecars: list[Child] = []
@@ -169,6 +184,7 @@ def main(argv: list[str]) -> int:
         for device in devices:
             socket_path = runtime.sidecar_socket(device)
             argv_ = _weir("sidecar", "--models", str(repository), "--device", device)
+            argv_ += ["--max-body-bytes", str(max_body)]
             sidecars.append(
                 sup.add(
                     Child(
