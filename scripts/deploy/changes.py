@@ -53,9 +53,9 @@ def plan_current(runtime: RuntimeDir) -> Change:
     current = current_revision(runtime)
     last = History(runtime.history).current()
     recorded = runtime.revisions / last.dir if last is not None else None
-    if recorded is not None and (recorded / CONF_NAME).exists():
-        if current is None or current.dir != recorded.resolve():
-            current = Revision.at(recorded)
+    usable = recorded is not None and (recorded / CONF_NAME).exists()
+    if usable and (current is None or current.dir != recorded.resolve()):  # type: ignore[union-attr]
+        current = Revision.at(recorded)  # type: ignore[arg-type]
     if current is None:
         raise DeployError(
             f"nothing was applied in {runtime.root} yet: give a release file "

@@ -34,7 +34,7 @@ from scripts.sidecars import probe
 from scripts.sidecars.model_view import publish_view
 from scripts.sidecars.sync import LocalSidecars, missing_versions, wait_loaded
 from scripts.stack.edge import plan_start
-from scripts.stack.supervisor import Child, Supervisor, say
+from scripts.stack.supervisor import Child, Guardian, Supervisor, say
 from sidecar.settings import Settings
 
 READY_TIMEOUT_S = 300.0
@@ -172,7 +172,7 @@ def main(argv: list[str]) -> int:
         max_body,
     ).hold(runtime)
     grace_s = release.longest_timeout + 15
-    sup = Supervisor()
+    sup = Supervisor(Guardian())
     sidecars: list[Child] = []
     edge: Child | None = None
 
