@@ -52,10 +52,11 @@ def plan_current(runtime: RuntimeDir) -> Change:
     """
     current = current_revision(runtime)
     last = History(runtime.history).current()
-    recorded = runtime.revisions / last.dir if last is not None else None
-    usable = recorded is not None and (recorded / CONF_NAME).exists()
-    if usable and (current is None or current.dir != recorded.resolve()):  # type: ignore[union-attr]
-        current = Revision.at(recorded)  # type: ignore[arg-type]
+    if last is not None:
+        recorded = (runtime.revisions / last.dir).resolve()
+        stale = current is None or current.dir != recorded
+        if stale and (recorded / CONF_NAME).exists():
+            current = Revision.at(recorded)
     if current is None:
         raise DeployError(
             f"nothing was applied in {runtime.root} yet: give a release file "
