@@ -92,6 +92,8 @@ def _format_errors(path: Path, root: yaml.Node | None, error: ValidationError) -
     lines = []
     for item in error.errors():
         loc = tuple(p for p in item["loc"] if not _is_pydantic_tag(p))
+        if item["type"] == "extra_forbidden" and item["loc"] and loc[-1:] != item["loc"][-1:]:
+            loc = (*loc, item["loc"][-1])  # the unknown key itself, whatever it is called
         node = _node_at(root, loc)
         line = node.start_mark.line + 1 if node is not None else 1
         key_path = ".".join(str(p) for p in loc) or "(top level)"

@@ -180,3 +180,9 @@ def test_fallback_statuses_that_make_sense_pass(status: int) -> None:
 )
 def test_a_fallback_body_is_json_and_small(body: str, expected: str) -> None:
     assert expected in _error(MINIMAL + f"    fallback: {{status: 200, body: {body}}}\n")
+
+
+def test_an_unknown_key_named_like_a_pydantic_tag_is_reported_as_itself() -> None:
+    # Found by the fuzz test: `list[` was taken for one of pydantic's location tags.
+    assert "r.yaml:1: list[: unknown key 'list['" in _error("'list[': null\n" + MINIMAL)
+    assert "r.yaml:1: str: unknown key 'str'" in _error("str: 1\n" + MINIMAL)
