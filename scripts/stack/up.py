@@ -9,7 +9,8 @@ of it after a crash, serves the last applied revision (so what `weir apply` and 
 put live since survives a crash). Every component's log lines carry a `[name]` prefix; a
 crashed component is restarted with backoff (meanwhile the edge's breaker and fallbacks answer
 for a dead sidecar). Ctrl-C or SIGTERM drains the edge, then the sidecars, and leaves no
-process behind.
+process behind; so does a SIGKILL of `weir up` itself (the supervisor's guardian). The sidecars
+accept bodies as large as the release's `edge.max_body` (`sidecar_max_body`).
 """
 
 from __future__ import annotations
