@@ -12,6 +12,11 @@ from pydantic import BaseModel, ValidationError
 
 from scripts.release.schema import Model, Release, ReleaseError, Version
 
+# A release is a few KB; bounds on what a hostile or mistaken file can cost to read and report.
+MAX_BYTES = 256 * 1024
+MAX_DEPTH = 24
+MAX_ERRORS = 20
+
 
 @dataclass(frozen=True)
 class LoadedRelease:
@@ -90,7 +95,8 @@ TYPE_HINTS = {
 
 def _format_errors(path: Path, root: yaml.Node | None, error: ValidationError) -> str:
     lines = []
-    for item in error.errors():
+    errors = error.errors()
+    for item in errors[:MAX_ERRORS]:
         loc = tuple(p for p in item["loc"] if not _is_pydantic_tag(p))
         if item["type"] == "extra_forbidden" and item["loc"] and loc[-1:] != item["loc"][-1:]:
             loc = (*loc, item["loc"][-1])  # the unknown key itself, whatever it is called
@@ -110,11 +116,11 @@ def _format_errors(path: Path, root: yaml.Node | None, error: ValidationError) -
                 shown = repr(bad)
                 message = f"{shown if len(shown) <= 60 else shown[:57] + '...'}: {message}"
         lines.append(f"{path}:{line}: {key_path}: {message}")
+    if len(errors) > MAX_ERRORS:
+        lines.append(f"{path}: ... and {len(errors) - MAX_ERRORS} more problems: fix these first")
     return "\n".join(dict.fromkeys(lines))
 
 
-MAX_BYTES = 1024 * 1024
-MAX_DEPTH = 24
 ANCHORS_REFUSED = (
     "YAML anchors and aliases (&name, *name, << merges) are not allowed in a release: write "
     "each value out where it applies (a reviewed file should say what it means where it says "
@@ -197,7 +203,7 @@ def _decode(data: bytes, path: Path) -> str:
     if len(data) > MAX_BYTES:
         raise ReleaseError(
             f"{path}: the file is {len(data)} bytes, over the {MAX_BYTES // 1024} KiB a release "
-            "may be: is this the release file?"
+            "may be: is this the release file? (fallback bodies are placeholders, not data)"
         )
     try:
         return data.decode("utf-8")
