@@ -10,7 +10,7 @@ put live since survives a crash). Every component's log lines carry a `[name]` p
 crashed component is restarted with backoff (meanwhile the edge's breaker and fallbacks answer
 for a dead sidecar). Ctrl-C or SIGTERM drains the edge, then the sidecars, and leaves no
 process behind; so does a SIGKILL of `weir up` itself (the supervisor's guardian). The sidecars
-accept bodies as large as the release's `edge.max_body` (`sidecar_max_body`).
+accept bodies as large as the release's `edge.max_body` (`scripts/sidecars/limits.py`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from pydantic import ValidationError
 from scripts.args import add_release_file, command_parser
 from scripts.deploy.changes import require_newer
 from scripts.deploy.pipeline import DeployError, run
-from scripts.release import Release, ReleaseError
+from scripts.release import ReleaseError
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
 from scripts.sidecars import probe
+from scripts.sidecars.limits import sidecar_args, sidecar_max_body
 from scripts.sidecars.model_view import publish_view
 from scripts.sidecars.sync import LocalSidecars, missing_versions, wait_loaded
 from scripts.stack.edge import plan_start
@@ -98,14 +99,6 @@ def banner(listen: str, admin: str, token_hint: str, example: Path) -> str:
     )
 
 
-def sidecar_max_body(release: Release, settings: Settings) -> int:
-    """The sidecars' body limit: at least the edge's `max_body` (a body the edge lets through
-    and the sidecar cuts off is a broken pipe, a 503 that opens the breaker), or more when
-    WEIR_MAX_BODY_BYTES says so. The body the edge forwards is the client's, binary tensor
-    header included, so equal is enough."""
-    return max(release.edge.max_body, settings.max_body_bytes)
-
-
 def parser() -> argparse.ArgumentParser:
     parser = command_parser("up", "run sidecars and edge on this machine, in the foreground")
     add_release_file(parser, optional=True)
@@ -164,7 +157,7 @@ def main(argv: list[str]) -> int:
     except ValidationError as exc:
         print(f"weir up: a WEIR_* sidecar setting is invalid:\n{exc}", file=sys.stderr)
         return 1
-    max_body = sidecar_max_body(release, settings)
+    max_body = sidecar_max_body(release, settings)  # fixed for as long as they run
     manifest = LocalSidecars(
         os.getpid(),
         str(args.models.absolute()),
@@ -185,7 +178,7 @@ def main(argv: list[str]) -> int:
         for device in devices:
             socket_path = runtime.sidecar_socket(device)
             argv_ = _weir("sidecar", "--models", str(repository), "--device", device)
-            argv_ += ["--max-body-bytes", str(max_body)]
+            argv_ += sidecar_args(release, settings)
             sidecars.append(
                 sup.add(
                     Child(
