@@ -42,12 +42,21 @@ def plan_file(runtime: RuntimeDir, path: Path | str, *, serve_same: bool = False
 
 
 def plan_current(runtime: RuntimeDir) -> Change:
-    """The last applied revision again: what a restart serves."""
+    """The last applied revision again: what a restart serves.
+
+    That is the history's last entry: every apply and rollback records one once its revision
+    is verified live. `current` says the same, unless an apply died between switching it and
+    recording (SIGKILLed, the machine lost): then it points at a revision nobody saw verified,
+    which `weir history` does not know and the sidecars may not hold, and the recorded one
+    is served instead. Without a usable history entry, `current` is what there is.
+    """
     current = current_revision(runtime)
-    if current is None:
-        last = History(runtime.history).current()
-        if last is not None and (runtime.revisions / last.dir / CONF_NAME).exists():
-            current = Revision.at(runtime.revisions / last.dir)
+    last = History(runtime.history).current()
+    if last is not None:
+        recorded = (runtime.revisions / last.dir).resolve()
+        stale = current is None or current.dir != recorded
+        if stale and (recorded / CONF_NAME).exists():
+            current = Revision.at(recorded)
     if current is None:
         raise DeployError(
             f"nothing was applied in {runtime.root} yet: give a release file "

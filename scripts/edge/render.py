@@ -59,11 +59,12 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _seconds(value: float) -> str:
-    """nginx time: whole milliseconds when needed."""
+def _duration(value: float) -> str:
+    """nginx time with its unit: nginx takes no fractions (`2.5s` fails `nginx -t`), so a
+    sub-second or fractional duration is written in whole milliseconds."""
     if value == int(value):
-        return str(int(value))
-    return f"{value:.3f}".rstrip("0").rstrip(".")
+        return f"{int(value)}s"
+    return f"{round(value * 1000)}ms"
 
 
 def _rate_limit(name: str, model: Model) -> dict[str, Any] | None:
@@ -164,8 +165,8 @@ def render(
                 "bucket_lo_var": names.bucket_lo_var(name),
                 "upstream_prefix": names.upstream_prefix(name),
                 "rate_limit": _rate_limit(name, model),
-                "timeout": _seconds(model.timeout),
-                "connect_timeout": _seconds(min(model.timeout, 1.0)),
+                "timeout": _duration(model.timeout),
+                "connect_timeout": _duration(min(model.timeout, 1.0)),
                 "upstreams": [
                     {
                         "name": names.upstream_name(name, version),

@@ -1,4 +1,5 @@
-"""The release file: its schema (`schema.py`, value types in `values.py`) and loading it with
+"""The release file: its schema (`schema.py`; the machine-wide sections in `sections.py`, value
+types in `values.py`) and loading it with
 errors that point at the line (`loading.py`). The bottom layer: it imports no other Weir
 package but the sidecar's batching model."""
 

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from scripts.release.sections import EdgeSection, Scaling, SidecarsSection, Strict
 from scripts.release.values import (
+    FALLBACK_STATUSES,
     HEADER_RE,
-    HOSTPORT_RE,
     NAME_RE,
     RATE_RE,
-    UNIX_RE,
     Duration,
     Size,
-    check_listen,
+    check_fallback_body,
+    check_key,
+    check_upstreams,
     version_key,
 )
 from sidecar.serving.model_config import Batching
@@ -31,48 +33,6 @@ class ReleaseError(ValueError):
 # ---------------------------------------------------------------------------- sections
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EdgeSection(Strict):
-    """The edge's listeners and process settings."""
-
-    listen: str = Field("0.0.0.0:8080", description="data-plane port or host:port")
-    admin_listen: str = Field("127.0.0.1:9901", description="admin API, loopback only")
-    admin_auth: Literal["token", "open"] = Field(
-        "token",
-        description="token: bearer token required (env WEIR_ADMIN_TOKEN or the token file); "
-        "open: no token, an explicit choice for a loopback-only admin listener",
-    )
-    max_body: Size = Field(16 * 1024**2, description="largest request body accepted")
-    workers: Literal["auto"] | Annotated[int, Field(ge=1, le=64)] = "auto"
-    worker_connections: int = Field(4096, ge=64, le=65536)
-    keepalive: int = Field(32, ge=0, le=1024, description="idle upstream connections per worker")
-    access_log: bool = Field(False, description="write an access log (costs throughput)")
-
-    @field_validator("listen", mode="before")
-    @classmethod
-    def _listen(cls, value: Any) -> str:
-        return check_listen(value, loopback=False)
-
-    @field_validator("admin_listen", mode="before")
-    @classmethod
-    def _admin_listen(cls, value: Any) -> str:
-        return check_listen(value, loopback=True)
-
-
-class SidecarsSection(Strict):
-    devices: Literal["auto", "cpu"] | list[Annotated[int, Field(ge=0, le=63)]] = "auto"
-
-    @field_validator("devices")
-    @classmethod
-    def _devices(cls, value: Any) -> Any:
-        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
-            raise ValueError("list GPU indexes once each, at least one: [0, 1]")
-        return value
-
-
 class Version(Strict):
     batching: Batching | None = None
     upstreams: list[str] | None = Field(
@@ -82,21 +42,7 @@ class Version(Strict):
     @field_validator("upstreams")
     @classmethod
     def _upstreams(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError("name at least one upstream, or leave the key out")
-        for item in value:
-            hostport = HOSTPORT_RE.match(item)
-            port_ok = hostport is not None and 1 <= int(hostport.group("port")) <= 65535
-            if not (UNIX_RE.match(item) or port_ok):
-                raise ValueError(
-                    f"upstream {item!r} is not allowed: use host:port (127.0.0.1:9000) "
-                    "or unix:/absolute/path.sock (letters, digits, _ . / - only)"
-                )
-        if len(set(value)) != len(value):
-            raise ValueError("an upstream is listed twice")
-        return value
+        return None if value is None else check_upstreams(value)
 
 
 class ReleasePolicy(Strict):
@@ -128,16 +74,12 @@ class ReleasePolicy(Strict):
     @field_validator("sticky_key")
     @classmethod
     def _sticky(cls, value: str) -> str:
-        if value == "remote_addr":
-            return value
-        if value.startswith("header:") and HEADER_RE.match(value[7:]):
-            return value
-        raise ValueError("expected remote_addr or header:NAME (NAME: letters, digits and -)")
+        return check_key(value, ("remote_addr",))
 
     @field_validator("force_header")
     @classmethod
     def _force(cls, value: str | None) -> str | None:
-        if value is not None and not HEADER_RE.match(value):
+        if value is not None and not HEADER_RE.fullmatch(value):
             raise ValueError("expected a header name: letters, digits and - (X-Weir-Version)")
         return value
 
@@ -158,18 +100,14 @@ class RateLimit(Strict):
     @field_validator("rate")
     @classmethod
     def _rate(cls, value: str) -> str:
-        if not RATE_RE.match(value):
+        if not RATE_RE.fullmatch(value):
             raise ValueError("expected requests per second or minute: 500r/s or 30r/m")
         return value
 
     @field_validator("key")
     @classmethod
     def _key(cls, value: str) -> str:
-        if value in ("remote_addr", "global"):
-            return value
-        if value.startswith("header:") and HEADER_RE.match(value[7:]):
-            return value
-        raise ValueError("expected remote_addr, global or header:NAME")
+        return check_key(value, ("remote_addr", "global"))
 
     @model_validator(mode="after")
     def _delay(self) -> RateLimit:
@@ -181,7 +119,7 @@ class RateLimit(Strict):
 
     @property
     def per_second(self) -> float:
-        match = RATE_RE.match(self.rate)
+        match = RATE_RE.fullmatch(self.rate)
         assert match
         return int(match.group(1)) / (1 if match.group(2) == "s" else 60)
 
@@ -202,8 +140,26 @@ class Breaker(Strict):
 
 class Fallback(Strict):
     version: str | None = Field(None, description="answer with this version instead")
-    status: int | None = Field(None, ge=200, le=599, description="placeholder status")
+    status: int | None = Field(
+        None, description=f"placeholder status: one of {', '.join(map(str, FALLBACK_STATUSES))}"
+    )
     body: dict[str, Any] | list[Any] | None = Field(None, description="placeholder JSON body")
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: int | None) -> int | None:
+        if value is not None and value not in FALLBACK_STATUSES:
+            allowed = ", ".join(map(str, FALLBACK_STATUSES))
+            raise ValueError(
+                f"a fallback answers with a JSON body: use one of {allowed} (200: a placeholder "
+                "answer; 429 or 5xx: tell clients to retry)"
+            )
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: Any) -> Any:
+        return None if value is None else check_fallback_body(value)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -234,10 +190,16 @@ class Model(Strict):
             return {version_key(k): ({} if v is None else v) for k, v in value.items()}
         return value
 
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        # render.py writes a fractional timeout in whole milliseconds, which `nginx -t` takes.
+        if value > 3600:
+            raise ValueError("timeout must be at most 1h")
+        return value
+
     @model_validator(mode="after")
     def _references(self) -> Model:
-        if self.timeout > 3600:
-            raise ValueError("timeout must be at most 1h")
         for version in self.release.split or {}:
             if version not in self.versions:
                 raise ValueError(
@@ -259,19 +221,6 @@ class Model(Strict):
         return {v: (100.0 if v == newest else 0.0) for v in self.versions}
 
 
-class Scaling(Strict):
-    metric: Literal["queue", "inflight", "cpu"] = Field(description="`weir k8s`'s autoscaler")
-    target: float = Field(gt=0, description="value to scale at (cpu: utilization percent)")
-    min: int = Field(1, ge=1, le=1000)
-    max: int = Field(8, ge=1, le=1000)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> Scaling:
-        if self.max < self.min:
-            raise ValueError(f"scaling.max ({self.max}) is below scaling.min ({self.min})")
-        return self
-
-
 class Release(Strict):
     revision: int = Field(ge=1, le=2**53, description="must increase with every apply")
     edge: EdgeSection = EdgeSection()
@@ -284,7 +233,7 @@ class Release(Strict):
     def _model_names(cls, value: Any) -> Any:
         if isinstance(value, dict):
             for name in value:
-                if not isinstance(name, str) or not NAME_RE.match(name):
+                if not isinstance(name, str) or not NAME_RE.fullmatch(name):
                     raise ValueError(
                         f"model name {name!r} is not allowed: lowercase letters, digits, _ and -, "
                         "starting with a letter or digit, at most 63 characters"

@@ -36,12 +36,14 @@ class SidecarSyncError(RuntimeError):
 @dataclass(frozen=True)
 class LocalSidecars:
     """The sidecars one `weir up` runs: `pid` is weir up's own; `poll_seconds` how often its
-    sidecars rescan the repository (0: never)."""
+    sidecars rescan the repository (0: never); `max_body_bytes` the largest request body they
+    accept, fixed when they start (None: a manifest written before it was recorded)."""
 
     pid: int
     models: str
     devices: list[str]
     poll_seconds: float = 2.0
+    max_body_bytes: int | None = None
 
     def hold(self, runtime: RuntimeDir) -> IO[str]:
         """Write the manifest and lock it for as long as the returned file stays open: the
@@ -134,6 +136,13 @@ def sync_sidecars(
             f"the release runs sidecars on {', '.join(devices)} but `weir up` (pid {local.pid}) "
             f"runs them on {', '.join(local.devices)}: a device change needs a restart of "
             "`weir up` with this release"
+        )
+    if local.max_body_bytes is not None and release.edge.max_body > local.max_body_bytes:
+        raise SidecarSyncError(
+            f"the release's edge.max_body ({release.edge.max_body} bytes) is above the "
+            f"{local.max_body_bytes} bytes `weir up` (pid {local.pid}) started its sidecars "
+            "with: the edge would pass bodies the sidecars cut off (a broken pipe, a 503). "
+            "Restart `weir up` with this release, or keep max_body at most that"
         )
     models = Path(local.models)
     missing = missing_versions(release, models)

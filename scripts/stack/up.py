@@ -9,7 +9,8 @@ of it after a crash, serves the last applied revision (so what `weir apply` and 
 put live since survives a crash). Every component's log lines carry a `[name]` prefix; a
 crashed component is restarted with backoff (meanwhile the edge's breaker and fallbacks answer
 for a dead sidecar). Ctrl-C or SIGTERM drains the edge, then the sidecars, and leaves no
-process behind.
+process behind; so does a SIGKILL of `weir up` itself (the supervisor's guardian). The sidecars
+accept bodies as large as the release's `edge.max_body` (`scripts/sidecars/limits.py`).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from scripts.deploy.pipeline import DeployError, run
 from scripts.release import ReleaseError
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
 from scripts.sidecars import probe
+from scripts.sidecars.limits import sidecar_args, sidecar_max_body
 from scripts.sidecars.model_view import publish_view
 from scripts.sidecars.sync import LocalSidecars, missing_versions, wait_loaded
 from scripts.stack.edge import plan_start
-from scripts.stack.supervisor import Child, Supervisor, say
+from scripts.stack.supervisor import Child, Guardian, Supervisor, say
 from sidecar.settings import Settings
 
 READY_TIMEOUT_S = 300.0
@@ -151,13 +153,20 @@ def main(argv: list[str]) -> int:
     # `weir apply` reads this to load new model versions in these sidecars before the edge
     # routes to them; the lock held on it says this `weir up` still runs.
     try:
-        poll = Settings.from_env().repository_poll_seconds
+        settings = Settings.from_env()
     except ValidationError as exc:
         print(f"weir up: a WEIR_* sidecar setting is invalid:\n{exc}", file=sys.stderr)
         return 1
-    manifest = LocalSidecars(os.getpid(), str(args.models.absolute()), devices, poll).hold(runtime)
+    max_body = sidecar_max_body(release, settings)  # fixed for as long as they run
+    manifest = LocalSidecars(
+        os.getpid(),
+        str(args.models.absolute()),
+        devices,
+        settings.repository_poll_seconds,
+        max_body,
+    ).hold(runtime)
     grace_s = release.longest_timeout + 15
-    sup = Supervisor()
+    sup = Supervisor(Guardian())
     sidecars: list[Child] = []
     edge: Child | None = None
 
@@ -169,6 +178,7 @@ def main(argv: list[str]) -> int:
         for device in devices:
             socket_path = runtime.sidecar_socket(device)
             argv_ = _weir("sidecar", "--models", str(repository), "--device", device)
+            argv_ += sidecar_args(release, settings)
             sidecars.append(
                 sup.add(
                     Child(

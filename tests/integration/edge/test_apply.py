@@ -13,7 +13,11 @@ import pytest
 from scripts.deploy.commands import apply_main, history_main, rollback_main, validate_main
 from scripts.deploy.history import History
 from scripts.deploy.pipeline import DeployError, apply_release
-from scripts.edge.revisions import current_revision
+from scripts.edge.nginx import find_nginx
+from scripts.edge.process import nginx_test
+from scripts.edge.revisions import current_revision, render_revision
+from scripts.release import LoadedRelease, parse_release
+from scripts.runtime import RuntimeDir
 from scripts.stack.edge import Edge
 from tests.processes import alive
 
@@ -270,3 +274,20 @@ def test_a_restart_after_a_sigkilled_master_clears_its_orphaned_workers(
     assert not [pid for pid in workers if alive(pid)]
     assert harness.infer("digits")[0] == 200
     assert set(harness.workers()).isdisjoint(workers)
+
+
+@pytest.mark.parametrize(
+    "timeout", ["1s", "1000ms", "59s", "2m", "1h", "7", "500ms", "1500ms", "1001ms", "1ms"]
+)
+def test_every_timeout_that_validates_passes_nginx_t(tmp_path, timeout) -> None:
+    """What the schema accepts, the rendered nginx.conf states as nginx accepts it: a fractional
+    timeout in whole milliseconds (`2.5s` would fail `nginx -t`)."""
+    text = (
+        "revision: 1\nedge: {listen: 127.0.0.1:1, admin_listen: 127.0.0.1:2, admin_auth: open}\n"
+        "sidecars: {devices: cpu}\nmodels:\n  m:\n    versions: {1: {}}\n"
+        f"    timeout: {timeout}\n    fallback: {{status: 503, body: {{error: resting}}}}\n"
+    )
+    runtime = RuntimeDir(tmp_path / "rt")
+    nginx = find_nginx()
+    loaded = LoadedRelease(parse_release(text), tmp_path / "r.yaml", text)
+    nginx_test(nginx, runtime, render_revision(loaded, runtime, nginx).conf)

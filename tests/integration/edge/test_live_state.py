@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 
+import pytest
+
 from scripts.deploy.commands import apply_main
 from scripts.edge import names
 
@@ -43,17 +45,40 @@ def _still_killed(harness) -> None:
     assert headers["x-weir-model-version"] == "1"
 
 
-def test_apply_of_settings_too_big_changes_nothing(harness, upstreams, tools, capsys) -> None:
+def _too_big_for_the_file(models: dict) -> dict:
+    models["digits"]["fallback"] = {"status": 503, "body": BIG_BODY}
+    return models
+
+
+def _too_big_for_the_edge(models: dict) -> dict:
+    # Within the file's limits, past the edge's: a body of quotes is escaped again inside
+    # settings.json (four bytes each), so five such models fit the file and not the dict.
+    for i in range(5):
+        extra = copy.deepcopy(models["digits"])  # no shared objects: YAML would alias them
+        extra["fallback"] = {"status": 503, "body": {"error": '"' * 32_000}}
+        models[f"extra{i}"] = extra
+    return models
+
+
+@pytest.mark.parametrize(
+    ("grow", "refusal"),
+    [
+        (_too_big_for_the_file, "over the 256 KiB a release may be"),
+        (_too_big_for_the_edge, "Lua settings are"),
+    ],
+)
+def test_apply_of_settings_too_big_changes_nothing(
+    harness, upstreams, tools, capsys, grow, refusal
+) -> None:
     models = _killed_setup(harness, upstreams, tools)
     state = harness.runtime.state_file.read_bytes()
     live = _live(harness)
     assert live["cnn"][0] is True and live["digits"][1]["2"] is True
     assert live["digits"][2] == {"1": 30, "2": 70}
-    models["digits"]["fallback"] = {"status": 503, "body": BIG_BODY}
-    path = harness.write(harness.release(models))
+    path = harness.write(harness.release(grow(models)))
     assert apply_main([str(path), "--runtime-dir", str(harness.runtime.root)]) != 0
     err = capsys.readouterr().err
-    assert "Lua settings are" in err and "nothing was changed" in err, err
+    assert refusal in err, err
     assert harness.runtime.state_file.read_bytes() == state
     assert _live(harness) == live
     _still_killed(harness)

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from scripts.deploy.history import History
 from scripts.observability import dashboard
+from scripts.runtime import RuntimeDir
 from tests.processes import alive, descendants, parent
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -41,6 +43,9 @@ class Stack:
         text = re.sub(r"listen: 8080", f"listen: 127.0.0.1:{self.port}", text)
         text = text.replace("127.0.0.1:9901", f"127.0.0.1:{self.admin_port}")
         text = text.replace("devices: auto", "devices: cpu")
+        # Above the sidecars' own default (16m): `weir up` must raise theirs to match.
+        text = text.replace("max_body: 16m", "max_body: 24m")
+        assert "max_body: 24m" in text
         # Its own repository (links to the samples) that tests may add versions to.
         self.models = tmp / "models"
         for version in (ROOT / "models").glob("*/[0-9]*"):
@@ -153,6 +158,24 @@ def test_the_pasted_inference_answers_through_the_edge(stack):
     assert sum(output["data"]) == pytest.approx(1.0, rel=1e-4)
 
 
+def test_a_body_the_edge_accepts_is_accepted_by_the_sidecar_too(stack):
+    """20 MiB: over the sidecar's default limit (16 MiB, and meinheld's 17), under the edge's
+    24m. Before `weir up` passed max_body on, the sidecar cut it off: a broken pipe, a 503."""
+    body = (stack.runtime / "examples" / "digits.json").read_bytes()
+    padded = body.replace(b'"inputs"', b" " * (20 * 1024**2) + b'"inputs"', 1)
+    assert len(padded) > 20 * 1024**2
+    response = requests.post(
+        f"{stack.url}/v2/models/digits/infer", data=padded, headers={"X-User-Id": "a"}, timeout=60
+    )
+    assert response.status_code == 200, response.text[:500]
+    assert "X-Weir-Fallback" not in response.headers
+    assert response.json()["id"] == "example-1"
+    too_big = requests.post(
+        f"{stack.url}/v2/models/digits/infer", data=b" " * (25 * 1024**2), timeout=60
+    )
+    assert too_big.status_code == 413
+
+
 def test_every_metric_the_dashboard_queries_is_exported(stack):
     for user in range(30):
         assert infer(stack, f"user-{user}").status_code == 200
@@ -186,12 +209,20 @@ def test_every_metric_the_dashboard_queries_is_exported(stack):
     assert queried <= exported, f"queried but not exported: {sorted(queried - exported)}"
 
 
-def apply(stack: Stack, revision: int, extra_version: str) -> subprocess.CompletedProcess[str]:
-    """`weir apply` of the stack's release with digits gaining `extra_version`."""
+def release_file(stack: Stack, revision: int, extra_version: str, edit=lambda t: t) -> Path:
+    """The stack's release as revision `revision`, digits gaining `extra_version`."""
     text = stack.release.read_text().replace("revision: 1 ", f"revision: {revision} ", 1)
     text = text.replace('      "1": {}\n', f'      "1": {{}}\n      "{extra_version}": {{}}\n', 1)
     path = stack.release.with_name(f"release-{revision}.yaml")
-    path.write_text(text)
+    path.write_text(edit(text))
+    return path
+
+
+def apply(
+    stack: Stack, revision: int, extra_version: str, edit=lambda t: t
+) -> subprocess.CompletedProcess[str]:
+    """`weir apply` of the stack's release with digits gaining `extra_version`."""
+    path = release_file(stack, revision, extra_version, edit)
     return subprocess.run(
         [sys.executable, "-m", "scripts.cli", "apply", str(path)],
         cwd=ROOT,
@@ -232,6 +263,15 @@ def test_apply_of_a_version_that_cannot_load_says_why_and_changes_nothing(stack)
     base = f"{stack.url}/v2/models/digits/versions"
     refused = requests.post(f"{base}/4/infer", data=b"{}", timeout=10)
     assert refused.status_code == 404, refused.text
+
+
+def test_an_apply_raising_max_body_above_the_sidecars_limit_asks_for_a_restart(stack):
+    done = apply(stack, 3, "3", lambda t: t.replace("max_body: 24m", "max_body: 64m"))
+    assert done.returncode != 0
+    assert "is above the 25165824 bytes `weir up`" in done.stderr, done.stderr
+    assert "Restart `weir up` with this release" in done.stderr
+    assert "the edge was not changed" in done.stderr
+    assert stack.admin("GET", "/admin/status").json()["revision"] == 2
 
 
 def weir(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -320,6 +360,83 @@ def test_a_sigkilled_sidecar_comes_back_while_clients_get_answers_or_marked_fall
         pytest.fail(f"the model did not answer again within 90s: {outcomes}\n{stack.log()[-3000:]}")
     assert "[sidecar-cpu] exited with" in "".join(stack.lines[mark:])
     assert sum(n for k, n in outcomes.items() if not k.endswith("model")) > 0, outcomes
+
+
+def test_a_sigkilled_master_and_its_workers_come_back(stack):
+    master = edge_master(stack)
+    workers = nginx_workers(master)
+    assert workers
+    for pid in (*workers, master):
+        os.kill(pid, signal.SIGKILL)
+    serves_again(stack, master, 2)
+    assert not [pid for pid in (*workers, master) if alive(pid)]
+
+
+def test_sigkilled_workers_are_respawned_by_their_master_and_serve(stack):
+    master = edge_master(stack)
+    workers = nginx_workers(master)
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        fresh = [pid for pid in nginx_workers(master) if pid not in workers]
+        if len(fresh) == len(workers):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"nginx did not respawn its workers: {nginx_workers(master)}")
+    assert infer(stack).status_code == 200
+    assert stack.admin("GET", "/admin/status").json()["revision"] == 2
+    assert edge_master(stack) == master  # nothing restarted: the master did its job
+
+
+def test_an_apply_killed_before_it_recorded_leaves_restarts_on_the_recorded_revision(stack):
+    live = (stack.runtime / "edge" / "current").resolve()
+    shutil.copytree(ROOT / "models" / "digits" / "2", stack.models / "digits" / "5")
+    path = release_file(stack, 4, "5")
+    applying = subprocess.Popen(
+        [sys.executable, "-m", "scripts.cli", "apply", str(path)],
+        cwd=ROOT,
+        env={**os.environ, "WEIR_RUNTIME_DIR": str(stack.runtime)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # Killed once it rendered revision 4: it is then testing it, or waiting for the sidecars.
+    deadline = time.monotonic() + 60
+    while not list((stack.runtime / "edge" / "revisions").glob("r4-*/nginx.conf")):
+        assert applying.poll() is None and time.monotonic() < deadline, "the apply ended early"
+        time.sleep(0.01)
+    applying.kill()
+    applying.wait()
+    (rendered,) = (stack.runtime / "edge" / "revisions").glob("r4-*")
+    assert (stack.runtime / "edge" / "current").resolve() == live  # killed before the switch
+    # What an apply killed just after the switch leaves: `current` on an unrecorded revision.
+    link = stack.runtime / "edge" / "current"
+    tmp = link.with_name("current.test")
+    tmp.symlink_to(os.path.relpath(rendered, link.parent))
+    os.replace(tmp, link)
+    master = edge_master(stack)
+    os.kill(master, signal.SIGKILL)
+    serves_again(stack, master, 2)
+    assert (stack.runtime / "edge" / "current").resolve() == live
+    entries = History(RuntimeDir(stack.runtime).history).entries()
+    assert entries[-1].revision == 2 and 4 not in {e.revision for e in entries}
+
+
+def test_a_sigkilled_weir_up_leaves_no_process_and_starts_again(stack):
+    tree = descendants(stack.process.pid)
+    master = edge_master(stack)
+    assert master in tree and stack.sidecar_master() in tree
+    stack.process.kill()
+    stack.process.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(alive(pid) for pid in tree):
+        time.sleep(0.1)
+    assert not [pid for pid in tree if alive(pid)], stack.log()[-2000:]
+    stack.launch()  # no file: the last applied revision
+    stack.wait_for_log(READY_BANNER)
+    assert stack.admin("GET", "/admin/status").json()["revision"] == 2
+    assert infer(stack).status_code == 200
 
 
 def test_sigterm_stops_everything_and_leaves_no_process_behind(stack):

@@ -59,14 +59,31 @@ def test_a_file_is_applied_unless_an_edge_start_finds_it_live(
 
 def test_a_restart_serves_current_never_a_file(runtime: RuntimeDir) -> None:
     kept(runtime, 1, live=False)
-    second = kept(runtime, 2)
+    kept(runtime, 2)
     kept_first = runtime.revisions / "r1"
-    switch_current(runtime, kept_first)  # rolled back to 1
+    switch_current(runtime, kept_first)  # rolled back to 1, and recorded
+    History(runtime.history).record(HistoryEntry(1, "c1", "r1", "rollback", 1.0))
     change = plan_current(runtime)
     assert change.revision is not None and change.revision.dir == kept_first
     assert change.loaded.release.revision == 1
     runtime.current.unlink()  # `current` lost: the history's last entry says what was live
-    assert plan_current(runtime).revision.dir == second.dir
+    assert plan_current(runtime).revision.dir == kept_first
+
+
+def test_a_restart_after_an_apply_died_before_recording_serves_the_recorded_one(
+    runtime: RuntimeDir,
+) -> None:
+    first = kept(runtime, 1)
+    unrecorded = runtime.revisions / "r2"
+    unrecorded.mkdir()
+    for name in ("settings.json", "nginx.conf", "release.yaml"):
+        (unrecorded / name).write_text((first.dir / name).read_text().replace("1", "2"))
+    # Rendered only (killed before the switch), then switched too (killed before recording).
+    assert plan_current(runtime).revision.dir == first.dir
+    switch_current(runtime, unrecorded)
+    change = plan_current(runtime)
+    assert change.revision is not None and change.revision.dir == first.dir
+    assert change.loaded.release.revision == 1
 
 
 def test_a_restart_with_nothing_applied_asks_for_a_file(runtime: RuntimeDir) -> None:

@@ -89,3 +89,27 @@ def test_sidecars_that_never_rescan_are_refused_up_front(running: RuntimeDir) ->
     release = parse_release(RELEASE.replace('      "3": {}\n', ""))
     with pytest.raises(SidecarSyncError, match="WEIR_REPOSITORY_POLL_SECONDS=0"):
         sync_sidecars(release, running)
+
+
+def test_an_apply_raising_max_body_above_the_sidecars_limit_asks_for_a_restart(
+    tmp_path: Path,
+) -> None:
+    runtime = RuntimeDir(tmp_path / "run")
+    runtime.root.mkdir()
+    (tmp_path / "models" / "digits" / "1").mkdir(parents=True)
+    (tmp_path / "models" / "digits" / "1" / "model.onnx").write_bytes(b"weights")
+    limit = 16 * 1024**2
+    held = LocalSidecars(os.getpid(), str(tmp_path / "models"), ["cpu"], 2.0, limit).hold(runtime)
+    try:
+        assert LocalSidecars.read(runtime) == LocalSidecars(
+            os.getpid(), str(tmp_path / "models"), ["cpu"], 2.0, limit
+        )
+        bigger = parse_release(RELEASE.replace('      "3": {}\n', "") + "edge: {max_body: 17m}\n")
+        with pytest.raises(SidecarSyncError) as info:
+            sync_sidecars(bigger, runtime)
+        message = str(info.value)
+        assert f"edge.max_body ({17 * 1024**2} bytes) is above the {limit} bytes" in message
+        assert "Restart `weir up` with this release" in message
+        assert not (runtime.root / "repository").exists()  # refused before anything changed
+    finally:
+        LocalSidecars.forget(runtime, held)

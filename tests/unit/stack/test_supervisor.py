@@ -1,12 +1,18 @@
-"""The supervisor restarts crashed children with backoff and leaves no process behind."""
+"""The supervisor restarts crashed children with backoff and leaves no process behind, even
+when it is SIGKILLed itself (the guardian)."""
 
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from scripts.stack import supervisor
+from scripts.stack.guardian import guard
 from scripts.stack.supervisor import Child, Supervisor
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _alive(pid: int) -> bool:
@@ -69,3 +75,48 @@ def test_a_stopping_supervisor_restarts_nothing():
     sup.stopping.set()
     sup.check()
     assert child.restart_at is None
+
+
+# A supervisor with one child that forks a grandchild ignoring SIGTERM (a stuck worker); it
+# prints the pids, then waits to be killed.
+SUPERVISOR = """
+import subprocess, sys, time
+from scripts.stack.supervisor import Child, Guardian, Supervisor
+grandchild = (
+    "import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "p = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)']); "
+    "print('grandchild', p.pid, flush=True); time.sleep(120)"
+)
+sup = Supervisor(Guardian())
+child = sup.add(Child("worker", [sys.executable, "-c", grandchild]))
+print("child", child.pid, flush=True)
+sup.run_until_stopped()
+"""
+
+
+def test_the_guardian_kills_only_the_groups_still_listed() -> None:
+    assert guard(["+999999999", "-999999999", "garbage", "+1", "-"]) == []
+
+
+def test_a_sigkilled_supervisor_takes_its_children_and_grandchildren_with_it() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    pids: dict[str, int] = {}
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            name, _, pid = line.rpartition(" ")
+            if name.endswith(("child", "grandchild")):
+                pids[name.split()[-1]] = int(pid)
+            if len(pids) == 2:
+                break
+        assert all(_alive(pid) for pid in pids.values()), pids
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        assert _wait_for(lambda: not any(_alive(pid) for pid in pids.values())), pids
+    finally:
+        for pid in pids.values():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
