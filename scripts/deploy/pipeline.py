@@ -37,6 +37,10 @@ from scripts.runtime import RuntimeDir, TokenError, read_token
 from scripts.sidecars.sync import SidecarSyncError, sync_sidecars
 
 KEEP_REVISIONS = 20
+# A revision directory no history entry refers to (left by an apply killed before it recorded
+# one) is removed once it is this old. Renders happen only under the change lock, which pruning
+# holds too, so none can be in progress; the age only spares a directory just rendered.
+UNREFERENCED_GRACE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,9 @@ def _run_locked(
     runtime: RuntimeDir, change: Change, nginx: NginxBinary | None, spawn: Spawn | None
 ) -> Outcome:
     nginx = nginx or find_nginx()
+    # A start is planned again here, under the lock: an apply that finished while this waited
+    # for the lock (a restart of an edge that crashed during it) made its revision the live one.
+    change = change.resolved(runtime)
     release = change.loaded.release  # validated when loaded, a kept revision's too
     check_token(release, runtime)
     if change.action == "apply":
@@ -118,6 +125,9 @@ def _run_locked(
     except BaseException:
         if synced is not None:
             synced.undo()
+        live = current_revision(runtime)
+        if fresh and (live is None or live.dir != revision.dir):
+            shutil.rmtree(revision.dir, ignore_errors=True)  # never served: nothing refers to it
         raise
     record(runtime, revision, change)
     message = f"revision {revision.revision} is live ({how}; checksum {revision.checksum[:12]})"
@@ -249,13 +259,20 @@ def record(runtime: RuntimeDir, revision: Revision, change: Change) -> None:
 
 
 def prune_revisions(runtime: RuntimeDir) -> None:
-    """Keep the directories the recent history refers to, and the live one."""
+    """Keep the directories the recent history refers to, and the live one; remove those that
+    fell out of the recent history, and those it never referred to once they are older than
+    UNREFERENCED_GRACE_S (call it holding the change lock)."""
     entries = History(runtime.history).entries()
     keep = {e.dir for e in entries[-KEEP_REVISIONS:]}
     current = current_revision(runtime)
     if current is not None:
         keep.add(current.dir.name)
     referenced = {e.dir for e in entries}
+    now = time.time()
     for directory in runtime.revisions.iterdir():
-        if directory.name in referenced and directory.name not in keep:
+        if directory.name in keep or not directory.is_dir():
+            continue
+        if directory.name in referenced:
+            shutil.rmtree(directory, ignore_errors=True)
+        elif now - directory.stat().st_mtime > UNREFERENCED_GRACE_S:
             shutil.rmtree(directory, ignore_errors=True)
