@@ -22,7 +22,8 @@ from pathlib import Path
 
 from scripts.args import add_release_file, command_parser
 from scripts.deploy.changes import Change, plan_current, plan_file
-from scripts.deploy.pipeline import DeployError, Outcome, Spawn, run
+from scripts.deploy.pipeline import Outcome, Spawn, run
+from scripts.edge.errors import DeployError
 from scripts.edge.nginx import NginxBinary, NginxNotFound, find_nginx
 from scripts.edge.process import NginxProcess, worker_pids
 from scripts.release import ReleaseError

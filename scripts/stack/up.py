@@ -28,7 +28,8 @@ from pydantic import ValidationError
 
 from scripts.args import add_release_file, command_parser
 from scripts.deploy.changes import require_newer
-from scripts.deploy.pipeline import DeployError, run
+from scripts.deploy.pipeline import run
+from scripts.edge.errors import DeployError
 from scripts.release import ReleaseError
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
 from scripts.sidecars import probe
