@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from scripts.deploy.changes import Change, plan_file, plan_rollback, require_newer
+from scripts.deploy.changes import Change, plan_current, plan_file, plan_rollback, require_newer
 from scripts.deploy.history import History, HistoryEntry
 from scripts.deploy.lock import change_lock
 from scripts.edge.errors import DeployError, LiveChangeError
@@ -68,6 +68,23 @@ def rollback(runtime: RuntimeDir, to: int | None = None, nginx: NginxBinary | No
     """`weir rollback [--to REVISION]`."""
     with change_lock(runtime):
         return _run_locked(runtime, plan_rollback(runtime, to), nginx, None).message
+
+
+def reload_current(runtime: RuntimeDir, pid: int, nginx: NginxBinary | None = None) -> str:
+    """SIGHUP to `weir edge`: the live revision again, `nginx -t`-ed, reloaded into nginx `pid`
+    and verified. When `current` is not the last recorded revision (an apply died between
+    switching and recording), that one is put live through the whole pipeline instead."""
+    nginx = nginx or find_nginx()
+    with change_lock(runtime):
+        change = plan_current(runtime)
+        revision = change.revision
+        assert revision is not None
+        live = current_revision(runtime)
+        if live is None or live.dir != revision.dir:
+            return _run_locked(runtime, change, nginx, None).message
+        nginx_test(nginx, runtime, revision.conf)
+        reload_and_verify(runtime, pid, revision)
+    return f"revision {revision.revision} reloaded and verified (checksum {revision.checksum[:12]})"
 
 
 def run(

@@ -150,3 +150,18 @@ def test_pruning_removes_old_unreferenced_revisions(runtime: RuntimeDir) -> None
     pipeline.prune_revisions(runtime)
     assert first.dir.exists() and live.dir.exists() and recent.dir.exists()
     assert not old.dir.exists()
+
+
+def test_reloading_current_tests_reloads_and_verifies_it(
+    runtime: RuntimeDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = kept(runtime, 1)
+    switch_current(runtime, live.dir)
+    steps: list[tuple[str, Any]] = []
+    monkeypatch.setattr(pipeline, "nginx_test", lambda _n, _rt, conf: steps.append(("-t", conf)))
+    monkeypatch.setattr(
+        pipeline, "reload_and_verify", lambda _rt, pid, rev: steps.append(("hup", (pid, rev)))
+    )
+    message = pipeline.reload_current(runtime, 4242, NGINX)
+    assert steps == [("-t", live.conf), ("hup", (4242, live))]
+    assert "revision 1 reloaded and verified" in message
