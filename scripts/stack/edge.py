@@ -128,7 +128,10 @@ def main(argv: list[str]) -> int:
         # This process supervises nginx: should it be SIGKILLed, nginx stops too, so that a
         # restart finds the ports free.
         outcome: Outcome = run(runtime, change, find_nginx(), Spawn(None, die_with_parent=True))
-    except (DeployError, ReleaseError, NginxNotFound, TokenError, OSError) as exc:
+    except ReleaseError as exc:  # the input is wrong (scripts/args.py: EXIT_CODES)
+        print(f"weir edge: {exc}", file=sys.stderr)
+        return 2
+    except (DeployError, NginxNotFound, TokenError, OSError) as exc:
         print(f"weir edge: {exc}", file=sys.stderr)
         return 1
     assert outcome.process is not None

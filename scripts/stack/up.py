@@ -142,7 +142,10 @@ def main(argv: list[str]) -> int:
         change = plan_start(runtime, args.file)
         if change.action == "apply":  # checked again under the change lock when applied
             require_newer(change.loaded, runtime)
-    except (ReleaseError, DeployError) as exc:
+    except ReleaseError as exc:  # the input is wrong (scripts/args.py: EXIT_CODES)
+        print(f"weir up: {exc}", file=sys.stderr)
+        return 2
+    except DeployError as exc:
         print(f"weir up: {exc}", file=sys.stderr)
         return 1
     release = change.loaded.release
