@@ -83,6 +83,12 @@ def test_an_invalid_release_exits_2_for_every_command(name: str, tmp_path) -> No
     assert "revision" in result.stderr
 
 
+@pytest.mark.parametrize("name", ["kill", "revive", "split"])
+def test_every_admin_argument_has_help(name: str) -> None:
+    for action in cli.parser_for(name)._actions:
+        assert action.help, f"weir {name}: {action.dest} has no help text"
+
+
 def test_the_exit_codes_are_stated_in_help(capsys) -> None:
     assert cli.main(["--help"]) == 0
     assert "Exit codes: 0 done; 2 the input is wrong" in capsys.readouterr().out
