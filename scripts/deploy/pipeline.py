@@ -289,7 +289,5 @@ def prune_revisions(runtime: RuntimeDir) -> None:
     for directory in runtime.revisions.iterdir():
         if directory.name in keep or not directory.is_dir():
             continue
-        if directory.name in referenced:
-            shutil.rmtree(directory, ignore_errors=True)
-        elif now - directory.stat().st_mtime > UNREFERENCED_GRACE_S:
+        if directory.name in referenced or now - directory.stat().st_mtime > UNREFERENCED_GRACE_S:
             shutil.rmtree(directory, ignore_errors=True)

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from scripts.args import add_release_file, command_parser
-from scripts.deploy.changes import Change, plan_current, plan_file
 from scripts.deploy import pipeline
+from scripts.deploy.changes import Change, plan_current, plan_file
 from scripts.deploy.pipeline import Outcome, Spawn, run
 from scripts.edge.errors import DeployError
 from scripts.edge.nginx import NginxBinary, NginxNotFound, find_nginx
