@@ -32,9 +32,9 @@ from scripts.edge.live import publish_settings, reload_and_verify, wait_for_chec
 from scripts.edge.nginx import NginxBinary, find_nginx
 from scripts.edge.process import NginxProcess, clear_leftovers, log_offset, nginx_test
 from scripts.edge.revisions import Revision, current_revision, render_revision, switch_current
+from scripts.fleet.sync import SidecarSyncError, sync_sidecars
 from scripts.release import Release
 from scripts.runtime import RuntimeDir, TokenError, read_token
-from scripts.sidecars.sync import SidecarSyncError, sync_sidecars
 
 KEEP_REVISIONS = 20
 # A revision directory no history entry refers to (left by an apply killed before it recorded

@@ -12,7 +12,7 @@ put live since survives a crash). Every component's log lines carry a `[name]` p
 crashed component is restarted with backoff (meanwhile the edge's breaker and fallbacks answer
 for a dead sidecar). Ctrl-C or SIGTERM drains the edge, then the sidecars, and leaves no
 process behind; so does a SIGKILL of `weir up` itself (the supervisor's guardian). The sidecars
-accept bodies as large as the release's `edge.max_body` (`scripts/sidecars/limits.py`).
+accept bodies as large as the release's `edge.max_body` (`scripts/fleet/limits.py`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from scripts.deploy.changes import Change, require_newer
 from scripts.deploy.pipeline import run
 from scripts.edge.errors import DeployError
 from scripts.edge.revisions import current_revision
+from scripts.fleet import probe
+from scripts.fleet.limits import sidecar_args, sidecar_max_body
+from scripts.fleet.model_view import publish_view
+from scripts.fleet.sync import LocalSidecars, missing_versions, wait_loaded
 from scripts.release import Release, ReleaseError
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
-from scripts.sidecars import probe
-from scripts.sidecars.limits import sidecar_args, sidecar_max_body
-from scripts.sidecars.model_view import publish_view
-from scripts.sidecars.sync import LocalSidecars, missing_versions, wait_loaded
 from scripts.stack.edge import plan_start
 from scripts.stack.supervisor import Child, Guardian, Supervisor, say
 from sidecar.settings import Settings

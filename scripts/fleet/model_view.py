@@ -132,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from scripts.sidecars.sync import LocalSidecars  # it builds on this module
+    from scripts.fleet.sync import LocalSidecars  # it builds on this module
 
     args = parser().parse_args(argv)
     runtime = RuntimeDir.from_arg(args.runtime_dir)

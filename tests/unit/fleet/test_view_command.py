@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from scripts.fleet import model_view
+from scripts.fleet.sync import LocalSidecars
 from scripts.runtime import RuntimeDir
-from scripts.sidecars import model_view
-from scripts.sidecars.sync import LocalSidecars
 
 RELEASE = "revision: 1\nmodels:\n  digits:\n    versions: {1: {}}\n"
 
