@@ -5,16 +5,23 @@
   revision of the runtime directory (`current`), never a file on disk.
 - Every command that touches a runtime directory takes `--runtime-dir DIR` (default:
   $WEIR_RUNTIME_DIR, else ./.weir).
+- Exit codes (EXIT_CODES): 0 done; 2 the input is wrong (the command line, or a release file
+  that is not valid); 1 the operation failed (the message says why, and what still serves).
 """
 
 from __future__ import annotations
 
 import argparse
 
+EXIT_CODES = (
+    "Exit codes: 0 done; 2 the input is wrong (the command line, or an invalid release file); "
+    "1 the operation failed (the message says why and what still serves)."
+)
 CONVENTION = (
     "A release file is always a positional FILE. `weir edge [FILE]` and `weir up [FILE]` may "
     "leave it out: they then serve the last applied revision. Every command that touches a "
-    "runtime directory takes --runtime-dir DIR (default: $WEIR_RUNTIME_DIR, else .weir)."
+    "runtime directory takes --runtime-dir DIR (default: $WEIR_RUNTIME_DIR, else .weir). "
+    + EXIT_CODES
 )
 
 

@@ -43,8 +43,8 @@ COMMANDS: dict[str, Command] = {
     "split": _in(ADMIN, "split_main", "split_parser", "set live grey-release weights"),
     "up": _in("scripts.stack.up", "main", "parser", "run sidecars and edge on this machine"),
     "k8s": _in("scripts.k8s.manifests", "main", "parser", "print Kubernetes manifests"),
-    "view": _in("scripts.sidecars.model_view", "main", "parser", "sidecars' view of the models"),
-    "probe": _in("scripts.sidecars.probe", "main", "parser", "exit 0 when a sidecar is ready"),
+    "view": _in("scripts.fleet.model_view", "main", "parser", "sidecars' view of the models"),
+    "probe": _in("scripts.fleet.probe", "main", "parser", "exit 0 when a sidecar is ready"),
 }
 
 

@@ -1,8 +1,8 @@
 """Changing what the edge serves: the one pipeline (`pipeline.py`: apply, rollback, an edge's
 start and every restart), the history of applied revisions (`history.py`), the change lock
 (`lock.py`) and the commands `weir validate | render | apply | rollback | history`
-(`commands.py`). Above `edge` and `sidecars`; below `stack`."""
+(`commands.py`). Above `edge` and `fleet`; below `stack`.
 
-from scripts.deploy.pipeline import DeployError, LiveChangeError, apply_release, rollback
-
-__all__ = ["DeployError", "LiveChangeError", "apply_release", "rollback"]
+A failed change raises `DeployError` (or `LiveChangeError`), whose one home is
+`scripts.edge.errors`: import them from there, never through this package.
+"""

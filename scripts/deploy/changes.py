@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from scripts.deploy.history import History
@@ -29,6 +31,14 @@ class Change:
     action: str  # apply | rollback | start (serve a kept revision again)
     source: str = ""
     revision: Revision | None = None
+    # A start is planned again by the pipeline once it holds the change lock: what was live
+    # when it was first planned may have been replaced since (an apply finished meanwhile), and
+    # a start must serve what is live, never switch `current` back to an older revision.
+    replan: Callable[[RuntimeDir], Change] | None = field(default=None, compare=False)
+
+    def resolved(self, runtime: RuntimeDir) -> Change:
+        """This change as planned now (call it holding the change lock)."""
+        return self.replan(runtime) if self.replan is not None else self
 
 
 def plan_file(runtime: RuntimeDir, path: Path | str, *, serve_same: bool = False) -> Change:
@@ -36,9 +46,10 @@ def plan_file(runtime: RuntimeDir, path: Path | str, *, serve_same: bool = False
     rendered from is served as it is instead of being applied again."""
     loaded = load_release(path)
     current = current_revision(runtime)
+    replan = partial(plan_file, path=path, serve_same=True) if serve_same else None
     if serve_same and current is not None and current.same_text(loaded.text):
-        return Change(loaded, "start", revision=current)
-    return Change(loaded, "apply", source=str(Path(path).absolute()))
+        return Change(loaded, "start", revision=current, replan=replan)
+    return Change(loaded, "apply", source=str(Path(path).absolute()), replan=replan)
 
 
 def plan_current(runtime: RuntimeDir) -> Change:
@@ -62,7 +73,7 @@ def plan_current(runtime: RuntimeDir) -> Change:
             f"nothing was applied in {runtime.root} yet: give a release file "
             "(`weir edge FILE`, `weir up FILE`)"
         )
-    return Change(current.load(), "start", revision=current)
+    return Change(current.load(), "start", revision=current, replan=plan_current)
 
 
 def plan_rollback(runtime: RuntimeDir, to: int | None) -> Change:

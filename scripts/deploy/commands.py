@@ -41,6 +41,10 @@ def validate_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _versions(count: int) -> str:
+    return f"{count} version" if count == 1 else f"{count} versions"
+
+
 def validate_main(argv: list[str]) -> int:
     args = validate_parser().parse_args(argv)
     try:
@@ -48,7 +52,7 @@ def validate_main(argv: list[str]) -> int:
     except ReleaseError as exc:
         print(exc, file=sys.stderr)
         return 2
-    models = ", ".join(f"{n} ({len(m.versions)} versions)" for n, m in release.models.items())
+    models = ", ".join(f"{n} ({_versions(len(m.versions))})" for n, m in release.models.items())
     print(f"{args.file}: valid, revision {release.revision}: {models}")
     return 0
 

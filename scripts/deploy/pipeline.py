@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from scripts.deploy.changes import Change, plan_file, plan_rollback, require_newer
+from scripts.deploy.changes import Change, plan_current, plan_file, plan_rollback, require_newer
 from scripts.deploy.history import History, HistoryEntry
 from scripts.deploy.lock import change_lock
 from scripts.edge.errors import DeployError, LiveChangeError
@@ -32,11 +32,15 @@ from scripts.edge.live import publish_settings, reload_and_verify, wait_for_chec
 from scripts.edge.nginx import NginxBinary, find_nginx
 from scripts.edge.process import NginxProcess, clear_leftovers, log_offset, nginx_test
 from scripts.edge.revisions import Revision, current_revision, render_revision, switch_current
+from scripts.fleet.sync import SidecarSyncError, sync_sidecars
 from scripts.release import Release
 from scripts.runtime import RuntimeDir, TokenError, read_token
-from scripts.sidecars.sync import SidecarSyncError, sync_sidecars
 
 KEEP_REVISIONS = 20
+# A revision directory no history entry refers to (left by an apply killed before it recorded
+# one) is removed once it is this old. Renders happen only under the change lock, which pruning
+# holds too, so none can be in progress; the age only spares a directory just rendered.
+UNREFERENCED_GRACE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,23 @@ def rollback(runtime: RuntimeDir, to: int | None = None, nginx: NginxBinary | No
         return _run_locked(runtime, plan_rollback(runtime, to), nginx, None).message
 
 
+def reload_current(runtime: RuntimeDir, pid: int, nginx: NginxBinary | None = None) -> str:
+    """SIGHUP to `weir edge`: the live revision again, `nginx -t`-ed, reloaded into nginx `pid`
+    and verified. When `current` is not the last recorded revision (an apply died between
+    switching and recording), that one is put live through the whole pipeline instead."""
+    nginx = nginx or find_nginx()
+    with change_lock(runtime):
+        change = plan_current(runtime)
+        revision = change.revision
+        assert revision is not None
+        live = current_revision(runtime)
+        if live is None or live.dir != revision.dir:
+            return _run_locked(runtime, change, nginx, None).message
+        nginx_test(nginx, runtime, revision.conf)
+        reload_and_verify(runtime, pid, revision)
+    return f"revision {revision.revision} reloaded and verified (checksum {revision.checksum[:12]})"
+
+
 def run(
     runtime: RuntimeDir,
     change: Change,
@@ -90,6 +111,9 @@ def _run_locked(
     runtime: RuntimeDir, change: Change, nginx: NginxBinary | None, spawn: Spawn | None
 ) -> Outcome:
     nginx = nginx or find_nginx()
+    # A start is planned again here, under the lock: an apply that finished while this waited
+    # for the lock (a restart of an edge that crashed during it) made its revision the live one.
+    change = change.resolved(runtime)
     release = change.loaded.release  # validated when loaded, a kept revision's too
     check_token(release, runtime)
     if change.action == "apply":
@@ -118,6 +142,9 @@ def _run_locked(
     except BaseException:
         if synced is not None:
             synced.undo()
+        live = current_revision(runtime)
+        if fresh and (live is None or live.dir != revision.dir):
+            shutil.rmtree(revision.dir, ignore_errors=True)  # never served: nothing refers to it
         raise
     record(runtime, revision, change)
     message = f"revision {revision.revision} is live ({how}; checksum {revision.checksum[:12]})"
@@ -249,13 +276,18 @@ def record(runtime: RuntimeDir, revision: Revision, change: Change) -> None:
 
 
 def prune_revisions(runtime: RuntimeDir) -> None:
-    """Keep the directories the recent history refers to, and the live one."""
+    """Keep the directories the recent history refers to, and the live one; remove those that
+    fell out of the recent history, and those it never referred to once they are older than
+    UNREFERENCED_GRACE_S (call it holding the change lock)."""
     entries = History(runtime.history).entries()
     keep = {e.dir for e in entries[-KEEP_REVISIONS:]}
     current = current_revision(runtime)
     if current is not None:
         keep.add(current.dir.name)
     referenced = {e.dir for e in entries}
+    now = time.time()
     for directory in runtime.revisions.iterdir():
-        if directory.name in referenced and directory.name not in keep:
+        if directory.name in keep or not directory.is_dir():
+            continue
+        if directory.name in referenced or now - directory.stat().st_mtime > UNREFERENCED_GRACE_S:
             shutil.rmtree(directory, ignore_errors=True)

@@ -29,7 +29,8 @@ class AdminClient:
         except (OSError, ValueError):
             raise AdminError(
                 f"no applied release in {runtime.root} (missing {settings_file}): "
-                "start the edge with `weir edge` or `weir apply FILE` first"
+                "start an edge on a release first (`weir edge FILE` or `weir up FILE`; "
+                "`weir apply FILE` then changes what a running edge serves)"
             ) from None
         try:
             token = read_token(runtime)

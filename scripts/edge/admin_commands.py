@@ -66,8 +66,10 @@ def _kill_path(model: str, version: str | None) -> str:
 def _kill_switch_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """kill and revive: the same arguments."""
     parser = command_parser(prog, description)
-    parser.add_argument("model")
-    parser.add_argument("--version")
+    parser.add_argument("model", help="the model's name in the release (e.g. digits)")
+    parser.add_argument(
+        "--version", help="only this version of the model (default: the whole model)"
+    )
     return parser
 
 
@@ -108,7 +110,7 @@ def revive_main(argv: list[str]) -> int:
 
 def split_parser() -> argparse.ArgumentParser:
     parser = command_parser("split", "set live grey-release weights: weir split digits 1=90 2=10")
-    parser.add_argument("model")
+    parser.add_argument("model", help="the model's name in the release (e.g. digits)")
     parser.add_argument("weights", nargs="*", help="VERSION=WEIGHT pairs")
     parser.add_argument("--clear", action="store_true", help="go back to the release's weights")
     return parser

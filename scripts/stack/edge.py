@@ -7,7 +7,9 @@
     edge.stop()                           # graceful (QUIT), then TERM/KILL after a timeout
 
 Both start through the one pipeline (`scripts.deploy.pipeline`). Without a file they re-serve
-the last applied revision: that is how `weir up` restarts a crashed edge.
+the last applied revision: that is how `weir up` restarts a crashed edge. SIGHUP to `weir edge`
+re-serves the live revision through the pipeline too (`nginx -t`, reload, verify its checksum),
+never a raw reload of whatever is on disk.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ import argparse
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from scripts.args import add_release_file, command_parser
+from scripts.deploy import pipeline
 from scripts.deploy.changes import Change, plan_current, plan_file
-from scripts.deploy.pipeline import DeployError, Outcome, Spawn, run
+from scripts.deploy.pipeline import Outcome, Spawn, run
+from scripts.edge.errors import DeployError
 from scripts.edge.nginx import NginxBinary, NginxNotFound, find_nginx
 from scripts.edge.process import NginxProcess, worker_pids
 from scripts.release import ReleaseError
@@ -98,6 +103,7 @@ def main(argv: list[str]) -> int:
     # with a traceback and leaving a half-started edge behind.
     serving: list[NginxProcess] = []
     stop_asked: list[int] = []
+    reload_asked: list[int] = []
 
     def stop_gracefully(signum: int, _frame: object) -> None:
         # Ctrl-C and SIGTERM stop gracefully (in-flight requests finish).
@@ -106,10 +112,10 @@ def main(argv: list[str]) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signal.SIGQUIT)
 
-    def reload(_signum: int, _frame: object) -> None:
-        for process in serving:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGHUP)
+    def reload(signum: int, _frame: object) -> None:
+        # Not a raw HUP to nginx: the serving loop re-serves `current` through the pipeline
+        # (`nginx -t`, reload, verify the checksum), under the change lock.
+        reload_asked.append(signum)
 
     signal.signal(signal.SIGINT, stop_gracefully)
     signal.signal(signal.SIGTERM, stop_gracefully)
@@ -122,7 +128,10 @@ def main(argv: list[str]) -> int:
         # This process supervises nginx: should it be SIGKILLed, nginx stops too, so that a
         # restart finds the ports free.
         outcome: Outcome = run(runtime, change, find_nginx(), Spawn(None, die_with_parent=True))
-    except (DeployError, ReleaseError, NginxNotFound, TokenError, OSError) as exc:
+    except ReleaseError as exc:  # the input is wrong (scripts/args.py: EXIT_CODES)
+        print(f"weir edge: {exc}", file=sys.stderr)
+        return 2
+    except (DeployError, NginxNotFound, TokenError, OSError) as exc:
         print(f"weir edge: {exc}", file=sys.stderr)
         return 1
     assert outcome.process is not None
@@ -133,4 +142,23 @@ def main(argv: list[str]) -> int:
     )
     if stop_asked:
         os.kill(outcome.process.pid, signal.SIGQUIT)
-    return outcome.process.process.wait()
+    return serve(runtime, outcome.process, reload_asked)
+
+
+def serve(
+    runtime: RuntimeDir, process: NginxProcess, reload_asked: list[int], poll_s: float = 0.2
+) -> int:
+    """Wait for nginx to exit; meanwhile each SIGHUP (appended to reload_asked by the handler)
+    re-serves the live revision through the pipeline. Returns nginx's exit code."""
+    while True:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return process.process.wait(poll_s)
+        if not reload_asked:
+            continue
+        reload_asked.clear()
+        try:
+            message = pipeline.reload_current(runtime, process.pid)
+        except (DeployError, ReleaseError, NginxNotFound, OSError) as exc:
+            print(f"weir edge: SIGHUP: reload refused, nothing changed: {exc}", file=sys.stderr)
+        else:
+            print(f"weir edge: SIGHUP: {message}", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 `weir up FILE` applies FILE once, through the one pipeline, when it is newer than what this
 runtime directory serves (the same text as `current`: served as it is; an older revision: it
-says what to do instead). `weir up` without a file serves the last applied revision.
+says what to do instead). `weir up` without a file serves the last applied revision. The
+sidecars start on the view of what serves (`first_view`): FILE's view reaches them only in the
+pipeline's sidecar sync, so a failed apply leaves them on the live revision's.
 One sidecar per device of the release (`devices: auto` = one per visible GPU, else one on the
 CPU), each waited for until ready; then the edge, started without a file: it, and every restart
 of it after a crash, serves the last applied revision (so what `weir apply` and `weir rollback`
@@ -10,7 +12,7 @@ put live since survives a crash). Every component's log lines carry a `[name]` p
 crashed component is restarted with backoff (meanwhile the edge's breaker and fallbacks answer
 for a dead sidecar). Ctrl-C or SIGTERM drains the edge, then the sidecars, and leaves no
 process behind; so does a SIGKILL of `weir up` itself (the supervisor's guardian). The sidecars
-accept bodies as large as the release's `edge.max_body` (`scripts/sidecars/limits.py`).
+accept bodies as large as the release's `edge.max_body` (`scripts/fleet/limits.py`).
 """
 
 from __future__ import annotations
@@ -27,14 +29,16 @@ from types import FrameType
 from pydantic import ValidationError
 
 from scripts.args import add_release_file, command_parser
-from scripts.deploy.changes import require_newer
-from scripts.deploy.pipeline import DeployError, run
-from scripts.release import ReleaseError
+from scripts.deploy.changes import Change, require_newer
+from scripts.deploy.pipeline import run
+from scripts.edge.errors import DeployError
+from scripts.edge.revisions import current_revision
+from scripts.fleet import probe
+from scripts.fleet.limits import sidecar_args, sidecar_max_body
+from scripts.fleet.model_view import publish_view
+from scripts.fleet.sync import LocalSidecars, missing_versions, wait_loaded
+from scripts.release import Release, ReleaseError
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
-from scripts.sidecars import probe
-from scripts.sidecars.limits import sidecar_args, sidecar_max_body
-from scripts.sidecars.model_view import publish_view
-from scripts.sidecars.sync import LocalSidecars, missing_versions, wait_loaded
 from scripts.stack.edge import plan_start
 from scripts.stack.supervisor import Child, Guardian, Supervisor, say
 from sidecar.settings import Settings
@@ -99,6 +103,26 @@ def banner(listen: str, admin: str, token_hint: str, example: Path) -> str:
     )
 
 
+def first_view(runtime: RuntimeDir, change: Change, models: Path) -> Release:
+    """The release whose view of `models` the sidecars start on: what serves now.
+
+    A start serves its revision. An apply of a file over a live revision starts them on the
+    live one's view; the file's reaches them only through the pipeline's sidecar sync, which
+    puts the live one's back should the apply fail. Without a live revision (or one whose
+    versions `models` no longer holds), there is only the file's.
+    """
+    if change.action != "apply":
+        return change.loaded.release
+    live = current_revision(runtime)
+    if live is None:
+        return change.loaded.release
+    try:
+        release = live.load().release
+    except ReleaseError:
+        return change.loaded.release
+    return change.loaded.release if missing_versions(release, models) else release
+
+
 def parser() -> argparse.ArgumentParser:
     parser = command_parser("up", "run sidecars and edge on this machine, in the foreground")
     add_release_file(parser, optional=True)
@@ -118,7 +142,10 @@ def main(argv: list[str]) -> int:
         change = plan_start(runtime, args.file)
         if change.action == "apply":  # checked again under the change lock when applied
             require_newer(change.loaded, runtime)
-    except (ReleaseError, DeployError) as exc:
+    except ReleaseError as exc:  # the input is wrong (scripts/args.py: EXIT_CODES)
+        print(f"weir up: {exc}", file=sys.stderr)
+        return 2
+    except DeployError as exc:
         print(f"weir up: {exc}", file=sys.stderr)
         return 1
     release = change.loaded.release
@@ -145,8 +172,9 @@ def main(argv: list[str]) -> int:
 
     devices = resolve_devices(release.sidecars.devices)
     repository = runtime.repository
+    starting = first_view(runtime, change, args.models.absolute())
     try:
-        generation = publish_view(release, args.models.absolute(), repository)
+        generation = publish_view(starting, args.models.absolute(), repository)
     except (OSError, ValueError) as exc:
         print(f"weir up: cannot build the sidecars' view of {args.models}: {exc}", file=sys.stderr)
         return 1
@@ -192,9 +220,9 @@ def main(argv: list[str]) -> int:
         for child, device in zip(sidecars, devices, strict=True):
             wait_ready(child, f"unix:{runtime.sidecar_socket(device)}", "/v2/health/ready")
             # Ready means "serving what loaded": the release's versions must all be among it.
-            wait_loaded(release, runtime, device, generation, time.monotonic() + READY_TIMEOUT_S)
+            wait_loaded(starting, runtime, device, generation, time.monotonic() + READY_TIMEOUT_S)
             say("up", f"{child.name} is ready")
-        if change.action == "apply":
+        if change.action == "apply":  # the file's view reaches the sidecars in its sync step
             say("up", run(runtime, change).message)
         # No file: this edge, and every restart of it after a crash, serves the last applied
         # revision, whatever `weir apply` or `weir rollback` put live since.

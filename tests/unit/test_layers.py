@@ -12,7 +12,7 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 # Bottom to top. A package's modules may import their own package and anything below.
 LAYERS = [
     {"args", "release", "runtime"},
-    {"edge", "sidecars", "k8s", "observability"},
+    {"edge", "fleet", "k8s", "observability"},
     {"deploy"},
     {"stack"},
     {"cli"},
@@ -58,3 +58,23 @@ def test_no_module_is_two_concerns_in_one_file(path: Path) -> None:
     lines = path.read_text().count("\n")
     opening = ast.get_docstring(ast.parse(path.read_text())) or ""
     assert lines <= 300 or "lines" in opening, f"{lines} lines and no reason given"
+
+
+ERRORS_HOME = "scripts.edge.errors"
+
+
+def test_deploy_errors_have_one_home() -> None:
+    """DeployError and LiveChangeError are imported from scripts.edge.errors only, everywhere
+    (scripts, tests, bench): no package re-exports them."""
+    root = SCRIPTS.parent
+    elsewhere = []
+    for path in sorted([*SCRIPTS.rglob("*.py"), *(root / "tests").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != ERRORS_HOME:
+                names = {alias.name for alias in node.names}
+                if names & {"DeployError", "LiveChangeError"}:
+                    elsewhere.append(f"{path.relative_to(root)}: from {node.module}")
+    assert elsewhere == []
+    import scripts.deploy
+
+    assert not hasattr(scripts.deploy, "DeployError")

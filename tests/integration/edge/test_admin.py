@@ -41,7 +41,7 @@ def test_admin_listens_on_loopback_only(harness, upstreams, tools) -> None:
 
 
 def test_edge_refuses_to_start_without_a_token(harness, upstreams, tools, monkeypatch) -> None:
-    from scripts.deploy import DeployError
+    from scripts.edge.errors import DeployError
 
     monkeypatch.delenv("WEIR_ADMIN_TOKEN")
     with pytest.raises(DeployError, match="no admin token"):
@@ -97,7 +97,7 @@ def test_kill_revive_and_split_take_effect_without_reload(harness, upstreams, to
 
 
 def test_kill_survives_reload_and_restart(harness, upstreams, tools) -> None:
-    from scripts.deploy import apply_release
+    from scripts.deploy.pipeline import apply_release
 
     harness.start(tools.two_versions(upstreams))
     workers = harness.workers()

@@ -12,7 +12,8 @@ import pytest
 
 from scripts.deploy.commands import apply_main, history_main, rollback_main, validate_main
 from scripts.deploy.history import History
-from scripts.deploy.pipeline import DeployError, apply_release
+from scripts.deploy.pipeline import apply_release
+from scripts.edge.errors import DeployError
 from scripts.edge.nginx import find_nginx
 from scripts.edge.process import nginx_test
 from scripts.edge.revisions import current_revision, render_revision

@@ -61,3 +61,34 @@ def test_weir_edge_without_a_file_and_nothing_applied_says_so(tmp_path) -> None:
     )
     assert done.returncode == 1
     assert "nothing was applied" in done.stderr
+
+
+# k8s is scripts/k8s's to align (it exits 1 on an invalid release): see scripts/args.py.
+INVALID_RELEASE_EXITS_2 = ("validate", "render", "apply", "view", "edge", "up")
+
+
+@pytest.mark.parametrize("name", INVALID_RELEASE_EXITS_2)
+def test_an_invalid_release_exits_2_for_every_command(name: str, tmp_path) -> None:
+    """2: the input is wrong; 1: the operation failed (EXIT_CODES, in `weir --help`)."""
+    bad = tmp_path / "release.yaml"
+    bad.write_text("revision: not-a-number\nmodels: {}\n")
+    extra = ["--models", str(tmp_path)] if name == "view" else []
+    if name != "validate":  # the one that touches no runtime directory
+        extra += ["--runtime-dir", str(tmp_path / "rt")]
+    argv = [name, str(bad), *extra]
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.cli", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert "revision" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["kill", "revive", "split"])
+def test_every_admin_argument_has_help(name: str) -> None:
+    for action in cli.parser_for(name)._actions:
+        assert action.help, f"weir {name}: {action.dest} has no help text"
+
+
+def test_the_exit_codes_are_stated_in_help(capsys) -> None:
+    assert cli.main(["--help"]) == 0
+    assert "Exit codes: 0 done; 2 the input is wrong" in capsys.readouterr().out

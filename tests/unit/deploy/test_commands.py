@@ -15,6 +15,16 @@ def test_validate_the_embedded_default(capsys) -> None:
     assert "valid, revision" in capsys.readouterr().out
 
 
+def test_validate_counts_versions_in_english(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "release.yaml"
+    path.write_text(
+        "revision: 3\nmodels:\n  cnn:\n    versions: {1: {}}\n"
+        "  digits:\n    versions: {1: {}, 2: {}}\n"
+    )
+    assert validate_main([str(path)]) == 0
+    assert "cnn (1 version), digits (2 versions)" in capsys.readouterr().out
+
+
 def test_validate_reports_every_problem(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(

@@ -93,8 +93,10 @@ def test_for_runtime_reads_the_applied_revision_and_the_token(
 ) -> None:
     runtime = RuntimeDir(tmp_path)
     runtime.ensure()
-    with pytest.raises(AdminError, match="no applied release"):
+    with pytest.raises(AdminError, match="no applied release") as info:
         AdminClient.for_runtime(runtime)
+    assert "`weir edge FILE` or `weir up FILE`" in str(info.value)
+    assert "`weir apply FILE` first" not in str(info.value)  # apply never starts an edge
     revision = runtime.revisions / "r1"
     revision.mkdir()
     (revision / "settings.json").write_text(json.dumps({"admin_listen": "127.0.0.1:9901"}))

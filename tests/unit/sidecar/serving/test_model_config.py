@@ -8,8 +8,8 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
+from scripts.fleet.model_view import build_view
 from scripts.release import parse_release
-from scripts.sidecars.model_view import build_view
 from sidecar.http.app import create_app
 from sidecar.server.assembly import load_dataplane
 from sidecar.serving.batching import threaded_driver

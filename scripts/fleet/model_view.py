@@ -132,14 +132,30 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    from scripts.fleet.sync import LocalSidecars  # it builds on this module
+
     args = parser().parse_args(argv)
     runtime = RuntimeDir.from_arg(args.runtime_dir)
     try:
         release = load_release(args.file).release
-        number = publish_view(release, args.models.absolute(), runtime.repository)
     except ReleaseError as exc:
         print(exc, file=sys.stderr)
         return 2
+    running = LocalSidecars.read(runtime)
+    if running is not None:
+        print(
+            f"weir view: `weir up` (pid {running.pid}) runs sidecars on {runtime.root}: their "
+            "view changes only with what the edge serves, through the pipeline. Use `weir apply "
+            "FILE` there, or stop it first; nothing was changed",
+            file=sys.stderr,
+        )
+        return 1
+    models = args.models.absolute()
+    if not models.is_dir():  # before anything is created in the runtime directory
+        print(f"weir view: {args.models} is not a model repository directory", file=sys.stderr)
+        return 1
+    try:
+        number = publish_view(release, models, runtime.repository)
     except (OSError, ValueError) as exc:
         print(f"weir view: cannot build the view of {args.models}: {exc}", file=sys.stderr)
         return 1

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from scripts.release import parse_release
-from scripts.runtime import RuntimeDir
-from scripts.sidecars.sync import (
+from scripts.fleet.sync import (
     LocalSidecars,
     SidecarSyncError,
     loaded_state,
     local_versions,
     sync_sidecars,
 )
+from scripts.release import parse_release
+from scripts.runtime import RuntimeDir
 
 RELEASE = """
 revision: 4

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.sidecars import probe
+from scripts.fleet import probe
 
 
 class Handler(BaseHTTPRequestHandler):

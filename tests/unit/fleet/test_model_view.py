@@ -4,8 +4,8 @@ from pathlib import Path
 
 import yaml
 
+from scripts.fleet.model_view import build_view, point, publish_view
 from scripts.release import parse_release
-from scripts.sidecars.model_view import build_view, point, publish_view
 from sidecar.serving.generation import generation
 from sidecar.serving.model_config import load_model_config
 from sidecar.serving.repository import scan
@@ -98,7 +98,7 @@ def test_an_unreadable_config_passes_through_for_the_sidecar_to_refuse(tmp_path)
 
 
 def test_weir_view_builds_the_release_s_view_in_the_runtime_directory(tmp_path, capsys):
-    from scripts.sidecars.model_view import main
+    from scripts.fleet.model_view import main
 
     repository = make_repository(tmp_path / "models")
     release = tmp_path / "release.yaml"

@@ -20,10 +20,10 @@ from typing import IO
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from scripts.fleet import probe
+from scripts.fleet.model_view import point, publish_view
 from scripts.release import Release
 from scripts.runtime import RuntimeDir, resolve_devices
-from scripts.sidecars import probe
-from scripts.sidecars.model_view import point, publish_view
 
 MANIFEST = "sidecars.json"
 LOAD_TIMEOUT_S = 180.0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from scripts.fleet.limits import sidecar_args, sidecar_max_body
 from scripts.release import parse_release
-from scripts.sidecars.limits import sidecar_args, sidecar_max_body
 from sidecar.server.launcher import parser as sidecar_parser
 from sidecar.settings import Settings
 
