@@ -11,6 +11,7 @@ Every container names its command (`command: [weir]`, the image's ENTRYPOINT too
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import sys
 from typing import Any
@@ -27,7 +28,12 @@ DRAIN_S = 10  # preStop pause: endpoints controllers drop the pod before the edg
 
 
 class _BlockDumper(yaml.SafeDumper):
-    """Multi-line strings (the release in the ConfigMap) as readable `|` blocks."""
+    """Multi-line strings (the release in the ConfigMap) as readable `|` blocks, and no YAML
+    anchors: the documents share dicts (the labels), which PyYAML would print as `&id001` /
+    `*id001`; every manifest is written out in full instead."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
@@ -62,6 +68,16 @@ def fleet_release(loaded: LoadedRelease, replicas: int, gpus_per_pod: int) -> st
     return yaml.safe_dump(raw, sort_keys=False) if changed else loaded.text
 
 
+def release_configmap_name(revision: int, text: str) -> str:
+    """`weir-release-<revision>-<sha8>`: the ConfigMap holding exactly this release text.
+
+    The ConfigMap is immutable and the pod template names it, so a new release is a new pod
+    template (a new ReplicaSet, rolled out with the Deployment's strategy), a running pod never
+    sees its release file change, and `kubectl rollout undo` goes back to the previous release.
+    """
+    return f"{APP}-release-{revision}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
 def device_labels(release: Release, gpus_per_pod: int) -> list[str]:
     devices = release.sidecars.devices
     if devices == "cpu":
@@ -82,6 +98,7 @@ def manifests(
     prometheus: str = PROMETHEUS,
 ) -> list[dict[str, Any]]:
     meta = {"name": APP, "labels": LABELS}
+    configmap = release_configmap_name(release.revision, release_text)
     selector = {"matchLabels": LABELS}
     grace = math.ceil(release.longest_timeout) + DRAIN_S + 30
     containers = [edge_container(release, image, DRAIN_S)] + [
@@ -92,7 +109,9 @@ def manifests(
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": f"{APP}-release", "labels": LABELS},
+            "metadata": {"name": configmap, "labels": LABELS},
+            # Never edited in place: kubelet would swap the file under a running edge.
+            "immutable": True,
             "data": {"release.yaml": release_text},
         },
         {
@@ -109,7 +128,10 @@ def manifests(
                 "template": {
                     "metadata": {
                         "labels": LABELS,
-                        "annotations": {"weir/revision": str(release.revision)},
+                        "annotations": {
+                            "weir/revision": str(release.revision),
+                            "weir/release-configmap": configmap,
+                        },
                     },
                     "spec": {
                         "terminationGracePeriodSeconds": grace,
@@ -118,7 +140,7 @@ def manifests(
                         "containers": containers,
                         "volumes": [
                             {"name": "runtime", "emptyDir": {}},
-                            {"name": "release", "configMap": {"name": f"{APP}-release"}},
+                            {"name": "release", "configMap": {"name": configmap}},
                         ],
                     },
                 },
@@ -159,8 +181,10 @@ def render_manifests(
     header = (
         f"# Weir manifests for {loaded.path.name}, revision {loaded.release.revision}, "
         f"{replicas} replica(s).\n# Rate limits hold per edge replica; `global` limits were "
-        "divided by the replica count.\n# Create the admin token first: kubectl create secret "
-        "generic weir-admin --from-literal=token=$(openssl rand -hex 32)\n"
+        "divided by the replica count.\n# The release is the immutable ConfigMap "
+        f"{release_configmap_name(loaded.release.revision, text)}, named by the pod template: "
+        "keep old ones for `kubectl rollout undo`.\n# Create the admin token first: "
+        "kubectl create secret generic weir-admin --from-literal=token=$(openssl rand -hex 32)\n"
     )
     return header + yaml.dump_all(docs, Dumper=_BlockDumper, sort_keys=False)
 
