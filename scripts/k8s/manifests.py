@@ -19,7 +19,14 @@ from typing import Any
 import yaml
 
 from scripts.args import add_release_file
-from scripts.k8s.pod import APP, LABELS, edge_container, sidecar_container, view_container
+from scripts.k8s.pod import (
+    APP,
+    LABELS,
+    edge_container,
+    metrics_port,
+    sidecar_container,
+    view_container,
+)
 from scripts.k8s.pod import RELEASE_DIR as RELEASE_DIR  # the ConfigMap's mount, for callers
 from scripts.k8s.scaling import AUTOSCALERS, PROMETHEUS, autoscaling
 from scripts.release import LoadedRelease, Release, ReleaseError, load_release
@@ -78,6 +85,40 @@ def release_configmap_name(revision: int, text: str) -> str:
     return f"{APP}-release-{revision}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
+def pod_annotations(release: Release, configmap: str) -> dict[str, str]:
+    """The pod template's annotations: the release, and where Prometheus scrapes the pod.
+
+    `prometheus.io/*` rather than a PodMonitor: the annotations need no operator or CRD and are
+    what the common `kubernetes-pods` scrape job reads, for the edge's /metrics. They name one
+    path, so the sidecars' relayed /metrics/sidecars/<device> are scraped by the shipped
+    Kubernetes scrape config's `weir-sidecars` job (scripts/observability/prometheus.py).
+    """
+    annotations = {"weir/revision": str(release.revision), "weir/release-configmap": configmap}
+    port = metrics_port(release)
+    if port is not None:
+        annotations.update(
+            {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(port),
+                "prometheus.io/path": "/metrics",
+            }
+        )
+    return annotations
+
+
+def check_scrapeable(release: Release) -> None:
+    """Pressure autoscaling reads the sidecars' metrics from Prometheus: refuse a release whose
+    pods could not be scraped (no metrics listener) rather than render an autoscaler that never
+    gets data."""
+    scaling = release.scaling
+    if scaling and scaling.metric != "cpu" and release.edge.metrics_listen is None:
+        raise ReleaseError(
+            f"scaling.metric {scaling.metric} needs the pods' metrics in Prometheus: set "
+            'edge.metrics_listen (e.g. "0.0.0.0:9100"), the listener the pods expose for '
+            "scraping, or use scaling.metric cpu"
+        )
+
+
 def device_labels(release: Release, gpus_per_pod: int) -> list[str]:
     devices = release.sidecars.devices
     if devices == "cpu":
@@ -128,10 +169,7 @@ def manifests(
                 "template": {
                     "metadata": {
                         "labels": LABELS,
-                        "annotations": {
-                            "weir/revision": str(release.revision),
-                            "weir/release-configmap": configmap,
-                        },
+                        "annotations": pod_annotations(release, configmap),
                     },
                     "spec": {
                         "terminationGracePeriodSeconds": grace,
@@ -223,6 +261,7 @@ def main(argv: list[str]) -> int:
     args = parser_.parse_args(argv)
     try:
         loaded = load_release(args.file)
+        check_scrapeable(loaded.release)
     except ReleaseError as exc:
         print(f"weir k8s: {exc}", file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
 
 
 class _SidecarMetrics(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the handler's name in http.server
+    def do_GET(self) -> None:
         body = SIDECAR_TEXT.encode() if self.path == "/metrics" else b"{}"
         self.send_response(200 if self.path == "/metrics" else 404)
         self.send_header("Content-Type", "text/plain")
@@ -86,4 +86,4 @@ def test_without_metrics_listen_there_is_no_third_listener(harness, upstreams, t
     assert harness.edge is not None
     conf = (harness.runtime.current / "nginx.conf").read_text()
     assert conf.count("server {") == 2
-    assert "phase.content\").metrics()" not in conf
+    assert 'phase.content").metrics()' not in conf

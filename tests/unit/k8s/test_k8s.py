@@ -190,9 +190,7 @@ def test_a_new_release_changes_the_pod_template_and_the_same_one_does_not(tmp_pa
     assert release_volume(newer).startswith("weir-release-999-")
     for docs in (first, edited, newer):
         template = by_kind(docs, "Deployment")["spec"]["template"]
-        assert template["metadata"]["annotations"]["weir/release-configmap"] == release_volume(
-            docs
-        )
+        assert template["metadata"]["annotations"]["weir/release-configmap"] == release_volume(docs)
 
 
 def test_the_output_has_no_yaml_anchors_or_aliases():
@@ -200,3 +198,22 @@ def test_the_output_has_no_yaml_anchors_or_aliases():
     assert not re.search(r"[&*]id\d+", text), "YAML anchors/aliases in the output"
     docs = list(yaml.safe_load_all(text))
     assert by_kind(docs, "Deployment")["metadata"]["labels"] == k8s.LABELS
+
+
+def test_a_metrics_listener_is_a_named_port_and_the_pod_says_where_to_scrape(tmp_path):
+    source = Path("release.yaml").read_text()
+    docs = rendered(source.replace("edge:\n", "edge:\n  metrics_listen: 9100\n", 1), tmp_path)
+    template = by_kind(docs, "Deployment")["spec"]["template"]
+    (edge,) = [c for c in template["spec"]["containers"] if c["name"] == "edge"]
+    assert {"name": "metrics", "containerPort": 9100} in edge["ports"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "9100"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    # Without metrics_listen: no metrics port and nothing for Prometheus to find.
+    plain = by_kind(rendered(source, tmp_path), "Deployment")["spec"]["template"]
+    (edge,) = [c for c in plain["spec"]["containers"] if c["name"] == "edge"]
+    assert [p["name"] for p in edge["ports"]] == ["http"]
+    assert not [a for a in plain["metadata"]["annotations"] if a.startswith("prometheus.io/")]
