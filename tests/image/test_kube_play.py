@@ -34,8 +34,12 @@ INIT_TYPE = (
 )
 
 
-def render(tmp: Path, port: int) -> Path:
+METRICS_PORT = 9100  # the pod's metrics listener (edge.metrics_listen), inside the pod
+
+
+def render(tmp: Path, port: int, metrics_port: int) -> Path:
     release = (pm.ROOT / "release.yaml").read_text().replace("devices: auto", "devices: cpu")
+    release = release.replace("edge:\n", f"edge:\n  metrics_listen: 0.0.0.0:{METRICS_PORT}\n", 1)
     (tmp / "release.yaml").write_text(release)
     rendered = subprocess.run(
         [sys.executable, "-m", "scripts.cli", "k8s", str(tmp / "release.yaml"),
@@ -53,7 +57,7 @@ def render(tmp: Path, port: int) -> Path:
             doc["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
             for container in doc["spec"]["template"]["spec"]["containers"]:
                 for p in container.get("ports", []):
-                    p["hostPort"] = port
+                    p["hostPort"] = {"http": port, "metrics": metrics_port}[p["name"]]
     path = tmp / "manifests.yaml"
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return path
@@ -65,8 +69,8 @@ def pod(tmp_path_factory):
     if pm.podman("image", "exists", pm.IMAGE, check=False).returncode != 0:
         pm.build()
     tmp = tmp_path_factory.mktemp("kube")
-    port = pm.free_port()
-    manifests = render(tmp, port)
+    port, metrics_port = pm.free_port(), pm.free_port()
+    manifests = render(tmp, port, metrics_port)
     token = secrets.token_hex(16)
     pm.podman("secret", "rm", SECRET, check=False)
     payload = json.dumps({"token": base64.b64encode(token.encode()).decode()})
@@ -77,7 +81,8 @@ def pod(tmp_path_factory):
         assert played.returncode == 0, played.stdout + played.stderr
         pod_id = played.stdout.split("Pod:")[1].split()[0]
         yield {"url": f"http://127.0.0.1:{port}", "pod": pod_id, "started": started,
-               "token": token}  # fmt: skip
+               "token": token, "metrics": f"http://127.0.0.1:{metrics_port}",
+               "manifests": manifests}  # fmt: skip
     finally:
         pm.podman("kube", "down", str(manifests), check=False, timeout=180)
         pm.podman("secret", "rm", SECRET, check=False)
@@ -150,6 +155,37 @@ def test_inferences_answer_through_the_pod(pod):
     body, headers = cnn_binary(2)
     r = requests.post(f"{pod['url']}/v2/models/cnn/infer", data=body, headers=headers, timeout=10)
     assert r.status_code == 200, r.text
+
+
+def test_the_release_is_an_immutable_configmap_the_pod_template_names(pod):
+    docs = list(yaml.safe_load_all(pod["manifests"].read_text()))
+    (configmap,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert configmap["immutable"] is True
+    assert configmap["metadata"]["name"].startswith("weir-release-1-")
+    edge = containers(pod)["edge"]
+    mounted = pm.podman("exec", edge["Id"], "cat", "/etc/weir/release.yaml").stdout
+    assert mounted == configmap["data"]["release.yaml"]
+
+
+def test_the_metrics_port_is_scraped_from_the_host_without_a_token(pod):
+    # Traffic first, so the sidecar has inference series to relay.
+    for _ in range(3):
+        requests.post(f"{pod['url']}/v2/models/digits/infer", json=DIGITS, timeout=10)
+    edge = requests.get(f"{pod['metrics']}/metrics", timeout=5)
+    assert edge.status_code == 200, edge.text
+    assert "weir_edge_config_info" in edge.text and "weir_edge_requests_total" in edge.text
+    sidecar = requests.get(f"{pod['metrics']}/metrics/sidecars/cpu", timeout=5)
+    assert sidecar.status_code == 200, sidecar.text
+    assert "weir_queue_duration_seconds" in sidecar.text, sidecar.text[:2000]
+    for path in ("/admin/status", "/admin/metrics", "/v2/health/ready"):
+        denied = requests.get(
+            f"{pod['metrics']}{path}", headers={"Authorization": f"Bearer {pod['token']}"},
+            timeout=5,
+        )  # fmt: skip
+        assert denied.status_code == 404, (path, denied.status_code, denied.text)
+        assert "error" in denied.json()
+    print(f"\nmetrics port: /metrics {len(edge.text)} B, /metrics/sidecars/cpu "
+          f"{len(sidecar.text)} B, /admin/status 404")  # fmt: skip
 
 
 def test_the_admin_token_comes_from_the_secret(pod):
