@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,8 @@ import pytest
 import requests
 import yaml
 
+from scripts.k8s import scaling
+from scripts.observability import prometheus
 from tests.image import podman as pm
 from tests.image.test_image import DIGITS, cnn_binary
 
@@ -223,3 +226,79 @@ def test_a_sigkilled_sidecar_container_is_restarted_while_the_edge_answers_fallb
     print(f"\nafter SIGKILL of the sidecar container: {dict(outcomes)}")
     assert recovered, f"the sidecar did not come back within 180s: {outcomes}\n{logs(pod)}"
     assert sum(n for k, n in outcomes.items() if not k.endswith("model")) > 0, outcomes
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="apt-get install -y prometheus")
+def test_the_shipped_kubernetes_scrape_config_scrapes_the_pod(pod, tmp_path):
+    """A real Prometheus with the shipped Kubernetes scrape config, pod discovery replaced by
+    file discovery listing the targets a kubelet's pod would give (Debian's Prometheus has no
+    Kubernetes discovery): the edge's `metrics` port and the port-free `sidecar-cpu` container,
+    the pod's IP and metrics port being the host's loopback and the metrics hostPort here. Its
+    relabelling finds both, and the KEDA query `weir k8s` renders returns data."""
+    host_port = pod["metrics"].rsplit(":", 1)[1]
+    meta = {
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": "weir",
+        "__meta_kubernetes_namespace": "default",
+        "__meta_kubernetes_pod_name": "weir-pod",
+        "__meta_kubernetes_pod_annotation_prometheus_io_port": host_port,
+    }
+    discovered = [
+        {"targets": [f"127.0.0.1:{host_port}"], "labels": {
+            **meta, "__meta_kubernetes_pod_container_name": "edge",
+            "__meta_kubernetes_pod_container_port_name": "metrics"}},
+        {"targets": ["127.0.0.1"], "labels": {
+            **meta, "__meta_kubernetes_pod_container_name": "sidecar-cpu"}},
+        {"targets": ["127.0.0.1"], "labels": {  # an init container: not scraped
+            **meta, "__meta_kubernetes_pod_container_name": "model-view"}},
+    ]  # fmt: skip
+    (tmp_path / "targets.json").write_text(json.dumps(discovered))
+    config = yaml.safe_load(prometheus.COMMITTED_KUBERNETES.read_text())
+    config.pop("rule_files")
+    config["global"]["scrape_interval"] = "1s"
+    for job in config["scrape_configs"]:
+        del job["kubernetes_sd_configs"]
+        job["file_sd_configs"] = [{"files": [str(tmp_path / "targets.json")]}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    prom_port = pm.free_port()
+    log = (tmp_path / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{prom_port}/api/v1"
+    try:
+        targets: list = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                targets = requests.get(f"{api}/targets", timeout=2).json()["data"]["activeTargets"]
+            except (requests.ConnectionError, ValueError):
+                targets = []
+            if len(targets) == 2 and all(t["health"] == "up" for t in targets):
+                break
+            time.sleep(0.5)
+        seen = {(t["labels"]["job"], t["scrapeUrl"], t["health"]) for t in targets}
+        assert seen == {
+            ("weir-edge", f"{pod['metrics']}/metrics", "up"),
+            ("weir-sidecars", f"{pod['metrics']}/metrics/sidecars/cpu", "up"),
+        }, (seen, (tmp_path / "prometheus.log").read_text()[-3000:])
+        sidecar = next(t for t in targets if t["labels"]["job"] == "weir-sidecars")
+        assert sidecar["labels"]["device"] == "cpu"
+        assert (sidecar["labels"]["namespace"], sidecar["labels"]["pod"]) == ("default", "weir-pod")
+        query = scaling.pressure_query("inflight")
+        result: list = []
+        deadline = time.monotonic() + 30
+        while not result and time.monotonic() < deadline:
+            requests.post(f"{pod['url']}/v2/models/digits/infer", json=DIGITS, timeout=10)
+            result = requests.get(f"{api}/query", params={"query": query}, timeout=5).json()[
+                "data"
+            ]["result"]
+            time.sleep(0.5)
+        assert result, f"no data for {query}"
+        print(f"\nPrometheus (shipped Kubernetes config): {sorted(seen)}; inflight {result}")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
