@@ -302,3 +302,23 @@ def test_the_shipped_kubernetes_scrape_config_scrapes_the_pod(pod, tmp_path):
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def test_a_sigkilled_edge_container_comes_back_on_the_same_release(pod):
+    """The edge restarted in place finds its history in the pod's emptyDir and the same,
+    immutable release file: it serves again (no revision conflict, no crash loop)."""
+    edge = containers(pod)["edge"]
+    restarts = edge.get("RestartCount", 0)
+    os.kill(edge["State"]["Pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        now = containers(pod)["edge"]
+        if now.get("RestartCount", 0) > restarts and ready(pod["url"]):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"the edge did not come back within 120s\n{logs(pod)}")
+    r = requests.post(f"{pod['url']}/v2/models/digits/infer", json=DIGITS, timeout=10)
+    assert r.status_code == 200, r.text
+    assert containers(pod)["edge"]["State"]["Running"]
+    print(f"\nedge SIGKILLed: restarted ({now.get('RestartCount')}) and serving the same release")
