@@ -154,6 +154,7 @@ def test_metrics_listen_renders_a_third_server_with_metrics_routes_only(tmp_path
         "location / {",
         "location @metrics_404 {",
         "location @metrics_405 {",
+        "location @metrics_413 {",
         "location @metrics_unavailable {",
     ]
     assert 'require("weir.phase.content").metrics()' in server
