@@ -209,7 +209,13 @@ def test_a_sigkilled_sidecar_container_is_restarted_while_the_edge_answers_fallb
     restarts = sidecar.get("RestartCount", 0)
     # A crash, as a kubelet sees one: the process dies under the runtime. (`podman kill` would
     # count as stopped by the user, which podman's restart policy never restarts.)
-    os.kill(sidecar["State"]["Pid"], signal.SIGKILL)
+    pid = sidecar["State"]["Pid"]
+    os.kill(pid, signal.SIGKILL)
+    # Gone before the first request: else a request sent at once may still reach the dying
+    # sidecar, and one that restarts fast enough leaves no fallback to see.
+    gone = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < gone:
+        time.sleep(0.01)
     outcomes: Counter[str] = Counter()
     deadline = time.monotonic() + 180
     recovered = False
