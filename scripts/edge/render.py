@@ -212,6 +212,8 @@ def render(
         "low_percent": f"{100 / LOW:g}%",
         "listen": release.edge.listen,
         "admin_listen": release.edge.admin_listen,
+        # The optional metrics listener (edge.metrics_listen; None: no such server).
+        "metrics_listen": release.edge.metrics_listen,
         "sidecar_metrics": [
             {"device": d, "url": f"http://unix:{runtime.sidecar_socket(d)}:/metrics"}
             for d in devices

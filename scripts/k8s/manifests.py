@@ -5,12 +5,15 @@ sidecars' unix sockets; Kubernetes' GPU device plugin hands each sidecar contain
 which that container sees as device 0. Rate limits are enforced by each edge replica on its
 own: a limit keyed `global` is divided by the replica count here so the fleet keeps the total.
 Every container names its command (`command: [weir]`, the image's ENTRYPOINT too) and its
-`args` are a `weir` command line, checked by a test against the CLI's own parsers.
+`args` are a `weir` command line, checked by a test against the CLI's own parsers. The release
+is an immutable ConfigMap named after its revision and text (`release_configmap_name`), named
+by the pod template: a release changes by rolling out a new ReplicaSet, never under a pod.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import sys
 from typing import Any
@@ -18,7 +21,14 @@ from typing import Any
 import yaml
 
 from scripts.args import add_release_file
-from scripts.k8s.pod import APP, LABELS, edge_container, sidecar_container, view_container
+from scripts.k8s.pod import (
+    APP,
+    LABELS,
+    edge_container,
+    metrics_port,
+    sidecar_container,
+    view_container,
+)
 from scripts.k8s.pod import RELEASE_DIR as RELEASE_DIR  # the ConfigMap's mount, for callers
 from scripts.k8s.scaling import AUTOSCALERS, PROMETHEUS, autoscaling
 from scripts.release import LoadedRelease, Release, ReleaseError, load_release
@@ -27,7 +37,12 @@ DRAIN_S = 10  # preStop pause: endpoints controllers drop the pod before the edg
 
 
 class _BlockDumper(yaml.SafeDumper):
-    """Multi-line strings (the release in the ConfigMap) as readable `|` blocks."""
+    """Multi-line strings (the release in the ConfigMap) as readable `|` blocks, and no YAML
+    anchors: the documents share dicts (the labels), which PyYAML would print as `&id001` /
+    `*id001`; every manifest is written out in full instead."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
@@ -62,6 +77,50 @@ def fleet_release(loaded: LoadedRelease, replicas: int, gpus_per_pod: int) -> st
     return yaml.safe_dump(raw, sort_keys=False) if changed else loaded.text
 
 
+def release_configmap_name(revision: int, text: str) -> str:
+    """`weir-release-<revision>-<sha8>`: the ConfigMap holding exactly this release text.
+
+    The ConfigMap is immutable and the pod template names it, so a new release is a new pod
+    template (a new ReplicaSet, rolled out with the Deployment's strategy), a running pod never
+    sees its release file change, and `kubectl rollout undo` goes back to the previous release.
+    """
+    return f"{APP}-release-{revision}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def pod_annotations(release: Release, configmap: str) -> dict[str, str]:
+    """The pod template's annotations: the release, and where Prometheus scrapes the pod.
+
+    `prometheus.io/*` rather than a PodMonitor: the annotations need no operator or CRD and are
+    what the common `kubernetes-pods` scrape job reads, for the edge's /metrics. They name one
+    path, so the sidecars' relayed /metrics/sidecars/<device> are scraped by the shipped
+    Kubernetes scrape config's `weir-sidecars` job (scripts/observability/prometheus.py).
+    """
+    annotations = {"weir/revision": str(release.revision), "weir/release-configmap": configmap}
+    port = metrics_port(release)
+    if port is not None:
+        annotations.update(
+            {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(port),
+                "prometheus.io/path": "/metrics",
+            }
+        )
+    return annotations
+
+
+def check_scrapeable(release: Release) -> None:
+    """Pressure autoscaling reads the sidecars' metrics from Prometheus: refuse a release whose
+    pods could not be scraped (no metrics listener) rather than render an autoscaler that never
+    gets data."""
+    scaling = release.scaling
+    if scaling and scaling.metric != "cpu" and release.edge.metrics_listen is None:
+        raise ReleaseError(
+            f"scaling.metric {scaling.metric} needs the pods' metrics in Prometheus: set "
+            'edge.metrics_listen (e.g. "0.0.0.0:9100"), the listener the pods expose for '
+            "scraping, or use scaling.metric cpu"
+        )
+
+
 def device_labels(release: Release, gpus_per_pod: int) -> list[str]:
     devices = release.sidecars.devices
     if devices == "cpu":
@@ -82,6 +141,7 @@ def manifests(
     prometheus: str = PROMETHEUS,
 ) -> list[dict[str, Any]]:
     meta = {"name": APP, "labels": LABELS}
+    configmap = release_configmap_name(release.revision, release_text)
     selector = {"matchLabels": LABELS}
     grace = math.ceil(release.longest_timeout) + DRAIN_S + 30
     containers = [edge_container(release, image, DRAIN_S)] + [
@@ -92,7 +152,9 @@ def manifests(
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": f"{APP}-release", "labels": LABELS},
+            "metadata": {"name": configmap, "labels": LABELS},
+            # Never edited in place: kubelet would swap the file under a running edge.
+            "immutable": True,
             "data": {"release.yaml": release_text},
         },
         {
@@ -109,7 +171,7 @@ def manifests(
                 "template": {
                     "metadata": {
                         "labels": LABELS,
-                        "annotations": {"weir/revision": str(release.revision)},
+                        "annotations": pod_annotations(release, configmap),
                     },
                     "spec": {
                         "terminationGracePeriodSeconds": grace,
@@ -118,7 +180,7 @@ def manifests(
                         "containers": containers,
                         "volumes": [
                             {"name": "runtime", "emptyDir": {}},
-                            {"name": "release", "configMap": {"name": f"{APP}-release"}},
+                            {"name": "release", "configMap": {"name": configmap}},
                         ],
                     },
                 },
@@ -159,8 +221,10 @@ def render_manifests(
     header = (
         f"# Weir manifests for {loaded.path.name}, revision {loaded.release.revision}, "
         f"{replicas} replica(s).\n# Rate limits hold per edge replica; `global` limits were "
-        "divided by the replica count.\n# Create the admin token first: kubectl create secret "
-        "generic weir-admin --from-literal=token=$(openssl rand -hex 32)\n"
+        "divided by the replica count.\n# The release is the immutable ConfigMap "
+        f"{release_configmap_name(loaded.release.revision, text)}, named by the pod template: "
+        "keep old ones for `kubectl rollout undo`.\n# Create the admin token first: "
+        "kubectl create secret generic weir-admin --from-literal=token=$(openssl rand -hex 32)\n"
     )
     return header + yaml.dump_all(docs, Dumper=_BlockDumper, sort_keys=False)
 
@@ -199,6 +263,7 @@ def main(argv: list[str]) -> int:
     args = parser_.parse_args(argv)
     try:
         loaded = load_release(args.file)
+        check_scrapeable(loaded.release)
     except ReleaseError as exc:
         print(f"weir k8s: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,13 @@ RELEASE_DIR = "/etc/weir"
 MODELS_DIR = "/opt/weir/models"
 VIEW_DIR = f"{RUNTIME_DIR}/repository"  # `weir view`'s output in the pod's runtime volume
 LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "inference-edge"}
+METRICS_PORT = "metrics"  # the edge's containerPort for edge.metrics_listen, by this name
+
+
+def metrics_port(release: Release) -> int | None:
+    """The port of the release's metrics listener, or None when it has none."""
+    listen = release.edge.metrics_listen
+    return int(listen.rsplit(":", 1)[-1]) if listen else None
 
 
 def _http_probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:
@@ -87,12 +94,17 @@ def sidecar_container(label: str, image: str, drain_s: int, max_body: int) -> di
 
 def edge_container(release: Release, image: str, drain_s: int) -> dict[str, Any]:
     port = int(release.edge.listen.rsplit(":", 1)[-1])
+    ports = [{"name": "http", "containerPort": port}]
+    metrics = metrics_port(release)
+    if metrics is not None:
+        # GET /metrics and /metrics/sidecars/<device>, no token: what the cluster scrapes.
+        ports.append({"name": METRICS_PORT, "containerPort": metrics})
     return {
         "name": "edge",
         "image": image,
         "command": ["weir"],
         "args": ["edge", f"{RELEASE_DIR}/release.yaml"],
-        "ports": [{"name": "http", "containerPort": port}],
+        "ports": ports,
         "env": [
             {"name": "WEIR_RUNTIME_DIR", "value": RUNTIME_DIR},
             {

@@ -12,6 +12,9 @@ The release's `scaling: {metric, target, min, max}` chooses the signal:
 For `queue` and `inflight`, `--autoscaler keda` renders a KEDA ScaledObject with a Prometheus
 trigger; `--autoscaler prometheus-adapter` an HPA on a per-pod custom metric plus the
 prometheus-adapter rule (in a ConfigMap, to merge into the adapter's rules) that serves it.
+Both query the series of the `weir-sidecars` scrape job: the sidecars' metrics as the pods'
+metrics listener (edge.metrics_listen) relays them, scraped by the shipped Kubernetes scrape
+config (scripts/observability/prometheus.py; the one-machine config names its job the same).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ AUTOSCALERS = ("keda", "prometheus-adapter")
 PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 WINDOW = "2m"
 DEFAULT_CPU = 70
+# The scrape job of the sidecars' metrics (relayed by the edge) in the shipped scrape configs.
+SIDECARS_JOB = 'job="weir-sidecars"'
 # The custom metric each pressure signal is served as by prometheus-adapter.
 ADAPTER_METRIC = {"queue": "weir_queue_to_compute_ratio", "inflight": "weir_requests_in_flight"}
 
@@ -42,7 +47,9 @@ def _mean(histogram: str, selector: str = "", by: str = "") -> str:
 
 
 def pressure_query(metric: str, selector: str = "", by: str = "") -> str:
-    """The PromQL for a pressure signal: fleet-wide, or per `by` group (e.g. pod)."""
+    """The PromQL for a pressure signal over the sidecars' scrape job: fleet-wide, or per `by`
+    group (e.g. pod); `selector` adds matchers."""
+    selector = f"{SIDECARS_JOB},{selector}" if selector else SIDECARS_JOB
     if metric == "queue":
         queue = _mean("weir_queue_duration_seconds", selector, by)
         compute = _mean("weir_compute_duration_seconds", selector, by)
@@ -124,7 +131,7 @@ def adapter_rule(metric: str) -> dict[str, Any]:
     }[metric]
     query = pressure_query(metric, "<<.LabelMatchers>>", "<<.GroupBy>>")
     return {
-        "seriesQuery": f'{series}{{namespace!="",pod!=""}}',
+        "seriesQuery": f'{series}{{{SIDECARS_JOB},namespace!="",pod!=""}}',
         "resources": {
             "overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
         },

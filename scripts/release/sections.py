@@ -29,6 +29,11 @@ class EdgeSection(Strict):
     worker_connections: int = Field(4096, ge=64, le=65536)
     keepalive: int = Field(32, ge=0, le=1024, description="idle upstream connections per worker")
     access_log: bool = Field(False, description="write an access log (costs throughput)")
+    metrics_listen: str | None = Field(
+        None,
+        description="a listener answering only GET /metrics and /metrics/sidecars/<device>, "
+        "without a token (metrics carry no secrets), for a cluster's Prometheus; off by default",
+    )
 
     @field_validator("listen", mode="before")
     @classmethod
@@ -39,6 +44,23 @@ class EdgeSection(Strict):
     @classmethod
     def _admin_listen(cls, value: Any) -> str:
         return check_listen(value, loopback=True)
+
+    @field_validator("metrics_listen", mode="before")
+    @classmethod
+    def _metrics_listen(cls, value: Any) -> str | None:
+        return None if value is None else check_listen(value, loopback=False)
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> EdgeSection:
+        if self.metrics_listen is not None:
+            port = self.metrics_listen.rsplit(":", 1)[-1]
+            taken = {a.rsplit(":", 1)[-1] for a in (self.listen, self.admin_listen)}
+            if port in taken:
+                raise ValueError(
+                    f"metrics_listen {self.metrics_listen} shares a port with listen or "
+                    "admin_listen: give the metrics listener its own port"
+                )
+        return self
 
 
 class SidecarsSection(Strict):

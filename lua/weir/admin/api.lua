@@ -2,8 +2,9 @@
 -- JSON (or metrics text). handle(req) takes {method, path, body} (already authenticated) and
 -- returns status, body (a table for JSON, a string for text), content type. Changes take effect
 -- on the next request, with no reload: they are written to the shared dict and persisted to
--- the state file (overrides). (A few lines over 200: every admin route with its own checks of
--- method and body, one table of routes to read.)
+-- the state file (overrides). metrics() answers the metrics listener's GET /metrics with the
+-- same text, no token. (A few lines over 200: every admin route with its own checks of method
+-- and body, one table of routes to read.)
 local auth = require("weir.admin.auth")
 local cjson = require("cjson.safe")
 local metrics = require("weir.metrics")
@@ -180,6 +181,16 @@ function _M.handle(req)
     return err(404, "no such admin route; try GET /admin/status")
 end
 
+local function send(status, body, content_type)
+    ngx.status = status
+    ngx.header["Content-Type"] = content_type or "application/json"
+    ngx.header["Cache-Control"] = "no-store"
+    if type(body) == "table" then
+        body = cjson.encode(body)
+    end
+    ngx.print(body)
+end
+
 -- content_by_lua of the admin listener.
 function _M.content()
     local status, body = auth.deny()
@@ -192,13 +203,17 @@ function _M.content()
             body = ngx.req.get_body_data(),
         })
     end
-    ngx.status = status
-    ngx.header["Content-Type"] = content_type or "application/json"
-    ngx.header["Cache-Control"] = "no-store"
-    if type(body) == "table" then
-        body = cjson.encode(body)
+    send(status, body, content_type)
+end
+
+-- content_by_lua of the metrics listener's `location = /metrics` (edge.metrics_listen): the
+-- admin listener's /metrics route, with no token (metrics carry no secrets) and nothing else.
+function _M.metrics()
+    local method = ngx.req.get_method()
+    if method ~= "GET" and method ~= "HEAD" then
+        return send(err(405, "use GET"))
     end
-    ngx.print(body)
+    send(metrics_text())
 end
 
 return _M

@@ -1,11 +1,11 @@
 -- content_by_lua hooks of nginx.conf, each handed to the concern that owns it.
 local api = require("weir.admin.api")
-local fallback = require("weir.fallback")
 local response = require("weir.response")
 
 return {
     admin = api.content,                            -- the admin listener
-    after_fallback_error = fallback.after_fallback_error,  -- @weir_fallback_failed
+    metrics = api.metrics,                          -- the metrics listener's /metrics, no token
+    after_fallback_error = require("weir.fallback").after_fallback_error,  -- @weir_fallback_failed
     rate_limited = response.rate_limited,
     too_large = response.too_large,
     unavailable = response.unavailable,

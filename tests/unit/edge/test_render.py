@@ -131,3 +131,42 @@ def test_settings_too_big_for_the_edge_are_refused_before_writing(tmp_path: Path
 def test_the_state_dict_holds_two_settings_texts_of_the_largest_size() -> None:
     assert 2 * names.SETTINGS_MAX_BYTES < names.STATE_DICT_BYTES
     assert names.DICT_SIZES[names.DICT["STATE"]] == f"{names.STATE_DICT_BYTES // 1024}k"
+
+
+def _metrics_server(conf: str) -> str:
+    start = conf.index("listen 0.0.0.0:9100;")
+    return conf[conf.rindex("server {", 0, start) :]
+
+
+def test_metrics_listen_renders_a_third_server_with_metrics_routes_only(tmp_path: Path) -> None:
+    runtime = RuntimeDir(tmp_path / "rt")
+    runtime.ensure()
+    text = RELEASE.replace("max_body: 4m}", "max_body: 4m, metrics_listen: 9100}")
+    render(parse_release(text), runtime, NGINX, tmp_path / "out", release_text=text)
+    conf = (tmp_path / "out" / "nginx.conf").read_text()
+    assert conf.count("server {") == 3
+    server = _metrics_server(conf)
+    locations = [line.strip() for line in server.splitlines() if "location " in line]
+    assert locations == [
+        *[loc for loc in locations if "/_weir/errors/" in loc],
+        "location = /metrics {",
+        "location = /metrics/sidecars/cpu {",
+        "location / {",
+        "location @metrics_404 {",
+        "location @metrics_405 {",
+        "location @metrics_413 {",
+        "location @metrics_unavailable {",
+    ]
+    assert 'require("weir.phase.content").metrics()' in server
+    assert f"proxy_pass http://unix:{runtime.sidecar_socket('cpu')}:/metrics;" in server
+    assert "admin" not in server  # no admin route, no token check
+    # Without metrics_listen: the two servers as before.
+    render(parse_release(RELEASE), runtime, NGINX, tmp_path / "off")
+    assert (tmp_path / "off" / "nginx.conf").read_text().count("server {") == 2
+
+
+@pytest.mark.parametrize("value", ["8080", "127.0.0.1:9901", "0.0.0.0:70000", "x;"])
+def test_metrics_listen_needs_its_own_valid_port(value: str) -> None:
+    text = RELEASE.replace("max_body: 4m}", f"max_body: 4m, metrics_listen: '{value}'}}")
+    with pytest.raises(Exception, match="metrics_listen"):
+        parse_release(text)

@@ -1,5 +1,6 @@
 """`weir k8s` renders manifests that pass strict offline schema validation and keep Weir's rules."""
 
+import hashlib
 import json
 import re
 import subprocess
@@ -150,3 +151,69 @@ def test_sidecars_get_the_releases_body_limit(docs):
         if container["name"].startswith("sidecar-"):
             args = parses(container["command"] + container["args"])
             assert int(args.max_body_bytes) == max_body
+
+
+def rendered(text: str, tmp_path: Path) -> list[dict]:
+    path = tmp_path / "release.yaml"
+    path.write_text(text)
+    return list(yaml.safe_load_all(k8s.render_manifests(load_release(path), "weir:test", 1, 2, 1)))
+
+
+def release_volume(docs: list[dict]) -> str:
+    pod = by_kind(docs, "Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "release"]
+    return volume["configMap"]["name"]
+
+
+def test_the_release_configmap_is_immutable_and_named_after_its_revision_and_text(docs):
+    configmap = by_kind(docs, "ConfigMap")
+    text = configmap["data"]["release.yaml"]
+    revision = parse_release(text).revision
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    assert configmap["metadata"]["name"] == f"weir-release-{revision}-{digest}"
+    assert configmap["immutable"] is True
+    # The pod template names it: a new release is a new ReplicaSet, and rollout undo goes back.
+    assert release_volume(docs) == configmap["metadata"]["name"]
+
+
+def test_a_new_release_changes_the_pod_template_and_the_same_one_does_not(tmp_path):
+    source = Path("release.yaml").read_text()
+    first = rendered(source, tmp_path)
+    again = rendered(source, tmp_path)
+    assert by_kind(first, "Deployment") == by_kind(again, "Deployment")
+    # Edited text under the same revision is another ConfigMap too: never swapped under a pod.
+    edited = rendered(source.replace("timeout: 2s", "timeout: 3s", 1), tmp_path)
+    assert "timeout: 3s" in by_kind(edited, "ConfigMap")["data"]["release.yaml"]
+    newer = rendered(re.sub(r"^revision: \d+", "revision: 999", source, flags=re.M), tmp_path)
+    names = {release_volume(d) for d in (first, edited, newer)}
+    assert len(names) == 3, names
+    assert release_volume(newer).startswith("weir-release-999-")
+    for docs in (first, edited, newer):
+        template = by_kind(docs, "Deployment")["spec"]["template"]
+        assert template["metadata"]["annotations"]["weir/release-configmap"] == release_volume(docs)
+
+
+def test_the_output_has_no_yaml_anchors_or_aliases():
+    text = k8s.render_manifests(load_release("release.yaml"), "weir:test", 3, 8, 2)
+    assert not re.search(r"[&*]id\d+", text), "YAML anchors/aliases in the output"
+    docs = list(yaml.safe_load_all(text))
+    assert by_kind(docs, "Deployment")["metadata"]["labels"] == k8s.LABELS
+
+
+def test_a_metrics_listener_is_a_named_port_and_the_pod_says_where_to_scrape(tmp_path):
+    source = Path("release.yaml").read_text()
+    docs = rendered(source.replace("edge:\n", "edge:\n  metrics_listen: 9100\n", 1), tmp_path)
+    template = by_kind(docs, "Deployment")["spec"]["template"]
+    (edge,) = [c for c in template["spec"]["containers"] if c["name"] == "edge"]
+    assert {"name": "metrics", "containerPort": 9100} in edge["ports"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "9100"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    # Without metrics_listen: no metrics port and nothing for Prometheus to find.
+    plain = by_kind(rendered(source, tmp_path), "Deployment")["spec"]["template"]
+    (edge,) = [c for c in plain["spec"]["containers"] if c["name"] == "edge"]
+    assert [p["name"] for p in edge["ports"]] == ["http"]
+    assert not [a for a in plain["metadata"]["annotations"] if a.startswith("prometheus.io/")]

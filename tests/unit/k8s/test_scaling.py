@@ -29,10 +29,18 @@ def schema(name: str) -> dict:
     return json.loads((SCHEMAS / name).read_text())
 
 
+METRICS_LISTEN = "  metrics_listen: 0.0.0.0:9100\n"
+
+
+def with_metrics_listen(text: str) -> str:
+    """release.yaml with a metrics listener (what pressure autoscaling needs in a pod)."""
+    return text.replace("edge:\n", "edge:\n" + METRICS_LISTEN, 1)
+
+
 def render(tmp_path: Path, scaling_yaml: str | None, *flags: str) -> list[dict]:
     text = (ROOT / "release.yaml").read_text()
     if scaling_yaml:
-        text += f"scaling: {scaling_yaml}\n"
+        text = with_metrics_listen(text) + f"scaling: {scaling_yaml}\n"
     path = tmp_path / "release.yaml"
     path.write_text(text)
     out = subprocess.run(
@@ -136,3 +144,24 @@ def test_every_scaling_query_is_valid_promql(tmp_path):
         ["promtool", "check", "rules", str(path)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("metric", ["queue", "inflight"])
+def test_pressure_scaling_without_a_metrics_listener_is_refused(tmp_path, capsys, metric):
+    path = tmp_path / "release.yaml"
+    path.write_text((ROOT / "release.yaml").read_text() + f"scaling: {{metric: {metric}, "
+                    "target: 2}\n")  # fmt: skip
+    assert k8s.main([str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "edge.metrics_listen" in captured.err
+
+
+@pytest.mark.parametrize("metric", ["queue", "inflight"])
+def test_the_autoscaler_queries_read_the_scraped_sidecars_job(tmp_path, metric):
+    keda = render(tmp_path, f"{{metric: {metric}, target: 2}}")
+    (so,) = [d for d in keda if d["kind"] == "ScaledObject"]
+    assert scaling.SIDECARS_JOB in so["spec"]["triggers"][0]["metadata"]["query"]
+    rule = scaling.adapter_rule(metric)
+    assert scaling.SIDECARS_JOB in rule["seriesQuery"]
+    assert f"{scaling.SIDECARS_JOB},<<.LabelMatchers>>" in rule["metricsQuery"]
