@@ -266,7 +266,7 @@ def main(argv: list[str]) -> int:
         check_scrapeable(loaded.release)
     except ReleaseError as exc:
         print(f"weir k8s: {exc}", file=sys.stderr)
-        return 1
+        return 2  # the input is wrong (scripts/args.py EXIT_CODES)
     scaling = loaded.release.scaling
     replicas = args.replicas or (scaling.min if scaling else 2)
     max_replicas = args.max_replicas or (scaling.max if scaling else 8)

@@ -80,7 +80,7 @@ def test_the_configmap_release_is_valid_and_divides_global_limits_by_replicas(do
 def test_an_invalid_release_renders_nothing(tmp_path, capsys):
     bad = tmp_path / "release.yaml"
     bad.write_text("revision: 0\nmodels: {}\n")
-    assert k8s.main([str(bad)]) == 1
+    assert k8s.main([str(bad)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "revision" in captured.err

@@ -126,7 +126,7 @@ def test_scaling_bounds_are_checked_by_the_release_schema(tmp_path):
                     "min: 5, max: 2}\n")  # fmt: skip
     with pytest.raises(ReleaseError, match=r"scaling\.max"):
         load_release(path)
-    assert k8s.main([str(path)]) == 1
+    assert k8s.main([str(path)]) == 2
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="apt-get install -y prometheus")
@@ -151,7 +151,7 @@ def test_pressure_scaling_without_a_metrics_listener_is_refused(tmp_path, capsys
     path = tmp_path / "release.yaml"
     path.write_text((ROOT / "release.yaml").read_text() + f"scaling: {{metric: {metric}, "
                     "target: 2}\n")  # fmt: skip
-    assert k8s.main([str(path)]) == 1
+    assert k8s.main([str(path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "edge.metrics_listen" in captured.err
