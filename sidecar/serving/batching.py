@@ -246,8 +246,9 @@ class Batcher:
         until every request has either been computed or failed alone.
 
         Bound: the runs form a binary tree whose leaves are the N requests, so a batch of N
-        costs at most 2N - 1 runs, this batch's first included (2N - 2 sub-runs), each of at
-        most N/2 rows, at most N * log2(N) rows in all. Requests whose driver has stopped
+        costs at most 2N - 1 runs, this batch's first included (2N - 2 sub-runs), each on at
+        most half the batch: each level of the tree reruns each request at most once, so at
+        most N * (1 + ceil(log2 N)) request-runs in all. Requests whose driver has stopped
         waiting (`patience`) are not run again, and a device failure stops the bisect at once.
         Worst case, a session broken for every input: 2N - 1 failing runs before the batch is
         answered, during which this model version's queue waits (bounded by
