@@ -76,6 +76,19 @@ class QueueFull(Unavailable):
     reason = "queue_full"
 
 
+class Unprocessable(WeirError):
+    """Well-formed and valid against the signature, but the model cannot compute its values
+    (it failed alone while the session works): the client's, never marked as the server's.
+
+    422, not 400: 400 says the request is malformed (JSON, shapes, datatypes: fix how it is
+    written); 422 says it was understood and validated, and its *values* are outside what
+    the model computes (an index out of range, a size it cannot reshape): fix the data.
+    """
+
+    status = 422
+    reason = "unprocessable"
+
+
 class InferenceFailed(WeirError):
     """The runtime failed on a batch; the message is ours, never the runtime's."""
 

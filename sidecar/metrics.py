@@ -87,6 +87,19 @@ QUEUE_DEPTH = Gauge(
     LABELS,
     multiprocess_mode="livesum",
 )
+REQUESTS_IN_FLIGHT = Gauge(
+    "weir_requests_in_flight",
+    "Infer requests in the sidecar now, from body read to response ready (queued or "
+    "computing included): what an autoscaler scales on, per pod.",
+    LABELS,
+    multiprocess_mode="livesum",
+)
+BATCH_SPLITS = Counter(
+    "weir_batch_splits",
+    "Batches that failed as a whole and were bisected to isolate the requests the model "
+    "cannot compute (poison requests).",
+    LABELS,
+)
 MODEL_LOAD_SECONDS = Gauge(
     "weir_model_load_seconds",
     "Seconds to load and warm up the model version.",
@@ -117,6 +130,7 @@ FAILURE_REASONS = (
     "bad_request",
     "too_large",
     "not_found",
+    "unprocessable",
     "queue_full",
     "unavailable",
     "inference_error",
@@ -174,10 +188,12 @@ class ModelMetrics:
         "confidence",
         "executions",
         "failures",
+        "in_flight",
         "inferences",
         "queue",
         "queue_depth",
         "request",
+        "splits",
         "success",
     )
 
@@ -194,6 +210,8 @@ class ModelMetrics:
         self.batch_size = BATCH_SIZE.labels(model, version)
         self.confidence = CONFIDENCE.labels(model, version)
         self.queue_depth = QUEUE_DEPTH.labels(model, version)
+        self.in_flight = REQUESTS_IN_FLIGHT.labels(model, version)
+        self.splits = BATCH_SPLITS.labels(model, version)
 
     def succeeded(self, seconds: float) -> None:
         """One request answered 200 after `seconds`."""

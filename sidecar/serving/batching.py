@@ -11,6 +11,28 @@ happens. Drivers decide *when* a batch runs and how a waiting request sleeps:
 
 The server layer chooses the driver (its worker class knows how it waits) and hands its
 factory to the repository loader; nothing here knows which server runs.
+
+Poison requests. One request the model cannot compute (an index out of range for a Gather,
+a size a Reshape cannot take) fails the whole run of its batch. `Batcher.execute` then
+bisects: it runs each half again, splits each half that fails again, and so on, so every
+request is either computed or has failed alone (at most 2N - 1 runs for N requests; no retry
+for a batch of one). Whose failure is a request that failed alone:
+
+- the CLIENT's, answered 422 without the server-failure header (the edge's breaker ignores
+  it), when ONNX Runtime said INVALID_ARGUMENT (its own verdict on an input value), or when
+  any other request of the same batch was computed: the session works, this input is the
+  one it cannot compute;
+- the SERVER's, answered 500 with `X-Weir-Failure: server`, when the failure is the device's
+  (a CUDA/cuDNN/cuBLAS/TensorRT failure, ORT's EP_FAIL / ENGINE_ERROR / device reset: the
+  bisect stops at once), or memory ran out even for the request alone (smaller runs are
+  tried first: a batch too big for memory is rescued by its halves), or when nothing of the
+  batch could be computed with any other error (ORT's FAIL, RUNTIME_EXCEPTION, ...): no
+  evidence the session can compute anything, so the model version is presumed broken.
+  A batch of one that fails with such an error is therefore the server's: with no company
+  there is no evidence either way, and a broken session must open the edge's breaker.
+
+ORT's exception types alone cannot decide: a kernel's failed check on an input value (Reshape)
+and a CUDA failure both come out as FAIL, which is why the batch's own evidence decides those.
 """
 
 from __future__ import annotations
@@ -25,7 +47,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sidecar.errors import InferenceFailed, QueueFull, Unavailable, WeirError
+from sidecar.errors import InferenceFailed, QueueFull, Unavailable, Unprocessable, WeirError
 
 if TYPE_CHECKING:
     from sidecar.metrics import ModelMetrics
@@ -61,6 +83,48 @@ class Pending:
 
 
 RunFn = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+
+# What a runtime failure says about its cause (`runtime_fault`).
+INPUT = "input"  # the runtime refused an input value: the client's, whatever else happened
+DEVICE = "device"  # the device or session is gone: the server's; bisecting cannot help
+MEMORY = "memory"  # out of memory: smaller runs may pass; alone, still the server's
+UNKNOWN = "unknown"  # e.g. ORT's FAIL: the batch's evidence decides
+
+# ONNX Runtime's Python exception classes (onnxruntime.capi.onnxruntime_pybind11_state), by
+# name so that this core does not import the runtime (its tests run fakes).
+_DEVICE_TYPES = frozenset({"EPFail", "EngineError", "DeviceReset"})
+_DEVICE_WORDS = ("cuda failure", "cuda error", "cudnn", "cublas", "tensorrt", "device lost")
+_MEMORY_WORDS = ("out of memory", "bad allocation", "failed to allocate", "bad_alloc")
+
+
+def runtime_fault(exc: BaseException) -> str:
+    """INPUT, DEVICE, MEMORY or UNKNOWN for an exception raised by a model run."""
+    kind = type(exc).__name__
+    if kind == "InvalidArgument":
+        return INPUT
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or any(word in text for word in _MEMORY_WORDS):
+        return MEMORY
+    if kind in _DEVICE_TYPES or any(word in text for word in _DEVICE_WORDS):
+        return DEVICE
+    return UNKNOWN
+
+
+def is_client_fault(exc: BaseException, computed: int) -> bool:
+    """Whether a request that failed ALONE is the client's, `computed` being the number of
+    other requests of its batch that were computed (the rule: module docstring)."""
+    fault = runtime_fault(exc)
+    return fault == INPUT or (fault == UNKNOWN and computed > 0)
+
+
+class _RunFailed(Exception):
+    """The runtime raised `cause` while running a batch (as opposed to a bug of ours)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 ObserveFn = Callable[[list["Pending"], list[np.ndarray], float, float], None]
 DepthFn = Callable[[int], None]
 
@@ -75,6 +139,7 @@ class Batcher:
         run: RunFn,
         observe: ObserveFn | None = None,
         depth: DepthFn | None = None,
+        on_split: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -82,6 +147,11 @@ class Batcher:
         self._observe = observe
         # Told the number of requests still waiting after each batch (0 once traffic stops).
         self._depth = depth
+        # Told each time a failed batch is bisected.
+        self._on_split = on_split
+        # Seconds after which the driver stops waiting for a request (None: it waits as long
+        # as it takes): a bisect does not run such a request again.
+        self.patience: float | None = None
         self.queue: deque[Pending] = deque()
         self.queued_rows = 0
         self._buffers: dict[str, np.ndarray] = {}
@@ -120,32 +190,182 @@ class Batcher:
         return batch
 
     def execute(self, batch: list[Pending]) -> None:
-        """Run one batch and complete each of its requests. Never raises."""
+        """Run one batch and complete each of its requests. Never raises.
+
+        When the run fails, the batch is bisected (`_isolate`) so that only the requests the
+        model cannot compute fail; see the module docstring for the rule that says whose
+        failure each one is.
+        """
         try:
-            feeds = batch[0].feeds if len(batch) == 1 else self._join(batch)
-            started = perf_counter()
-            outputs = self._run(feeds)
-            finished = perf_counter()
-            if len(batch) == 1:
-                batch[0].outputs = outputs
-            else:
-                self._split(batch, outputs)
-            if self._observe is not None:
-                self._observe(batch, outputs, started, finished)
+            try:
+                self._run_part(batch)
+            except _RunFailed as failed:
+                if len(batch) == 1:  # no retry for a batch of one: it already ran alone
+                    self._conclude(batch, [(batch[0], failed.cause)], computed=0)
+                else:
+                    self._isolate(batch, failed.cause)
         except Exception:
+            # Ours, not the model's (outputs that do not split by rows, a metrics bug): the
+            # whole batch fails as the server's, as before any bisecting existed.
             log.exception("%s: a batch of %d request(s) failed", self.name, len(batch))
             error = InferenceFailed(
                 f"{self.name} failed while running a batch of {len(batch)} request(s); "
                 "this request was not processed and may be retried"
             )
             for item in batch:
-                item.outputs = None
-                item.error = error
+                if not item.done:
+                    item.outputs = None
+                    item.error = error
         finally:
             for item in batch:
                 item.done = True
             if self._depth is not None:
                 self._depth(len(self.queue))
+
+    def _run_part(self, part: list[Pending]) -> None:
+        """Run `part` as one batch and give each request its rows. A failure of the runtime
+        itself is raised as `_RunFailed`; anything else that raises is a bug of ours."""
+        feeds = part[0].feeds if len(part) == 1 else self._join(part)
+        started = perf_counter()
+        try:
+            outputs = self._run(feeds)
+        except Exception as exc:
+            raise _RunFailed(exc) from exc
+        finished = perf_counter()
+        if len(part) == 1:
+            part[0].outputs = outputs
+        else:
+            self._split(part, outputs)
+        for item in part:
+            item.done = True
+        if self._observe is not None:
+            self._observe(part, outputs, started, finished)
+
+    def _isolate(self, batch: list[Pending], first: BaseException) -> None:
+        """The batch failed as a whole: run its halves, split each half that fails again,
+        until every request has either been computed or failed alone.
+
+        Bound: the runs form a binary tree whose leaves are the N requests, so a batch of N
+        costs at most 2N - 1 runs, this batch's first included (2N - 2 sub-runs), each on at
+        most half the batch: each level of the tree reruns each request at most once, so at
+        most N * (1 + ceil(log2 N)) request-runs in all. Requests whose driver has stopped
+        waiting (`patience`) are not run again, and a device failure stops the bisect at once.
+        Worst case, a session broken for every input: 2N - 1 failing runs before the batch is
+        answered, during which this model version's queue waits (bounded by
+        `max_queue_size`, so new requests are refused 503 at once instead of piling up).
+        """
+        alone: list[tuple[Pending, BaseException]] = []
+        computed = 0
+        if runtime_fault(first) == DEVICE:  # no smaller run can do better
+            self._conclude(batch, [(item, first) for item in batch], computed)
+            return
+        log.warning(
+            "%s: a batch of %d requests failed (%s); retrying it in halves to isolate the "
+            "request(s) the model cannot compute",
+            self.name,
+            len(batch),
+            type(first).__name__,
+        )
+        if self._on_split is not None:
+            self._on_split()
+        mid = len(batch) // 2
+        stack = [batch[mid:], batch[:mid]]  # oldest half first
+        while stack:
+            part = self._still_awaited(stack.pop())
+            if not part:
+                continue
+            try:
+                self._run_part(part)
+            except _RunFailed as failed:
+                if len(part) == 1:
+                    alone.append((part[0], failed.cause))
+                elif runtime_fault(failed.cause) == DEVICE:
+                    # The device or the session is gone: no smaller run will do better.
+                    alone.extend((item, failed.cause) for item in part)
+                    for rest in stack:
+                        alone.extend((item, failed.cause) for item in rest)
+                    stack.clear()
+                else:
+                    mid = len(part) // 2
+                    stack += (part[mid:], part[:mid])
+                continue
+            computed += len(part)
+        self._conclude(batch, alone, computed)
+
+    def _still_awaited(self, part: list[Pending]) -> list[Pending]:
+        """`part` without the requests whose caller gave up waiting: they are completed now
+        (nobody reads the answer) rather than run again."""
+        if self.patience is None:
+            return part
+        oldest = perf_counter() - self.patience
+        late = [item for item in part if item.enqueued < oldest]
+        if not late:
+            return part
+        error = Unavailable(f"{self.name}: no result within {self.patience:g}s")
+        for item in late:
+            item.error = error
+            item.done = True
+        return [item for item in part if not item.done]
+
+    def _conclude(
+        self,
+        batch: list[Pending],
+        alone: list[tuple[Pending, BaseException]],
+        computed: int,
+    ) -> None:
+        """Answer the requests that failed alone: the client's (422) or the server's (500)."""
+        if not alone:
+            return
+        server: list[Pending] = []
+        for item, cause in alone:
+            if is_client_fault(cause, computed):
+                item.error = Unprocessable(
+                    f"{self.name} could not compute this input: it failed when run alone"
+                    + (
+                        f", while {computed} other request(s) of its batch were computed"
+                        if computed
+                        else ""
+                    )
+                    + ". The request is well-formed and matches the model's signature, but "
+                    "the model cannot process its values: check them against what the model "
+                    "accepts (indices, lengths or sizes within the ranges it was built for); "
+                    "do not retry it unchanged"
+                )
+            else:
+                server.append(item)
+        if server:
+            cause = next(c for item, c in alone if item is server[0])
+            log.error(
+                "%s: %d of %d request(s) failed alone and %d were computed: the model "
+                "version failed, not its input",
+                self.name,
+                len(server),
+                len(batch),
+                computed,
+                exc_info=cause,
+            )
+            error = InferenceFailed(
+                f"{self.name} failed while running this request"
+                + (
+                    f" (retried alone after its batch of {len(batch)} failed)"
+                    if len(batch) > 1
+                    else ""
+                )
+                + "; the failure is the server's, not this input's: it may be retried"
+            )
+            for item in server:
+                item.error = error
+        clients = len(alone) - len(server)
+        if clients:
+            log.info(
+                "%s: %d request(s) the model cannot compute answered 422 (%s)",
+                self.name,
+                clients,
+                type(alone[0][1]).__name__,
+            )
+        for item, _ in alone:
+            item.outputs = None
+            item.done = True
 
     def _split(self, batch: list[Pending], outputs: list[np.ndarray]) -> None:
         rows = sum(item.rows for item in batch)
@@ -203,6 +423,7 @@ class ThreadedDriver:
     def __init__(self, batcher: Batcher, wait_timeout: float = 60.0) -> None:
         self.batcher = batcher
         self.wait_timeout = wait_timeout
+        batcher.patience = wait_timeout
         self._cond = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(

@@ -20,6 +20,7 @@ from sidecar.codec.wire import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE
 from sidecar.errors import PayloadTooLarge, Unavailable, WeirError
 from sidecar.metrics import unknown_model_failure
 from sidecar.serving.batching import Pending
+from sidecar.serving.model import ModelVersion
 from sidecar.serving.readiness import Readiness
 from sidecar.serving.repository import Repository
 
@@ -118,6 +119,22 @@ class DataPlane:
         except WeirError as exc:
             unknown_model_failure(exc.reason)
             raise
+        metrics = found.metrics
+        in_flight = metrics.in_flight
+        in_flight.inc()
+        try:
+            return self._infer(found, read, length, header_length, started)
+        finally:
+            in_flight.dec()
+
+    def _infer(
+        self,
+        found: ModelVersion,
+        read: Callable[[int], bytes],
+        length: int | None,
+        header_length: str | None,
+        started: float,
+    ) -> InferResult:
         metrics = found.metrics
         try:
             request = decode_request(self.read_body(read, length), header_length)

@@ -114,6 +114,7 @@ class ModelVersion:
             self.session.run,
             _weakly(self._observe),
             self.metrics.queue_depth.set,
+            self.metrics.splits.inc,
         )
         self.driver: Driver = driver_factory(self.batcher, self.metrics)
         self.load_seconds = time.perf_counter() - started

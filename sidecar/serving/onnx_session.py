@@ -69,6 +69,9 @@ class Session:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning intra-op threads would steal the CPU the HTTP loop needs between batches.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # A failed run is logged by the batcher, once per batch with the verdict (a bisect
+        # reruns a poisoned batch's halves; ORT would print each failed run in red).
+        options.log_severity_level = 4
         self._session = ort.InferenceSession(
             path, sess_options=options, providers=providers_for(device)
         )

@@ -247,3 +247,59 @@ def identity_repository(tmp_path: Path) -> Path:
         (root / name / "1").mkdir(parents=True)
         save(model, root / name / "1" / "model.onnx")
     return root
+
+
+# Batches of 16 that wait up to 2 s for company: 16 concurrent requests form one batch under
+# gthread (meinheld batches what arrives in one loop turn and never waits).
+POISON_BATCHING = "batching: {max_batch_size: 16, max_queue_delay_ms: 2000}\n"
+
+
+@pytest.fixture
+def poison_repository(tmp_path: Path) -> Path:
+    """Models that fail only for some inputs, which validation cannot see coming:
+
+    - `poison`: `x` FP32 [N, 4], `i` INT64 [N, 1] → `y` FP32 [N, 1] = x[row, i[row]]
+      (GatherElements): a row whose index is outside [-4, 3] fails the whole run with ONNX
+      Runtime's FAIL, the same error code a CUDA failure has;
+    - `broken`: `x` FP32 [N, 4] → `y` = GatherElements(x, 4 * sign(|x|)): computes the
+      warmup's zeros (so it loads) and nothing else, a model broken for every real input.
+    """
+    from onnx import TensorProto, checker, helper, numpy_helper, save
+
+    def write(name: str, nodes, inputs, inits=()) -> None:
+        graph = helper.make_graph(
+            nodes,
+            name,
+            inputs,
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+            list(inits),
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        checker.check_model(model)
+        (root / name / "1").mkdir(parents=True)
+        save(model, root / name / "1" / "model.onnx")
+        (root / name / "config.yaml").write_text(POISON_BATCHING)
+
+    root = tmp_path / "poison-repo"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    i = helper.make_tensor_value_info("i", TensorProto.INT64, ["N", 1])
+    write("poison", [helper.make_node("GatherElements", ["x", "i"], ["y"], axis=1)], [x, i])
+    four = numpy_helper.from_array(np.array(4.0, dtype=np.float32), "four")
+    starts = numpy_helper.from_array(np.array([0], dtype=np.int64), "starts")
+    ends = numpy_helper.from_array(np.array([1], dtype=np.int64), "ends")
+    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
+    write(
+        "broken",
+        [
+            helper.make_node("Abs", ["x"], ["abs"]),
+            helper.make_node("Sign", ["abs"], ["sign"]),
+            helper.make_node("Mul", ["sign", "four"], ["scaled"]),
+            helper.make_node("Slice", ["scaled", "starts", "ends", "axes"], ["column"]),
+            helper.make_node("Cast", ["column"], ["index"], to=TensorProto.INT64),
+            helper.make_node("GatherElements", ["x", "index"], ["y"], axis=1),
+        ],
+        [x],
+        [four, starts, ends, axes],
+    )
+    return root

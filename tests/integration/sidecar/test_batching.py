@@ -88,6 +88,8 @@ def test_metrics_add_up_across_workers(sidecar):
         "weir_batch_size",
         "weir_prediction_confidence",
         "weir_queue_depth",
+        "weir_requests_in_flight",
+        "weir_batch_splits",
         "weir_model_load_seconds",
         "weir_inference_exec_count_total",
         "weir_inference_request_failure_total",

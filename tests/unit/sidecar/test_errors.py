@@ -15,6 +15,7 @@ from sidecar.errors import (
     PayloadTooLarge,
     QueueFull,
     Unavailable,
+    Unprocessable,
     WeirError,
     internal_error_parts,
     response_parts,
@@ -29,6 +30,7 @@ OURS = (FAILURE_HEADER, SERVER_FAILURE)
         (BadRequest("x"), False),
         (PayloadTooLarge("x"), False),
         (NotFound("x"), False),
+        (Unprocessable("x"), False),  # a poison request: the client's, status 422
         (Unavailable("x"), True),
         (QueueFull("x"), True),
         (InferenceFailed("x"), True),

@@ -75,3 +75,51 @@ def test_infer_refuses_a_body_beyond_the_drain_ceiling_without_reading_it(plane)
     with pytest.raises(PayloadTooLarge, match="over 4096 bytes"):
         plane.infer("digits", None, stream.read, length, None)
     assert stream.read(1) == b"x"  # nothing was consumed
+
+
+def _in_flight(model: str, version: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "weir_requests_in_flight", {"model": model, "version": version}
+    )
+    return value or 0.0
+
+
+def test_requests_in_flight_rise_during_a_slow_batch_and_return_to_zero(plane, monkeypatch):
+    import threading
+
+    found = plane.repository.get("digits", "1")
+    gate = threading.Event()
+    entered = threading.Semaphore(0)
+    real = found.driver
+
+    class Slow:
+        def infer(self, item):
+            entered.release()
+            gate.wait(10)  # a batch that takes its time
+            real.infer(item)
+
+    monkeypatch.setattr(found, "driver", Slow())
+    body = _body(1)
+    results = []
+
+    def call():
+        results.append(plane.infer("digits", "1", io.BytesIO(body).read, len(body), None))
+
+    assert _in_flight("digits", "1") == 0
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        assert entered.acquire(timeout=10)
+    assert _in_flight("digits", "1") == 3
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 3
+    assert _in_flight("digits", "1") == 0
+    # A refused request leaves nothing behind either.
+    with pytest.raises(PayloadTooLarge):
+        plane.infer("digits", "1", io.BytesIO(b"x" * 5000).read, 5000, None)
+    assert _in_flight("digits", "1") == 0
