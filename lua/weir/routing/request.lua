@@ -88,9 +88,13 @@ function _M.metadata(name)
     else
         version = choose.version(model, request_of(model, nil), live)
     end
-    if live.killed or not version or live.killed_versions[version] then
+    if live.killed or not version then
         return response.exit(503, response.error_body("model " .. name
             .. " is switched off at the edge"), 1)
+    end
+    if live.killed_versions[version] then
+        return response.exit(503, response.error_body("version " .. version .. " of model "
+            .. name .. " is switched off at the edge"), 1)
     end
     var[VERSION] = version
     -- Forwarded as rebuilt from the location's captures: the raw URI (".../versions/1/../2")
