@@ -350,7 +350,10 @@ def test_a_thousand_hostile_requests_leave_the_edge_as_it_was(prepared: Stack):
           f"{dict(sorted(statuses.items(), key=str))}")
     server_errors = [a for a in answers if a.status is not None and a.status >= 500
                      and not protocol_error(a)]
-    unanswered = Counter(a.kind for a in answers if a.status == 0 and a.kind not in NO_ANSWER)
+    # A malformed chunked body is refused mid-stream: the 400 may be lost to the reset that the
+    # unread rest of the body causes when nginx closes (TCP, not the edge). Not a 5xx either way.
+    unanswered = Counter(a.kind for a in answers if a.status == 0
+                         and a.kind not in NO_ANSWER and not a.kind.startswith("chunked:"))
     assert not unanswered, unanswered
     assert not server_errors, [(a.kind, a.status, a.body[:200]) for a in server_errors[:20]]
     html = [a for a in answers if a.status and is_html(a.content_type, a.body)]
@@ -359,6 +362,12 @@ def test_a_thousand_hostile_requests_leave_the_edge_as_it_was(prepared: Stack):
                 and not a.content_type.startswith("application/json")]
     assert not not_json, [(a.kind, a.status, a.content_type, a.body[:120]) for a in not_json[:20]]
 
+    # A wrong method is 405 on every route, data plane and admin alike.
+    wrong = Counter((a.kind, a.status) for a in answers
+                    if a.kind.startswith(("method:", "admin-method:", "line:b'FOO"))
+                    and a.status != 405)
+    assert not wrong, wrong
+
     after = stack.status()
     assert killed(after) == kills_before
     assert after["models"]["digits"]["weights"]["override"] == {"1": 70, "2": 30}
@@ -366,3 +375,4 @@ def test_a_thousand_hostile_requests_leave_the_edge_as_it_was(prepared: Stack):
     assert_healthy_after(stack, kills_before)
     log = "".join(stack.lines[log_from:])
     assert "Traceback" not in log, log[-3000:]
+    assert "Broken pipe" not in log, log[-3000:]

@@ -55,6 +55,9 @@ end
 
 -- An infer request.
 function _M.infer(name)
+    if response.wrong_method("POST") then
+        return ngx.exit(ngx.HTTP_OK)
+    end
     local model, live, serial = current(name)
     if live.killed then
         return fallback.fall_back(name, model, fallback.KILLED, nil, true)
@@ -77,6 +80,9 @@ end
 
 -- Metadata and readiness of a model: no breaker, no fallback; a killed model is unavailable.
 function _M.metadata(name)
+    if response.wrong_method("GET") then
+        return ngx.exit(ngx.HTTP_OK)
+    end
     local model, live = current(name)
     local pinned = var[PINNED]
     local version
