@@ -187,6 +187,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         stack.stop()
 
 
+@pytest.fixture(scope="session")
+def prepared(stack: Stack):
+    """The tests' own changes before any hostile traffic: digits 2 killed, a live split on
+    digits. What must still hold afterwards (assert_healthy_after)."""
+    assert stack.admin("POST", "/admin/models/digits/versions/2/kill").status_code == 200
+    assert stack.admin("PUT", "/admin/models/digits/split", json={"1": 70, "2": 30}).ok
+    time.sleep(0.2)
+    return stack
+
+
 def infer(stack: Stack, model: str, path: str = "", **headers: str) -> requests.Response:
     headers.setdefault("X-Api-Key", "ordinary")
     return requests.post(

@@ -14,7 +14,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import pytest
 import requests
 
 from tests.fuzz.conftest import LONG, Stack, assert_healthy_after, is_html, killed
@@ -320,15 +319,6 @@ def protocol_error(answer: Answer) -> bool:
     # Metadata and readiness of the version the test killed: not ready, by the operator's word.
     return (answer.status == 503 and kind in ("meta-version", "ready-version")
             and b"version 2 of model digits is switched off" in answer.body)
-
-
-@pytest.fixture(scope="module")
-def prepared(stack: Stack):
-    """The test's own changes before the barrage: digits 2 killed and a live split on digits."""
-    assert stack.admin("POST", "/admin/models/digits/versions/2/kill").status_code == 200
-    assert stack.admin("PUT", "/admin/models/digits/split", json={"1": 70, "2": 30}).ok
-    time.sleep(0.2)
-    yield stack
 
 
 def test_a_thousand_hostile_requests_leave_the_edge_as_it_was(prepared: Stack):
