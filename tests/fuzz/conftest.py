@@ -8,6 +8,7 @@ between the two limits are a case too).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -105,10 +106,8 @@ class Stack:
     def stop(self) -> None:
         if self.process.poll() is None:
             for pid in descendants(self.process.pid):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             self.process.kill()
         self.process.wait()
 
@@ -240,4 +239,3 @@ def killed(status: dict) -> dict[str, object]:
 def is_html(content_type: str, body: bytes) -> bool:
     head = body.lstrip()[:64].lower()
     return "html" in content_type.lower() or head.startswith((b"<html", b"<!doctype", b"<"))
-

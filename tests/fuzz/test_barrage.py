@@ -6,6 +6,8 @@ by their own version, and not one 5xx or HTML answer on the way.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import random
 import socket
@@ -36,8 +38,9 @@ def http(stack: Stack, kind: str, method: str, path: str, body=None, admin=False
     if admin and headers.pop("token", True):
         headers["Authorization"] = f"Bearer {stack.token}"
     response = requests.request(method, base + path, data=body, headers=headers, timeout=30)
-    return Answer(kind, response.status_code, response.headers.get("Content-Type", ""),
-                  response.content[:512])
+    return Answer(
+        kind, response.status_code, response.headers.get("Content-Type", ""), response.content[:512]
+    )
 
 
 # Requests nginx cannot answer: it waits for the rest of a body (or of a request line) that
@@ -50,10 +53,8 @@ def raw(stack: Stack, kind: str, data: bytes, admin=False, expect_answer=True) -
     (half-closes) only where nginx would otherwise wait for it (NO_ANSWER)."""
     port = stack.admin_port if admin else stack.port
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        try:
+        with contextlib.suppress(OSError):  # nginx answered and closed before taking it all
             s.sendall(data)
-        except OSError:  # nginx answered and closed before taking it all
-            pass
         if not expect_answer:
             s.shutdown(socket.SHUT_RDWR)  # the client gives up mid-body
             return Answer(kind, None)
@@ -72,9 +73,24 @@ def raw(stack: Stack, kind: str, data: bytes, admin=False, expect_answer=True) -
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
     content_type = next(
-        (line.split(b":", 1)[1].strip().decode() for line in lines[1:]
-         if line.lower().startswith(b"content-type:")), "")
+        (
+            line.split(b":", 1)[1].strip().decode()
+            for line in lines[1:]
+            if line.lower().startswith(b"content-type:")
+        ),
+        "",
+    )
     return Answer(kind, status, content_type, body[:512])
+
+
+def call(kind: str, method: str, path: str, body=None, **kwargs):
+    """A case: `http` with these arguments, given the stack."""
+    return functools.partial(http, kind=kind, method=method, path=path, body=body, **kwargs)
+
+
+def send(kind: str, data: bytes, **kwargs):
+    """A case: `raw` with these arguments, given the stack."""
+    return functools.partial(raw, kind=kind, data=data, **kwargs)
 
 
 def envelope(stack: Stack, model: str = "digits") -> dict:
@@ -84,8 +100,14 @@ def envelope(stack: Stack, model: str = "digits") -> dict:
 def json_case(kind: str, text: str | bytes, model="digits", path="", **headers):
     body = text.encode() if isinstance(text, str) else text
     headers.setdefault("X-Api-Key", "barrage")
-    return lambda stack: http(stack, kind, "POST", f"/v2/models/{model}{path}/infer", body,
-                              **{"Content-Type": "application/json", **headers})
+    return lambda stack: http(
+        stack,
+        kind,
+        "POST",
+        f"/v2/models/{model}{path}/infer",
+        body,
+        **{"Content-Type": "application/json", **headers},
+    )
 
 
 def with_field(stack: Stack, model: str, raw_json: str, where: str) -> str:
@@ -114,10 +136,16 @@ WHERES = ("id", "parameters", "input_name", "data", "shape", "output_name", "inp
 VALUES = {
     "surrogate": ['"\\ud800"', '"\\udfff"', '"a\\udc00b"', '{"\\ud800": 1}', '["\\ud83d"]'],
     "surrogate-raw": ['"\xed\xa0\x80"'],
-    "deep": ["[" * DEEP + "]" * DEEP, '{"a":' * DEEP + "1" + "}" * DEEP,
-             "[" * 70 + "1" + "]" * 70],
-    "huge-number": ["1e999", "-1e999", "9" * 400, "[1e999]", "[" + "9" * 400 + "]",
-                    "18446744073709551616", "1e308"],
+    "deep": ["[" * DEEP + "]" * DEEP, '{"a":' * DEEP + "1" + "}" * DEEP, "[" * 70 + "1" + "]" * 70],
+    "huge-number": [
+        "1e999",
+        "-1e999",
+        "9" * 400,
+        "[1e999]",
+        "[" + "9" * 400 + "]",
+        "18446744073709551616",
+        "1e308",
+    ],
     "type": ["null", "true", "{}", "[]", '"1"', "-1", "0.5"],
 }
 
@@ -128,20 +156,22 @@ def cases(stack: Stack) -> dict[str, list]:
     for kind, values in VALUES.items():
         out[kind] = [
             json_case(f"{kind}:{where}", with_field(stack, model, value, where), model)
-            for value in values for where in WHERES for model in ("digits", "cnn")
+            for value in values
+            for where in WHERES
+            for model in ("digits", "cnn")
         ]
     out["surrogate-raw"] = [
-        json_case(f"surrogate-raw:{w}",
-                  with_field(stack, "digits", '"__R__"', w).encode().replace(
-                      b"__R__", b"\xed\xa0\x80"))
+        json_case(
+            f"surrogate-raw:{w}",
+            with_field(stack, "digits", '"__R__"', w).encode().replace(b"__R__", b"\xed\xa0\x80"),
+        )
         for w in WHERES
     ]
     ordinary = stack.example("digits").decode()
     out["duplicate-keys"] = [
         json_case("dup:id", ordinary.replace('{"id": "ordinary"', '{"id": "a", "id": "b"')),
         json_case("dup:inputs", ordinary[:-1] + ', "inputs": []}'),
-        json_case("dup:name", ordinary.replace('"name": "input"',
-                                               '"name": "input", "name": "x"')),
+        json_case("dup:name", ordinary.replace('"name": "input"', '"name": "input", "name": "x"')),
         json_case("dup:params", ordinary[:-1] + ', "parameters": {"a": 1, "a": 2}}'),
     ]
     out["not-json"] = [
@@ -155,13 +185,19 @@ def cases(stack: Stack) -> dict[str, list]:
         json_case("garbage", bytes(range(256))),
     ]
     out["binary-header"] = [
-        json_case(f"ihcl:{v}", ordinary, **{"Inference-Header-Content-Length": v,
-                                            "Content-Type": "application/octet-stream"})
+        json_case(
+            f"ihcl:{v}",
+            ordinary,
+            **{"Inference-Header-Content-Length": v, "Content-Type": "application/octet-stream"},
+        )
         for v in ("0", "-1", "abc", "99999999", str(len(ordinary) + 1), "1e3", "+5")
     ]
     # Between the sidecars' default limit (16m) and the edge's (24m), and just over the edge's.
-    big = b'{"id":"big","inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":[' \
-        + b"0," * (17 * MB // 2) + b'0]}]}'
+    big = (
+        b'{"id":"big","inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":['
+        + b"0," * (17 * MB // 2)
+        + b"0]}]}"
+    )
     out["big-body"] = [
         json_case("17m", big),
         json_case("17m-cnn", big, model="cnn"),
@@ -169,58 +205,110 @@ def cases(stack: Stack) -> dict[str, list]:
     ]
     out["missing-key"] = [
         json_case("no-api-key", ordinary, **{"X-Api-Key": ""}),
-        lambda s: http(s, "no-api-key-header", "POST", "/v2/models/digits/infer",
-                       ordinary, **{"Content-Type": "application/json"}),
+        lambda s: http(
+            s,
+            "no-api-key-header",
+            "POST",
+            "/v2/models/digits/infer",
+            ordinary,
+            **{"Content-Type": "application/json"},
+        ),
     ]
-    versions = ["1.0", "..", "%2e%2e", "1/../2", "-1", "01", "99999999999999999999", "1%00",
-                "", "x", "2/../../cnn/versions/1", "1;2", "%31"]
-    out["bad-version"] = [
-        json_case(f"version:{v}", ordinary, path=f"/versions/{v}") for v in versions
-    ] + [
-        (lambda v: lambda s: http(s, f"meta-version:{v}", "GET", f"/v2/models/digits/versions/{v}"))(v)
-        for v in versions
-    ] + [
-        (lambda v: lambda s: http(s, f"ready-version:{v}", "GET",
-                                  f"/v2/models/digits/versions/{v}/ready"))(v)
-        for v in versions
-    ] + [
-        lambda s: http(s, "unknown-model", "GET", "/v2/models/nosuch"),
-        lambda s: http(s, "dotdot-model", "GET", "/v2/models/../admin/status"),
-        lambda s: http(s, "not-v2", "GET", "/v3/models/digits"),
+    versions = [
+        "1.0",
+        "..",
+        "%2e%2e",
+        "1/../2",
+        "-1",
+        "01",
+        "99999999999999999999",
+        "1%00",
+        "",
+        "x",
+        "2/../../cnn/versions/1",
+        "1;2",
+        "%31",
     ]
+    out["bad-version"] = (
+        [json_case(f"version:{v}", ordinary, path=f"/versions/{v}") for v in versions]
+        + [call(f"meta-version:{v}", "GET", f"/v2/models/digits/versions/{v}") for v in versions]
+        + [
+            call(f"ready-version:{v}", "GET", f"/v2/models/digits/versions/{v}/ready")
+            for v in versions
+        ]
+        + [
+            lambda s: http(s, "unknown-model", "GET", "/v2/models/nosuch"),
+            lambda s: http(s, "dotdot-model", "GET", "/v2/models/../admin/status"),
+            lambda s: http(s, "not-v2", "GET", "/v3/models/digits"),
+        ]
+    )
     host = f"Host: 127.0.0.1:{stack.port}\r\nConnection: close\r\n".encode()
     out["bad-request-line"] = [
-        (lambda line: lambda s: raw(s, f"line:{line[:20]!r}", line))(line)
+        send(f"line:{line[:20]!r}", line)
         for line in (
-            b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"FOO /v2 HTTP/1.1\r\n" + host + b"\r\n",
-            b"GET /v2 HTTP/1.1 extra\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
-            b"GET /v2 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"GET /v2 HTTP/1.1\r\n\r\n",
-            b"GET http://evil/v2 HTTP/1.1\r\n" + host + b"\r\n", b"\r\n\r\n\r\n",
+            b"GET\r\n\r\n",
+            b"GET / HTTP/9.9\r\n\r\n",
+            b"FOO /v2 HTTP/1.1\r\n" + host + b"\r\n",
+            b"GET /v2 HTTP/1.1 extra\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            b"GET /v2 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET /v2 HTTP/1.1\r\n\r\n",
+            b"GET http://evil/v2 HTTP/1.1\r\n" + host + b"\r\n",
+            b"\r\n\r\n\r\n",
             b"GET /v2\x00 HTTP/1.1\r\n" + host + b"\r\n",
             b"GET /v2 HTTP/1.1\r\n" + host + b"Bad Header\r\n\r\n",
             b"POST /v2/models/digits/infer HTTP/1.0\r\nX-Api-Key: k\r\n\r\n",
         )
     ]
     out["oversized"] = [
-        lambda s: raw(s, "header-64k", b"GET /v2 HTTP/1.1\r\n" + host
-                      + b"X-Big: " + b"a" * 65536 + b"\r\n\r\n"),
-        lambda s: raw(s, "many-headers", b"GET /v2 HTTP/1.1\r\n" + host
-                      + b"".join(b"X-%d: %s\r\n" % (i, b"b" * 1000) for i in range(40)) + b"\r\n"),
+        lambda s: raw(
+            s,
+            "header-64k",
+            b"GET /v2 HTTP/1.1\r\n" + host + b"X-Big: " + b"a" * 65536 + b"\r\n\r\n",
+        ),
+        lambda s: raw(
+            s,
+            "many-headers",
+            b"GET /v2 HTTP/1.1\r\n"
+            + host
+            + b"".join(b"X-%d: %s\r\n" % (i, b"b" * 1000) for i in range(40))
+            + b"\r\n",
+        ),
         lambda s: raw(s, "uri-20k", b"GET /v2/" + b"a" * 20000 + b" HTTP/1.1\r\n" + host + b"\r\n"),
-        lambda s: raw(s, "infer-uri-9k", b"POST /v2/models/digits/infer?" + b"q" * 9000
-                      + b" HTTP/1.1\r\n" + host + b"Content-Length: 0\r\n\r\n"),
-        lambda s: raw(s, "admin-header-64k", b"GET /admin/status HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
-                      + b"Authorization: Bearer " + b"t" * 65536 + b"\r\n\r\n", admin=True),
-        lambda s: raw(s, "admin-uri-20k", b"GET /admin/" + b"a" * 20000
-                      + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", admin=True),
+        lambda s: raw(
+            s,
+            "infer-uri-9k",
+            b"POST /v2/models/digits/infer?"
+            + b"q" * 9000
+            + b" HTTP/1.1\r\n"
+            + host
+            + b"Content-Length: 0\r\n\r\n",
+        ),
+        lambda s: raw(
+            s,
+            "admin-header-64k",
+            b"GET /admin/status HTTP/1.1\r\nHost: a\r\n"
+            + b"Connection: close\r\nAuthorization: Bearer "
+            + b"t" * 65536
+            + b"\r\n\r\n",
+            admin=True,
+        ),
+        lambda s: raw(
+            s,
+            "admin-uri-20k",
+            b"GET /admin/" + b"a" * 20000 + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            admin=True,
+        ),
     ]
-    infer_head = b"POST /v2/models/%s/infer HTTP/1.1\r\n" + host + \
-        b"X-Api-Key: barrage\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    infer_head = (
+        b"POST /v2/models/%s/infer HTTP/1.1\r\n"
+        + host
+        + b"X-Api-Key: barrage\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    )
     body = ordinary.encode()
     chunked = b"Transfer-Encoding: chunked\r\n\r\n"
     out["bad-chunked"] = [
-        (lambda name, data, model: lambda s: raw(s, f"chunked:{name}", infer_head % model + data))(
-            name, data, model)
+        send(f"chunked:{name}", infer_head % model + data)
         for model in (b"digits", b"cnn")
         for name, data in (
             ("bad-hex", chunked + b"zz\r\n" + body + b"\r\n0\r\n\r\n"),
@@ -230,8 +318,14 @@ def cases(stack: Stack) -> dict[str, list]:
             ("no-end", chunked + b"%x\r\n" % len(body) + body + b"\r\n"),
             ("negative", chunked + b"-5\r\n" + body + b"\r\n0\r\n\r\n"),
             ("ext", chunked + b"%x;" % len(body) + b"a" * 5000 + b"\r\n" + body + b"\r\n0\r\n\r\n"),
-            ("cl-and-te", b"Content-Length: 5\r\n" + chunked + b"%x\r\n" % len(body) + body
-             + b"\r\n0\r\n\r\n"),
+            (
+                "cl-and-te",
+                b"Content-Length: 5\r\n"
+                + chunked
+                + b"%x\r\n" % len(body)
+                + body
+                + b"\r\n0\r\n\r\n",
+            ),
             ("te-gzip", b"Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
             ("te-unknown", b"Transfer-Encoding: bogus\r\nContent-Length: 2\r\n\r\n{}"),
             ("two-cl", b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}x"),
@@ -240,56 +334,133 @@ def cases(stack: Stack) -> dict[str, list]:
         )
     ]
     out["abort"] = [
-        (lambda model, sent: lambda s: raw(
-            s, f"abort:{model}:{sent}",
+        send(
+            f"abort:{model}:{sent}",
             infer_head % model + b"Content-Length: %d\r\n\r\n" % (len(body) * 20) + body[:sent],
-            expect_answer=False))(model, sent)
-        for model in (b"digits", b"cnn") for sent in (0, 10, len(body))
+            expect_answer=False,
+        )
+        for model in (b"digits", b"cnn")
+        for sent in (0, 10, len(body))
     ] + [
-        lambda s: raw(s, "abort:chunked", infer_head % b"digits" + chunked + b"%x\r\n" % len(body)
-                      + body[:20], expect_answer=False),
-        lambda s: raw(s, "abort:admin", b"PUT /admin/models/digits/split HTTP/1.1\r\nHost: a\r\n"
-                      + f"Authorization: Bearer {s.token}\r\n".encode()
-                      + b"Content-Length: 500\r\n\r\n{\"1\":", admin=True, expect_answer=False),
+        lambda s: raw(
+            s,
+            "abort:chunked",
+            infer_head % b"digits" + chunked + b"%x\r\n" % len(body) + body[:20],
+            expect_answer=False,
+        ),
+        lambda s: raw(
+            s,
+            "abort:admin",
+            b"PUT /admin/models/digits/split HTTP/1.1\r\nHost: a\r\n"
+            + f"Authorization: Bearer {s.token}\r\n".encode()
+            + b'Content-Length: 500\r\n\r\n{"1":',
+            admin=True,
+            expect_answer=False,
+        ),
     ]
     methods = ("GET", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "HEAD", "PROPFIND")
-    out["wrong-method"] = [
-        (lambda m, p: lambda s: http(s, f"method:{m}:{p}", m, p))(m, p)
-        for m in methods
-        for p in ("/v2/models/digits/infer", "/v2/models/cnn/versions/1/infer")
-    ] + [
-        (lambda m, p: lambda s: http(s, f"method:{m}:{p}", m, p, "{}"))(m, p)
-        for m in ("POST", "PUT", "DELETE", "PATCH")
-        for p in ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/digits",
-                  "/v2/models/digits/versions/1/ready")
-    ] + [
-        (lambda m, p: lambda s: http(s, f"admin-method:{m}:{p}", m, p, admin=True))(m, p)
-        for m in ("PUT", "PATCH", "OPTIONS", "TRACE", "PROPFIND")
-        for p in ("/admin/status", "/admin/checksum", "/admin/settings/reload", "/metrics",
-                  "/admin/models/digits", "/admin/models/digits/kill",
-                  "/admin/models/digits/versions/2/kill", "/metrics/sidecars/cpu")
+    out["wrong-method"] = (
+        [
+            call(f"method:{m}:{p}", m, p)
+            for m in methods
+            for p in ("/v2/models/digits/infer", "/v2/models/cnn/versions/1/infer")
+        ]
+        + [
+            call(f"method:{m}:{p}", m, p, "{}")
+            for m in ("POST", "PUT", "DELETE", "PATCH")
+            for p in (
+                "/v2",
+                "/v2/health/live",
+                "/v2/health/ready",
+                "/v2/models/digits",
+                "/v2/models/digits/versions/1/ready",
+            )
+        ]
+        + [
+            call(f"admin-method:{m}:{p}", m, p, admin=True)
+            for m in ("PUT", "PATCH", "OPTIONS", "TRACE", "PROPFIND")
+            for p in (
+                "/admin/status",
+                "/admin/checksum",
+                "/admin/settings/reload",
+                "/metrics",
+                "/admin/models/digits",
+                "/admin/models/digits/kill",
+                "/admin/models/digits/versions/2/kill",
+                "/metrics/sidecars/cpu",
+            )
+        ]
+    )
+    splits = [
+        "[0,100]",
+        '{"1":0x5a,"2":0xa}',
+        '{"1":NaN,"2":NaN}',
+        '{"1":"90","2":"10"}',
+        '{"1":1e309,"2":-1e309}',
+        '{"1":90.05,"2":9.95}',
+        '{"1":Infinity}',
+        '{"3":100}',
+        '{"1":100,"1":0}',
+        '{"1":-10,"2":110}',
+        '{"\\ud800":100}',
+        "null",
+        '"1"',
+        "",
+        "{" * 1100 + "}" * 1100,
+        '{"1":' + "9" * 400 + "}",
+        '{"1":100}' + " " * 70000,
+        '{"1": true, "2": false}',
+        '{"1": 50, "2": 50',
+        "\xff\xfe",
     ]
-    splits = ["[0,100]", '{"1":0x5a,"2":0xa}', '{"1":NaN,"2":NaN}', '{"1":"90","2":"10"}',
-              '{"1":1e309,"2":-1e309}', '{"1":90.05,"2":9.95}', '{"1":Infinity}', '{"3":100}',
-              '{"1":100,"1":0}', '{"1":-10,"2":110}', '{"\\ud800":100}', "null", '"1"', "",
-              "{" * 1100 + "}" * 1100, '{"1":' + "9" * 400 + "}", '{"1":100}' + " " * 70000,
-              '{"1": true, "2": false}', '{"1": 50, "2": 50', "\xff\xfe"]
     out["admin-split"] = [
-        (lambda b, m: lambda s: http(s, f"split:{b[:20]!r}", m, "/admin/models/digits/split",
-                                     b.encode("utf-8", "surrogatepass"), admin=True,
-                                     **{"Content-Type": "application/json"}))(b, m)
-        for b in splits for m in ("PUT", "POST")
+        call(
+            f"split:{b[:20]!r}",
+            m,
+            "/admin/models/digits/split",
+            b.encode("utf-8", "surrogatepass"),
+            admin=True,
+            **{"Content-Type": "application/json"},
+        )
+        for b in splits
+        for m in ("PUT", "POST")
     ] + [
-        lambda s: http(s, "admin-no-token", "DELETE", "/admin/models/digits/versions/2/kill",
-                       admin=True, token=False),
-        lambda s: http(s, "admin-bad-token", "DELETE", "/admin/models/digits/versions/2/kill",
-                       admin=True, token=False, Authorization="Bearer nope"),
-        lambda s: http(s, "admin-token-query", "DELETE",
-                       f"/admin/models/digits/kill?token={s.token}", admin=True, token=False),
-        lambda s: http(s, "admin-bad-version", "POST", "/admin/models/digits/versions/1.0/kill",
-                       admin=True),
-        lambda s: http(s, "admin-dotdot", "DELETE", "/admin/models/digits/versions/2/../kill",
-                       admin=True, token=False),
+        lambda s: http(
+            s,
+            "admin-no-token",
+            "DELETE",
+            "/admin/models/digits/versions/2/kill",
+            admin=True,
+            token=False,
+        ),
+        lambda s: http(
+            s,
+            "admin-bad-token",
+            "DELETE",
+            "/admin/models/digits/versions/2/kill",
+            admin=True,
+            token=False,
+            Authorization="Bearer nope",
+        ),
+        lambda s: http(
+            s,
+            "admin-token-query",
+            "DELETE",
+            f"/admin/models/digits/kill?token={s.token}",
+            admin=True,
+            token=False,
+        ),
+        lambda s: http(
+            s, "admin-bad-version", "POST", "/admin/models/digits/versions/1.0/kill", admin=True
+        ),
+        lambda s: http(
+            s,
+            "admin-dotdot",
+            "DELETE",
+            "/admin/models/digits/versions/2/../kill",
+            admin=True,
+            token=False,
+        ),
         lambda s: http(s, "admin-unknown", "POST", "/admin/models/nosuch/kill", admin=True),
         lambda s: http(s, "admin-surrogate", "GET", "/admin/models/%ED%A0%80", admin=True),
     ]
@@ -317,8 +488,11 @@ def protocol_error(answer: Answer) -> bool:
     if (answer.status, kind) in {(505, "line"), (501, "chunked")}:
         return True
     # Metadata and readiness of the version the test killed: not ready, by the operator's word.
-    return (answer.status == 503 and kind in ("meta-version", "ready-version")
-            and b"version 2 of model digits is switched off" in answer.body)
+    return (
+        answer.status == 503
+        and kind in ("meta-version", "ready-version")
+        and b"version 2 of model digits is switched off" in answer.body
+    )
 
 
 def test_a_thousand_hostile_requests_leave_the_edge_as_it_was(prepared: Stack):
@@ -336,26 +510,37 @@ def test_a_thousand_hostile_requests_leave_the_edge_as_it_was(prepared: Stack):
     elapsed = time.monotonic() - started
 
     statuses = Counter(a.status for a in answers)
-    print(f"\nbarrage: {len(answers)} requests in {elapsed:.1f}s, {THREADS} threads: "
-          f"{dict(sorted(statuses.items(), key=str))}")
-    server_errors = [a for a in answers if a.status is not None and a.status >= 500
-                     and not protocol_error(a)]
+    print(
+        f"\nbarrage: {len(answers)} requests in {elapsed:.1f}s, {THREADS} threads: "
+        f"{dict(sorted(statuses.items(), key=str))}"
+    )
+    server_errors = [
+        a for a in answers if a.status is not None and a.status >= 500 and not protocol_error(a)
+    ]
     # A malformed chunked body is refused mid-stream: the 400 may be lost to the reset that the
     # unread rest of the body causes when nginx closes (TCP, not the edge). Not a 5xx either way.
-    unanswered = Counter(a.kind for a in answers if a.status == 0
-                         and a.kind not in NO_ANSWER and not a.kind.startswith("chunked:"))
+    unanswered = Counter(
+        a.kind
+        for a in answers
+        if a.status == 0 and a.kind not in NO_ANSWER and not a.kind.startswith("chunked:")
+    )
     assert not unanswered, unanswered
     assert not server_errors, [(a.kind, a.status, a.body[:200]) for a in server_errors[:20]]
     html = [a for a in answers if a.status and is_html(a.content_type, a.body)]
     assert not html, [(a.kind, a.status, a.content_type, a.body[:120]) for a in html[:20]]
-    not_json = [a for a in answers if a.status and a.body
-                and not a.content_type.startswith("application/json")]
+    not_json = [
+        a
+        for a in answers
+        if a.status and a.body and not a.content_type.startswith("application/json")
+    ]
     assert not not_json, [(a.kind, a.status, a.content_type, a.body[:120]) for a in not_json[:20]]
 
     # A wrong method is 405 on every route, data plane and admin alike.
-    wrong = Counter((a.kind, a.status) for a in answers
-                    if a.kind.startswith(("method:", "admin-method:", "line:b'FOO"))
-                    and a.status != 405)
+    wrong = Counter(
+        (a.kind, a.status)
+        for a in answers
+        if a.kind.startswith(("method:", "admin-method:", "line:b'FOO")) and a.status != 405
+    )
     assert not wrong, wrong
 
     after = stack.status()

@@ -43,18 +43,29 @@ def strategies() -> tuple[st.SearchStrategy, st.SearchStrategy]:
     admin = SCHEMA.include(tag="admin")
     # Known models only where live state cannot change for good (status, splits: put back at
     # the end); kill switches only on unknown names.
-    admin_known = SCHEMA.include(name_regex=r"^(GET|PUT|POST) /admin/models/\{model_name\}(/split)?$")
+    admin_known = SCHEMA.include(
+        name_regex=r"^(GET|PUT|POST) /admin/models/\{model_name\}(/split)?$"
+    )
     data = st.one_of(
         *(data_plane.as_strategy(mode) for mode in MODES),
-        *(by_model.as_strategy(mode, path_parameters={"model_name": m})
-          for mode in MODES for m in MODELS),
-        *(by_version.as_strategy(mode, path_parameters={"model_name": m, "model_version": v})
-          for mode in MODES for m, v in VERSIONS),
+        *(
+            by_model.as_strategy(mode, path_parameters={"model_name": m})
+            for mode in MODES
+            for m in MODELS
+        ),
+        *(
+            by_version.as_strategy(mode, path_parameters={"model_name": m, "model_version": v})
+            for mode in MODES
+            for m, v in VERSIONS
+        ),
     )
     admin_cases = st.one_of(
         *(admin.as_strategy(mode) for mode in MODES),
-        *(admin_known.as_strategy(mode, path_parameters={"model_name": m})
-          for mode in MODES for m in MODELS),
+        *(
+            admin_known.as_strategy(mode, path_parameters={"model_name": m})
+            for mode in MODES
+            for m in MODELS
+        ),
     )
     return data, admin_cases
 
@@ -63,8 +74,10 @@ DATA, ADMIN = strategies()
 
 
 def check(case, response, seen: list) -> None:
-    what = (f"{case.method} {case.formatted_path} -> {response.status_code} "
-            f"{response.headers}: {response.text[:300]}")
+    what = (
+        f"{case.method} {case.formatted_path} -> {response.status_code} "
+        f"{response.headers}: {response.text[:300]}"
+    )
     seen.append((case.operation.definition.raw.get("operationId"), response.status_code))
     killed_version = b"version 2 of model digits is switched off" in response.content
     assert response.status_code < 500 or killed_version, what
@@ -98,17 +111,21 @@ def test_schemathesis_fuzz_of_the_data_plane_and_the_admin_api(prepared: Stack):
     token = {"Authorization": f"Bearer {stack.token}"}
     seen: list[tuple[str, int]] = []
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(st.one_of(DATA.map(lambda c: (c, False)), ADMIN.map(lambda c: (c, True))))
     def fuzz(drawn):
         case, admin = drawn
         if admin:
-            if case.operation.definition.raw.get("operationId") in KILL_OPERATIONS and \
-                    case.path_parameters.get("model_name") in MODELS:
+            if (
+                case.operation.definition.raw.get("operationId") in KILL_OPERATIONS
+                and case.path_parameters.get("model_name") in MODELS
+            ):
                 case.path_parameters["model_name"] = "no-such-model"
-            response = case.call(base_url=stack.admin_url, session=session, headers=token,
-                                 timeout=30)
+            response = case.call(
+                base_url=stack.admin_url, session=session, headers=token, timeout=30
+            )
         else:
             response = case.call(base_url=stack.url, session=session, timeout=30)
         check(case, response, seen)
@@ -120,8 +137,10 @@ def test_schemathesis_fuzz_of_the_data_plane_and_the_admin_api(prepared: Stack):
     stack.admin("PUT", "/admin/models/digits/split", json=split_before)
     warm_up(stack)
     rss_after = stack.rss_mib()
-    print(f"\nfuzz: {len(seen)} requests in {elapsed:.1f}s; RSS MiB before {rss_before}, "
-          f"after {rss_after}; {sorted(Counter(seen).items())}")
+    print(
+        f"\nfuzz: {len(seen)} requests in {elapsed:.1f}s; RSS MiB before {rss_before}, "
+        f"after {rss_after}; {sorted(Counter(seen).items())}"
+    )
     assert_healthy_after(stack, kills_before)
     for group, bound in RSS_GROWTH_MIB.items():
         assert rss_after[group] - rss_before[group] <= bound, (group, rss_before, rss_after)

@@ -84,9 +84,7 @@ def test_every_data_plane_location_is_in_the_spec_and_back():
 
 def lua_admin_routes() -> set[tuple[str, str]]:
     lua = ADMIN_LUA.read_text()
-    routes = {
-        (method, path) for path, method in re.findall(r'\["(/[^"]+)"\] = \{ "([A-Z]+)"', lua)
-    }
+    routes = {(method, path) for path, method in re.findall(r'\["(/[^"]+)"\] = \{ "([A-Z]+)"', lua)}
 
     def methods_of(function: str) -> list[str]:
         body = lua[lua.index(f"local function {function}(") :]
