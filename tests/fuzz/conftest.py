@@ -28,6 +28,12 @@ ROOT = Path(__file__).resolve().parents[2]
 READY_BANNER = "Weir is up."
 LONG = os.environ.get("WEIR_FUZZ") == "long"
 MODELS = ("cnn", "digits")
+# Growth allowed over a fuzz or barrage run, per group of processes (all workers together).
+# A sidecar worker reads a body of up to max_body and parses it; Python and numpy keep some of
+# what they freed, so a warm worker may end a few body-sized buffers larger and then stays
+# flat; nginx buffers bodies in files past its memory buffers. A leak per request would be
+# hundreds of requests times a body (the barrage sends 17 MB ones), far past these.
+RSS_GROWTH_MIB = {"edge": 32, "sidecar": 96}
 
 
 def free_port() -> int:

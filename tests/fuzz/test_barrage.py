@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import requests
 
-from tests.fuzz.conftest import LONG, Stack, assert_healthy_after, is_html, killed
+from tests.fuzz.conftest import LONG, RSS_GROWTH_MIB, Stack, assert_healthy_after, is_html, killed
 
 TOTAL = 5000 if LONG else 1000
 THREADS = 8
@@ -504,6 +504,7 @@ def test_a_thousand_hostile_requests_leave_the_edge_as_it_was(prepared: Stack):
     log_from = len(stack.lines)
 
     plan = schedule(cases(stack), TOTAL)
+    rss_before = stack.rss_mib()
     started = time.monotonic()
     with ThreadPoolExecutor(THREADS) as pool:
         answers = list(pool.map(lambda case: case(stack), plan))
@@ -548,6 +549,10 @@ def test_a_thousand_hostile_requests_leave_the_edge_as_it_was(prepared: Stack):
     assert after["models"]["digits"]["weights"]["override"] == {"1": 70, "2": 30}
     assert stack.state_file.read_bytes() == state_before
     assert_healthy_after(stack, kills_before)
+    rss_after = stack.rss_mib()
+    print(f"barrage RSS MiB before {rss_before}, after {rss_after}")
+    for group, bound in RSS_GROWTH_MIB.items():
+        assert rss_after[group] - rss_before[group] <= bound, (group, rss_before, rss_after)
     log = "".join(stack.lines[log_from:])
     assert "Traceback" not in log, log[-3000:]
     assert "Broken pipe" not in log, log[-3000:]

@@ -19,18 +19,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from tests.fuzz.conftest import LONG, MODELS, ROOT, Stack, assert_healthy_after, infer, is_html
+from tests.fuzz.conftest import (
+    LONG,
+    MODELS,
+    ROOT,
+    RSS_GROWTH_MIB,
+    Stack,
+    assert_healthy_after,
+    infer,
+    is_html,
+)
 from tests.fuzz.conftest import killed as kills_of
 
 SCHEMA = schemathesis.openapi.from_path(str(ROOT / "nginx" / "openapi.yaml"))
 EXAMPLES = 20000 if LONG else 1000
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-# Growth allowed over the fuzz run, per group of processes, after a warm-up. The sidecars parse
-# bodies of up to a few MB in each of their workers (Python keeps freed arenas, numpy buffers of
-# the largest batch seen are reused) and nginx buffers bodies per worker: a warm process may
-# grow by a few such buffers and then stays flat; a leak per request would be hundreds of
-# requests times the body, far past this.
-RSS_GROWTH_MIB = {"edge": 32, "sidecar": 96}
 VERSIONS = (("digits", "1"), ("digits", "2"), ("cnn", "1"))
 KILL_OPERATIONS = ("killModel", "reviveModel", "killVersion", "reviveVersion")
 
