@@ -18,6 +18,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.fuzz.conftest import (
     LONG,
@@ -35,6 +40,7 @@ SCHEMA = schemathesis.openapi.from_path(str(ROOT / "nginx" / "openapi.yaml"))
 EXAMPLES = 20000 if LONG else 1000
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 VERSIONS = (("digits", "1"), ("digits", "2"), ("cnn", "1"))
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
 KILL_OPERATIONS = ("killModel", "reviveModel", "killVersion", "reviveVersion")
 
 
@@ -89,6 +95,8 @@ def check(case, response, seen: list) -> None:
     assert not is_html(content_type, response.content), what
     if case.method == "HEAD":
         return
+    # The published contract holds: documented statuses, content types and bodies.
+    case.validate_response(response, checks=CONFORMANCE)
     metrics = case.path.startswith("/metrics") or case.path == "/admin/metrics"
     if metrics and response.status_code == 200:
         assert content_type.startswith("text/plain"), what
