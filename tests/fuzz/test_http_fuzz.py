@@ -122,8 +122,14 @@ def test_schemathesis_fuzz_of_the_data_plane_and_the_admin_api(prepared: Stack):
     token = {"Authorization": f"Bearer {stack.token}"}
     seen: list[tuple[str, int]] = []
 
+    # Short runs are the same examples every time (a regression guard in `make test`); long
+    # runs explore afresh.
     @settings(
-        max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        derandomize=not LONG,
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
     )
     @given(st.one_of(DATA.map(lambda c: (c, False)), ADMIN.map(lambda c: (c, True))))
     def fuzz(drawn):
