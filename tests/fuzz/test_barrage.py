@@ -468,14 +468,15 @@ def cases(stack: Stack) -> dict[str, list]:
 
 
 def schedule(all_cases: dict[str, list], total: int) -> list:
-    """`total` requests, every kind equally often (the big bodies rarely: memory), shuffled."""
+    """`total` requests: every case once (the big bodies twice), then every kind equally often
+    (the big bodies no more: memory), shuffled."""
     rng = random.Random(8)
+    plan = [case for cases_of_kind in all_cases.values() for case in cases_of_kind]
+    plan += all_cases["big-body"]
+    assert len(plan) <= total, f"{len(plan)} cases, more than {total} requests"
     kinds = [k for k in all_cases if k != "big-body"]
-    plan = list(all_cases["big-body"]) * 2
     while len(plan) < total:
-        for kind in kinds:
-            plan.append(rng.choice(all_cases[kind]))
-    plan = plan[:total]
+        plan.append(rng.choice(all_cases[kinds[len(plan) % len(kinds)]]))
     rng.shuffle(plan)
     return plan
 
