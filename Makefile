@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 MODELS := models/digits/1/model.onnx models/digits/2/model.onnx models/cnn/1/model.onnx
 
-.PHONY: up test test-image test-prometheus lint bench render deps system-deps models clean
+.PHONY: up test test-image test-prometheus fuzz lint bench render deps system-deps models clean
 
 up: deps models
 	$(VENV)/bin/weir up release.yaml
@@ -23,6 +23,11 @@ test-image: deps
 # A real Prometheus against `weir up` (also part of `make test`; skips without prometheus).
 test-prometheus: deps models
 	$(PY) -m pytest -q tests/integration/observability tests/unit/observability
+
+# The HTTP fuzz (Schemathesis from nginx/openapi.yaml) and the hostile barrage against a real
+# `weir up`, long: 20,000 examples and 5,000 requests (short runs are part of `make test`).
+fuzz: deps models
+	WEIR_FUZZ=long $(PY) -m pytest -q -s tests/fuzz
 
 lint: deps
 	$(VENV)/bin/ruff check .

@@ -26,6 +26,19 @@ function _M.send(status, body, retry_after)
 end
 local send = _M.send
 
+-- False when the request's method is `allowed` (GET takes HEAD too); otherwise answers 405
+-- naming the method to use, and returns true. Every V2 route answers one method.
+function _M.wrong_method(allowed)
+    local method = ngx.req.get_method()
+    if method == allowed or (allowed == "GET" and method == "HEAD") then
+        return false
+    end
+    ngx.header["Allow"] = allowed == "GET" and "GET, HEAD" or allowed
+    send(405, _M.error_body("method " .. method .. " not allowed here: use " .. allowed))
+    return true
+end
+local wrong_method = _M.wrong_method
+
 -- The same from an access phase: answer here and end the request (no proxy_pass).
 function _M.exit(status, body, retry_after)
     send(status, body, retry_after)
@@ -74,6 +87,9 @@ function _M.not_found()
 end
 
 function _M.server_metadata()
+    if wrong_method("GET") then
+        return
+    end
     local current = settings.get()
     local models = {}
     for name in pairs(current.models) do
@@ -85,6 +101,9 @@ function _M.server_metadata()
 end
 
 function _M.live()
+    if wrong_method("GET") then
+        return
+    end
     send(200, '{"live":true}')
 end
 
@@ -121,6 +140,9 @@ function _M.set_health_dict(dict)  -- for tests
 end
 
 function _M.ready()
+    if wrong_method("GET") then
+        return
+    end
     local KEY = names.KEY
     if health:safe_add(KEY.READY_CHECK, true, READY_EVERY) then
         health:safe_set(KEY.READY, not_ready_upstreams())

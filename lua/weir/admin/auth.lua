@@ -143,6 +143,15 @@ function _M.access()
         ngx.print(cjson.encode(body))
         return ngx.exit(status)
     end
+    -- Like every admin route, one method: anything else would reach the sidecar (whose
+    -- framework answers OPTIONS itself, 200).
+    if ngx.req.get_method() ~= "GET" then
+        ngx.status = 405
+        ngx.header["Content-Type"] = "application/json"
+        ngx.header["Allow"] = "GET"
+        ngx.print(cjson.encode({ error = "use GET" }))
+        return ngx.exit(ngx.HTTP_OK)
+    end
 end
 
 return _M

@@ -55,6 +55,9 @@ end
 
 -- An infer request.
 function _M.infer(name)
+    if response.wrong_method("POST") then
+        return ngx.exit(ngx.HTTP_OK)
+    end
     local model, live, serial = current(name)
     if live.killed then
         return fallback.fall_back(name, model, fallback.KILLED, nil, true)
@@ -77,6 +80,9 @@ end
 
 -- Metadata and readiness of a model: no breaker, no fallback; a killed model is unavailable.
 function _M.metadata(name)
+    if response.wrong_method("GET") then
+        return ngx.exit(ngx.HTTP_OK)
+    end
     local model, live = current(name)
     local pinned = var[PINNED]
     local version
@@ -88,9 +94,13 @@ function _M.metadata(name)
     else
         version = choose.version(model, request_of(model, nil), live)
     end
-    if live.killed or not version or live.killed_versions[version] then
+    if live.killed or not version then
         return response.exit(503, response.error_body("model " .. name
             .. " is switched off at the edge"), 1)
+    end
+    if live.killed_versions[version] then
+        return response.exit(503, response.error_body("version " .. version .. " of model "
+            .. name .. " is switched off at the edge"), 1)
     end
     var[VERSION] = version
     -- Forwarded as rebuilt from the location's captures: the raw URI (".../versions/1/../2")
