@@ -159,8 +159,16 @@ local function write_file(path, tmp)
     if not handle then
         return nil, err
     end
+    -- A full disk may fail only when the buffer is flushed or the file closed: check every
+    -- step, or an empty file would be renamed over the state and lose the kills on restart.
     local ok, werr = handle:write(_M.encode(), "\n")
-    handle:close()
+    if ok then
+        ok, werr = handle:flush()
+    end
+    local closed, cerr = handle:close()
+    if ok and not closed then
+        ok, werr = nil, cerr
+    end
     if not ok then
         os.remove(tmp)
         return nil, werr

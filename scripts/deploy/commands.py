@@ -114,6 +114,11 @@ def _change(command: str, step: Callable[[], str]) -> int:
         return 2
     except FAILURES as exc:
         return _fail(command, exc)
+    except KeyboardInterrupt:
+        # Every step undoes itself on the way out (the sidecars' view is put back, `current`
+        # is switched only after every check): an interrupted change changed nothing.
+        print(f"weir {command}: interrupted, nothing changed", file=sys.stderr)
+        return 1
     print(f"{message} in {time.monotonic() - started:.2f}s")
     return 0
 

@@ -201,12 +201,13 @@ def go_live(
             return None, f"edge pid {pid} took the new settings without a reload, verified"
         reload_and_verify(runtime, pid, revision)
         return None, f"edge pid {pid} reloaded and verified"
-    except Exception as exc:  # not only DeployError: `current` must not stay switched
+    except BaseException as exc:  # any failure, a Ctrl-C too: `current` must not stay switched
         if process is not None:
             process.stop()
         if not switched:
             raise
-        _switch_back(runtime, pid, hot, revision, previous, exc)
+        reason = exc if isinstance(exc, Exception) else DeployError("interrupted before verifying")
+        _switch_back(runtime, pid, hot, revision, previous, reason)
 
 
 def _switch_back(

@@ -38,8 +38,9 @@ function _M.check(mode, expected, header)
     if type(header) ~= "string" or header == "" then
         return 401, "send the admin token: Authorization: Bearer $WEIR_ADMIN_TOKEN"
     end
-    local given = header:match("^[Bb]earer%s+(%S+)%s*$")
-    if not given then
+    -- The scheme is case-insensitive (RFC 7235): `bearer` and `BEARER` are both Bearer.
+    local scheme, given = header:match("^(%a+)%s+(%S+)%s*$")
+    if not scheme or scheme:lower() ~= "bearer" then
         return 401, "the Authorization header must read: Bearer <token>"
     end
     if not _M.equal(given, expected) then

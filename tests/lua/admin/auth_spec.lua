@@ -37,6 +37,13 @@ describe("admin.auth", function()
         assert.equal(503, (auth.check("token", nil, "Bearer x")))
     end)
 
+    it("reads the scheme in any case, as HTTP says", function()
+        assert.is_nil(auth.check("token", "s3cret", "bearer s3cret"))
+        assert.is_nil(auth.check("token", "s3cret", "BEARER s3cret"))
+        assert.equal(401, (auth.check("token", "s3cret", "Bearerx s3cret")))
+        assert.equal(401, (auth.check("token", "s3cret", "Bearer")))
+    end)
+
     it("takes the environment first, then a private token file, trimmed", function()
         env = "  from-env \n"
         assert.equal("from-env", auth.load("t", read("file"), mode(384)))

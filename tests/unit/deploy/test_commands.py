@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scripts.deploy.commands import history_main, render_main, validate_main
+from scripts.deploy.commands import _change, history_main, render_main, validate_main
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -48,3 +48,14 @@ def test_render_to_a_directory(tmp_path: Path, capsys) -> None:
     assert "upstream weir_digits_v2 {" in capsys.readouterr().out
     assert history_main(rt) == 0
     assert "no revisions applied" in capsys.readouterr().out
+
+
+# A Ctrl-C during `weir apply` or `weir rollback` ends with one line, not a traceback: every
+# step undoes itself on the way out.
+def test_an_interrupted_change_says_nothing_changed(capsys) -> None:
+    def interrupted() -> str:
+        raise KeyboardInterrupt
+
+    assert _change("apply", interrupted) == 1
+    err = capsys.readouterr().err
+    assert err == "weir apply: interrupted, nothing changed\n"
