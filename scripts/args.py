@@ -5,8 +5,9 @@
   revision of the runtime directory (`current`), never a file on disk.
 - Every command that touches a runtime directory takes `--runtime-dir DIR` (default:
   $WEIR_RUNTIME_DIR, else ./.weir).
-- Exit codes (EXIT_CODES): 0 done; 2 the input is wrong (the command line, or a release file
-  that is not valid); 1 the operation failed (the message says why, and what still serves).
+- Exit codes (EXIT_CODES): 0 done; 2 the input is wrong (the command line, a release file that
+  is not valid, or a model, version or split the edge refuses); 1 the operation failed (the
+  message says why, and what still serves).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import argparse
 
 EXIT_CODES = (
-    "Exit codes: 0 done; 2 the input is wrong (the command line, or an invalid release file); "
+    "Exit codes: 0 done; 2 the input is wrong (the command line, an invalid release file, or a "
+    "model, version or split the edge refuses); "
     "1 the operation failed (the message says why and what still serves)."
 )
 CONVENTION = (

@@ -12,7 +12,11 @@ from scripts.runtime import RuntimeDir, TokenError, read_token
 
 
 class AdminError(RuntimeError):
-    pass
+    """The admin API could not be reached, or refused: `status` is its answer's, if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class AdminClient:
         status, data = self.request(method, path, body)
         if status >= 400:
             message = data.get("error") if isinstance(data, dict) else data
-            raise AdminError(f"{method} {path} -> {status}: {message}")
+            raise AdminError(f"{method} {path} -> {status}: {message}", status)
         return data
 
 

@@ -21,8 +21,10 @@ def _client(args: argparse.Namespace) -> AdminClient:
 
 
 def _fail(exc: Exception) -> int:
+    """2 when the edge says the request was wrong (no such model or version, bad weights), 1 when
+    the operation failed (scripts/args.py EXIT_CODES)."""
     print(f"weir: {exc}", file=sys.stderr)
-    return 1
+    return 2 if isinstance(exc, AdminError) and exc.status in (400, 404) else 1
 
 
 def format_status(data: dict[str, Any]) -> str:

@@ -31,8 +31,11 @@ def test_admin_wrappers(harness, upstreams, tools, capsys) -> None:
     assert split_main(["digits", "1=100", *rt]) == 0
     assert harness.status()["models"]["digits"]["weights"]["override"] == {"1": 100}
     assert split_main(["digits", "--clear", *rt]) == 0
-    assert kill_main(["nope", *rt]) == 1
+    # The input is wrong: 2 (the operation failing is 1; scripts/args.py EXIT_CODES).
+    assert kill_main(["nope", *rt]) == 2
     assert "no model nope" in capsys.readouterr().err
+    assert kill_main(["digits", "--version", "9", *rt]) == 2
+    assert split_main(["digits", "1=60", "2=60", *rt]) == 2
 
 
 def test_wrappers_explain_a_missing_edge(tmp_path, capsys) -> None:

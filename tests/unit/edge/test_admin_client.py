@@ -79,8 +79,9 @@ def test_a_non_json_answer_comes_back_as_text(server: str) -> None:
 def test_checked_raises_with_the_status_and_the_edge_s_message(server: str) -> None:
     client = AdminClient(server, None)
     assert client.checked("GET", "/fine") == {"ok": True}
-    with pytest.raises(AdminError, match=r"GET /missing -> 404: no model nope"):
+    with pytest.raises(AdminError, match=r"GET /missing -> 404: no model nope") as caught:
         client.checked("GET", "/missing")
+    assert caught.value.status == 404
 
 
 def test_nothing_listening_says_to_start_the_edge() -> None:
