@@ -12,10 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,9 +19,8 @@ import pytest
 import requests
 
 from tests.processes import alive, descendants
+from tests.weir_up import READY_BANNER, ROOT, WeirUp, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-READY_BANNER = "Weir is up."
 LONG = os.environ.get("WEIR_FUZZ") == "long"
 MODELS = ("cnn", "digits")
 # Growth allowed over a fuzz or barrage run, per group of processes (all workers together).
@@ -34,12 +29,6 @@ MODELS = ("cnn", "digits")
 # flat; nginx buffers bodies in files past its memory buffers. A leak per request would be
 # hundreds of requests times a body (the barrage sends 17 MB ones), far past these.
 RSS_GROWTH_MIB = {"edge": 32, "sidecar": 96}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid: int) -> int:
@@ -59,7 +48,7 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-class Stack:
+class Stack(WeirUp):
     def __init__(self, tmp: Path) -> None:
         self.port, self.admin_port = free_port(), free_port()
         self.runtime = tmp / "runtime"
@@ -75,39 +64,11 @@ class Stack:
         assert "max_body: 24m" in text and "header:X-Api-Key" in text
         self.release = tmp / "release.yaml"
         self.release.write_text(text)
-        self.lines: list[str] = []
         self._examples: dict[str, bytes] = {}
-        env = {k: v for k, v in os.environ.items() if k != "WEIR_ADMIN_TOKEN"}
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "scripts.cli", "up", str(self.release)),
-                *("--runtime-dir", str(self.runtime)),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def log(self) -> str:
-        return "".join(self.lines)
+        self.launch(str(self.release), "--runtime-dir", str(self.runtime))
 
     def wait_ready(self, timeout_s: float = 240) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if READY_BANNER in self.log():
-                return
-            if self.process.poll() is not None:
-                pytest.fail(f"weir up exited {self.process.returncode}:\n{self.log()[-4000:]}")
-            time.sleep(0.2)
-        pytest.fail(f"weir up not ready after {timeout_s}s:\n{self.log()[-4000:]}")
+        self.wait_for_log(READY_BANNER, timeout_s)
 
     def stop(self) -> None:
         if self.process.poll() is None:

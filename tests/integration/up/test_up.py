@@ -9,10 +9,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,18 +22,10 @@ from scripts.deploy.history import History
 from scripts.observability import dashboard
 from scripts.runtime import RuntimeDir
 from tests.processes import alive, descendants, parent
-
-ROOT = Path(__file__).resolve().parents[3]
-READY_BANNER = "Weir is up."
+from tests.weir_up import READY_BANNER, ROOT, WeirUp, free_port
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Stack:
+class Stack(WeirUp):
     def __init__(self, tmp: Path) -> None:
         self.port, self.admin_port = free_port(), free_port()
         self.runtime = tmp / "runtime"
@@ -56,42 +46,10 @@ class Stack:
         self.launch(str(self.release))
 
     def command(self, *release: str) -> list[str]:
-        return [
-            *(sys.executable, "-m", "scripts.cli", "up", *release),
-            *("--runtime-dir", str(self.runtime), "--models", str(self.models)),
-        ]
-
-    def launch(self, *release: str) -> None:
-        """Start `weir up` (again) on this stack's runtime directory."""
-        self.lines: list[str] = []
-        env = {k: v for k, v in os.environ.items() if k != "WEIR_ADMIN_TOKEN"}
-        self.process = subprocess.Popen(
-            self.command(*release),
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        """`weir up` on this stack's runtime directory and model repository."""
+        return super().command(
+            *release, "--runtime-dir", str(self.runtime), "--models", str(self.models)
         )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for_log(self, text: str, timeout_s: float = 180, after: int = 0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if text in "".join(self.lines[after:]):
-                return
-            if self.process.poll() is not None:
-                pytest.fail(f"weir up exited {self.process.returncode}:\n{self.log()[-4000:]}")
-            time.sleep(0.1)
-        pytest.fail(f"{text!r} not in the log after {timeout_s}s:\n{self.log()[-4000:]}")
 
     @property
     def url(self) -> str:

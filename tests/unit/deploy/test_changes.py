@@ -3,7 +3,6 @@ kept one; and what a file that is not newer is told."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,7 @@ from scripts.edge.errors import DeployError
 from scripts.edge.revisions import Revision, switch_current
 from scripts.release import load_release
 from scripts.runtime import RuntimeDir
-
-RELEASE = "revision: {n}\nmodels:\n  digits:\n    versions: {{1: {{}}}}\n"
+from tests.revisions import RELEASE, kept_revision
 
 
 @pytest.fixture
@@ -27,16 +25,7 @@ def runtime(tmp_path: Path) -> RuntimeDir:
 
 def kept(runtime: RuntimeDir, n: int, *, live: bool = True) -> Revision:
     """A rendered revision n in the runtime directory, recorded in the history."""
-    directory = runtime.revisions / f"r{n}"
-    directory.mkdir()
-    settings = {"revision": n, "checksum": f"c{n}", "wiring": "w", "admin_listen": "127.0.0.1:9"}
-    (directory / "settings.json").write_text(json.dumps(settings))
-    (directory / "nginx.conf").write_text("")
-    (directory / "release.yaml").write_text(RELEASE.format(n=n))
-    History(runtime.history).record(HistoryEntry(n, f"c{n}", directory.name, "apply", 0.0))
-    if live:
-        switch_current(runtime, directory)
-    return Revision.at(directory)
+    return kept_revision(runtime, n, live=live)
 
 
 def write(tmp_path: Path, n: int, extra: str = "") -> Path:

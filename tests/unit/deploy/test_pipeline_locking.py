@@ -14,16 +14,17 @@ import pytest
 
 from scripts.deploy import pipeline
 from scripts.deploy.changes import plan_current, plan_file
-from scripts.deploy.history import History, HistoryEntry
+from scripts.deploy.history import History
 from scripts.deploy.lock import change_lock
 from scripts.edge.errors import DeployError
 from scripts.edge.nginx import NginxBinary
 from scripts.edge.revisions import Revision, current_revision, switch_current
 from scripts.release import load_release
 from scripts.runtime import RuntimeDir
+from tests.revisions import RELEASE
+from tests.revisions import kept_revision as kept
 
 NGINX = NginxBinary("/bin/false")
-RELEASE = "revision: {n}\nmodels:\n  digits:\n    versions: {{1: {{}}}}\n"
 
 
 @pytest.fixture
@@ -34,18 +35,6 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RuntimeDir:
     rt = RuntimeDir(tmp_path / "rt")
     rt.ensure()
     return rt
-
-
-def kept(runtime: RuntimeDir, n: int, *, record: bool = True) -> Revision:
-    directory = runtime.revisions / f"r{n}"
-    directory.mkdir()
-    settings = {"revision": n, "checksum": f"c{n}", "wiring": "w", "admin_listen": "127.0.0.1:9"}
-    (directory / "settings.json").write_text(json.dumps(settings))
-    (directory / "nginx.conf").write_text("")
-    (directory / "release.yaml").write_text(RELEASE.format(n=n))
-    if record:
-        History(runtime.history).record(HistoryEntry(n, f"c{n}", directory.name, "apply", 0.0))
-    return Revision.at(directory)
 
 
 class FakeProcess:
