@@ -32,23 +32,18 @@ RUN --mount=type=secret,id=ca \
 COPY models/build_samples.py models/
 RUN /build/venv/bin/python models/build_samples.py --repository /build/repository
 
-# Weir's venv, with a compiler for meinheld's C extension (which ships no wheel); the compiler
-# stays in this stage.
+# Weir's venv: wheels only, no compiler (the default uvicorn worker needs none; the optional
+# meinheld worker is not in the image).
 FROM python AS venv
-ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/weir
 # Dependencies first (pyproject's list, pinned by constraints.txt), so that a source change
-# rebuilds only the last, quick layer. meinheld goes in without its stale greenlet<0.5 pin.
+# rebuilds only the last, quick layer.
 COPY pyproject.toml constraints.txt ./
 RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
     && python3 -m venv .venv \
     && python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > /tmp/requirements.txt \
-    && .venv/bin/pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt \
-    && .venv/bin/pip install --no-cache-dir -c constraints.txt --no-deps meinheld
+    && .venv/bin/pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt
 COPY README.md ./
 COPY sidecar/ sidecar/
 COPY scripts/ scripts/

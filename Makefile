@@ -48,11 +48,12 @@ deps: system-deps $(VENV)/.installed
 system-deps:
 	@scripts/install_system_deps.sh
 
-# Pinned by constraints.txt; meinheld goes in without its stale greenlet<0.5 pin.
+# Pinned by constraints.txt. The optional meinheld worker (for make bench's comparison and its
+# tests) goes in without its stale greenlet<0.5 pin; it compiles (no wheel).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,meinheld]'
 	$(PIP) install -q -c constraints.txt --no-deps meinheld
 	touch $@
 

@@ -34,10 +34,19 @@ class Settings(BaseModel):
         le=64,
         description="gunicorn worker processes; 0: one per CPU (at most 4) on cpu, 1 on a GPU.",
     )
-    worker_class: Literal["meinheld", "gthread"] = Field(
-        "meinheld", description="meinheld: one event loop per worker; gthread: thread pool."
+    worker_class: Literal["uvicorn", "gthread", "meinheld"] = Field(
+        "uvicorn",
+        description="uvicorn: an asyncio loop per worker, models computing on threads of "
+        "their own; gthread: a thread per request; meinheld: one event loop per worker, "
+        "batches computing on it (needs the optional meinheld package).",
     )
     threads: int = Field(32, ge=1, description="Threads per worker under gthread.")
+    write_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Drop a client that has taken nothing of its answer for this many "
+        "seconds (uvicorn worker).",
+    )
     intra_op_threads: int = Field(
         0, ge=0, description="ORT intra-op threads per session; 0: CPUs divided by workers."
     )

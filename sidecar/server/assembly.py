@@ -9,11 +9,13 @@ readiness itself on SIGTERM.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sidecar.http.app import serving_app
-from sidecar.http.fastpath import InferRoute
+from sidecar.http.app import create_app, serving_app
+from sidecar.http.asgi import AsgiFront
 from sidecar.serving.batching import BatchPolicy
 from sidecar.serving.dataplane import DataPlane
 from sidecar.serving.model import DriverFactory
@@ -26,10 +28,10 @@ from sidecar.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class WorkerStack:
-    """What a worker serves with: its data plane and the WSGI app over it."""
+    """What a worker serves with: its data plane and the app over it (WSGI or ASGI)."""
 
     dataplane: DataPlane
-    app: InferRoute
+    app: Any
 
     @property
     def readiness(self) -> Readiness:
@@ -51,7 +53,17 @@ def load_dataplane(settings: Settings, driver_factory: DriverFactory) -> DataPla
     return DataPlane(repository, readiness, settings.max_body_bytes)
 
 
-def build_worker(settings: Settings, driver_factory: DriverFactory) -> WorkerStack:
-    """The data plane and the HTTP app over it (the fast infer route in front of Falcon)."""
+def build_worker(
+    settings: Settings,
+    driver_factory: DriverFactory,
+    front: Callable[[DataPlane], Any] = serving_app,
+) -> WorkerStack:
+    """The data plane and the HTTP app over it: by default the WSGI one (the fast infer
+    route in front of Falcon); the asyncio worker passes `asgi_app`."""
     dataplane = load_dataplane(settings, driver_factory)
-    return WorkerStack(dataplane, serving_app(dataplane))
+    return WorkerStack(dataplane, front(dataplane))
+
+
+def asgi_app(dataplane: DataPlane) -> AsgiFront:
+    """The ASGI front (infer on the loop) over the same Falcon app."""
+    return AsgiFront(create_app(dataplane), dataplane)

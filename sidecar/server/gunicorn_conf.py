@@ -7,6 +7,7 @@ from sidecar.settings import Settings
 _settings = Settings.from_env()
 
 WORKER_CLASSES = {
+    "uvicorn": "sidecar.server.workers.AsyncioWorker",
     "meinheld": "sidecar.server.workers.MeinheldWorker",
     "gthread": "sidecar.server.workers.ThreadWorker",
 }

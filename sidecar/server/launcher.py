@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -106,6 +107,14 @@ def main(argv: list[str]) -> int:
         return 2
     if not Path(settings.models).is_dir():
         print(f"weir sidecar: model repository {settings.models} does not exist", file=sys.stderr)
+        return 2
+    if settings.worker_class == "meinheld" and importlib.util.find_spec("meinheld") is None:
+        print(
+            "weir sidecar: --worker-class meinheld needs the optional meinheld package "
+            "(pip install greenlet && pip install --no-deps meinheld; it compiles, with gcc "
+            "and python3-dev); the default worker class, uvicorn, needs nothing more",
+            file=sys.stderr,
+        )
         return 2
     from sidecar.serving.onnx_session import gpu_present
 

@@ -1,9 +1,14 @@
 """gunicorn worker classes with Weir's drain: SIGTERM → readiness 503 → stop accepting → exit.
 
 Each worker builds what it serves after fork (`load_wsgi`, see `assembly`), handing in the
-batching driver its server needs: `ThreadedDriver` under gthread, meinheld's `LoopDriver`
-(and its raw-response wrapper) under meinheld. It keeps that worker's readiness, so its
-SIGTERM handler starts draining without any module-level state.
+batching driver its server needs: `AsyncioDriver` and the ASGI front under uvicorn (the
+default), `ThreadedDriver` under gthread, meinheld's `LoopDriver` (and its raw-response
+wrapper) under meinheld. It keeps that worker's readiness, so its SIGTERM handler starts
+draining without any module-level state.
+
+`AsyncioWorker` runs uvicorn's server on the worker's own uvloop loop, created before the
+models load so that each model version's driver is bound to it. uvicorn's SIGTERM (stop at
+once) becomes Weir's drain; SIGINT and SIGQUIT stop at once.
 
 meinheld's own worker maps SIGTERM to an immediate stop with a one-second grace, and its C
 loop replaces Python's SIGTERM handler when it starts. `MeinheldWorker` reinstalls a Python
@@ -12,18 +17,27 @@ handler from the loop's first turn and keeps a one-second tick so that handler r
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import sys
 import threading
 import time
 from types import FrameType
 from typing import Any
 
+import uvicorn
+import uvloop
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
 from sidecar.metrics import CLIENT_GONE
-from sidecar.server.assembly import WorkerStack, build_worker
+from sidecar.server.assembly import WorkerStack, asgi_app, build_worker
+from sidecar.server.http_protocol import WeirHttpProtocol
+from sidecar.serving.asyncio_driver import asyncio_driver
 from sidecar.serving.batching import threaded_driver
 from sidecar.serving.dataplane import drain_ceiling
+from sidecar.serving.readiness import Readiness
 from sidecar.settings import Settings
 
 
@@ -52,6 +66,82 @@ class ThreadWorker(_Serving, _ThreadWorker):
         timer.start()
 
 
+class AsyncioWorker(_Serving, Worker):
+    """uvicorn on uvloop: infer awaits its batch on the loop, models compute on threads."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def init_signals(self) -> None:
+        # uvicorn installs its own SIGTERM/SIGINT handlers when it serves (see `_Server`);
+        # until then (models loading) the defaults apply: nothing to drain yet.
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR1, self.handle_usr1)
+        signal.siginterrupt(signal.SIGUSR1, False)
+
+    def load_wsgi(self) -> None:
+        self.loop = uvloop.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.served = build_worker(Settings.from_env(), asyncio_driver(self.loop), asgi_app)
+        self.wsgi = self.served.app
+
+    def run(self) -> None:
+        settings = Settings.from_env()
+        assert self.served is not None
+        WeirHttpProtocol.write_timeout = settings.write_timeout
+        config = uvicorn.Config(
+            self.served.app,
+            http=WeirHttpProtocol,
+            loop="none",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=self.cfg.keepalive,
+            timeout_notify=self.timeout,
+            callback_notify=self._notify,
+            timeout_graceful_shutdown=max(1, settings.graceful_timeout - settings.drain_seconds),
+            backlog=self.cfg.backlog,
+        )
+        server = _Server(config, self.served.readiness, settings.drain_seconds, self.log)
+        self.loop.run_until_complete(server.serve(sockets=[s.sock for s in self.sockets]))
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    async def _notify(self) -> None:
+        self.notify()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with Weir's drain on SIGTERM (module docstring)."""
+
+    def __init__(
+        self, config: uvicorn.Config, readiness: Readiness, drain_seconds: float, log: Any
+    ) -> None:
+        super().__init__(config)
+        self.readiness = readiness
+        self.drain_seconds = drain_seconds
+        self.log = log
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig != signal.SIGTERM:
+            self.should_exit = self.force_exit = True
+            return
+        if self._draining:
+            return
+        self._draining = True
+        self.readiness.start_draining()
+        self.log.info("SIGTERM: draining, readiness is now 503")
+        timer = threading.Timer(self.drain_seconds, self._stop)
+        timer.daemon = True
+        timer.start()
+
+    def _stop(self) -> None:
+        self.log.info("drained: no longer accepting, finishing in-flight requests")
+        self.should_exit = True
+
+
 class _LoopErrors:
     """What meinheld's C loop calls on errors: `.error(type, value, traceback)`."""
 
@@ -75,7 +165,6 @@ def _drain_seconds() -> float:
 
 
 try:
-    from gunicorn.workers.base import Worker
     from meinheld import server
     from meinheld.gmeinheld import MeinheldWorker as _MeinheldWorker
 

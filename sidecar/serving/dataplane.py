@@ -12,15 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sidecar.codec.decode import decode_request
+from sidecar.codec.decode import InferRequest, decode_request
 from sidecar.codec.encode import encode_response
 from sidecar.codec.wire import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE
 from sidecar.errors import PayloadTooLarge, Unavailable, WeirError
 from sidecar.metrics import unknown_model_failure
 from sidecar.serving.batching import Pending
-from sidecar.serving.model import ModelVersion
+from sidecar.serving.model import AsyncDriver, Driver, ModelVersion
 from sidecar.serving.readiness import Readiness
 from sidecar.serving.repository import Repository
 
@@ -100,10 +100,15 @@ class DataPlane:
             while remaining > 0 and (chunk := read(min(remaining, _DRAIN_CHUNK))):
                 remaining -= len(chunk)
         if length > limit:
-            raise PayloadTooLarge(
-                f"request body is over {limit} bytes, the limit; send fewer rows per request"
-            )
+            raise self.too_large()
         return body
+
+    def too_large(self) -> PayloadTooLarge:
+        """The answer to a body over the limit (`read_body`, or a server reading it itself)."""
+        return PayloadTooLarge(
+            f"request body is over {self.max_body_bytes} bytes, the limit; send fewer rows per "
+            "request"
+        )
 
     def infer(
         self,
@@ -135,36 +140,77 @@ class DataPlane:
         header_length: str | None,
         started: float,
     ) -> InferResult:
-        metrics = found.metrics
         try:
-            request = decode_request(self.read_body(read, length), header_length)
-            feeds, rows = found.signature.feeds(request)
-            item = Pending(feeds, rows)
-            found.driver.infer(item)
-            if item.error is not None:
-                raise item.error
-            outputs = item.outputs
-            assert outputs is not None
-            pairs = [(spec.name, outputs[i]) for i, spec in enumerate(found.outputs)]
-            if found.hook is not None:
-                pairs = found.hook.apply(pairs)
-            wanted = request.outputs
-            if wanted is not None:
-                pairs = [(name, arr) for name, arr in pairs if name in wanted]
-                binary = wanted
-            elif request.binary_default:
-                binary = dict.fromkeys((name for name, _ in pairs), True)
-            else:
-                binary = _ALL_JSON  # encode_response: a name not in `binary` is JSON
-            body, json_length = encode_response(
-                found.name, found.version, request.id, pairs, binary
-            )
+            request, item = self._prepare(found, self.read_body(read, length), header_length)
+            cast(Driver, found.driver).infer(item)
+            return self._finish(found, request, item, started)
+        except Exception as exc:
+            self._count_failure(found, exc)
+            raise
+
+    async def infer_async(
+        self,
+        model: str,
+        version: str | None,
+        body: bytes,
+        header_length: str | None,
+    ) -> InferResult:
+        """`infer` for a server on an event loop: the body is already read (within the
+        limit, `too_large` otherwise) and the request waits for its batch without holding a
+        thread; the model version's driver must be an `AsyncDriver`."""
+        started = perf_counter()
+        try:
+            found = self.repository.get(model, version)
         except WeirError as exc:
-            metrics.failure(exc.reason)
+            unknown_model_failure(exc.reason)
             raise
-        except Exception:
-            metrics.failure("internal")  # a bug of ours: still counted, then answered 500
+        metrics = found.metrics
+        metrics.in_flight.inc()
+        try:
+            request, item = self._prepare(found, body, header_length)
+            await cast(AsyncDriver, found.driver).submit(item)
+            return self._finish(found, request, item, started)
+        except Exception as exc:
+            self._count_failure(found, exc)
             raise
+        finally:
+            metrics.in_flight.dec()
+
+    @staticmethod
+    def _count_failure(found: ModelVersion, exc: Exception) -> None:
+        # A bug of ours is still counted, then answered 500.
+        found.metrics.failure(exc.reason if isinstance(exc, WeirError) else "internal")
+
+    @staticmethod
+    def _prepare(
+        found: ModelVersion, body: bytes, header_length: str | None
+    ) -> tuple[InferRequest, Pending]:
+        """Decode and validate: the request, and its rows for the batcher."""
+        request = decode_request(body, header_length)
+        feeds, rows = found.signature.feeds(request)
+        return request, Pending(feeds, rows)
+
+    @staticmethod
+    def _finish(
+        found: ModelVersion, request: InferRequest, item: Pending, started: float
+    ) -> InferResult:
+        """The computed (or failed) request, post-processed and encoded."""
+        if item.error is not None:
+            raise item.error
+        outputs = item.outputs
+        assert outputs is not None
+        pairs = [(spec.name, outputs[i]) for i, spec in enumerate(found.outputs)]
+        if found.hook is not None:
+            pairs = found.hook.apply(pairs)
+        wanted = request.outputs
+        if wanted is not None:
+            pairs = [(name, arr) for name, arr in pairs if name in wanted]
+            binary = wanted
+        elif request.binary_default:
+            binary = dict.fromkeys((name for name, _ in pairs), True)
+        else:
+            binary = _ALL_JSON  # encode_response: a name not in `binary` is JSON
+        body, json_length = encode_response(found.name, found.version, request.id, pairs, binary)
         if json_length is None:
             headers = [("Content-Type", JSON_TYPE), (VERSION_HEADER, found.version)]
         else:
@@ -173,5 +219,5 @@ class DataPlane:
                 (VERSION_HEADER, found.version),
                 (HEADER_LENGTH, str(json_length)),
             ]
-        metrics.succeeded(perf_counter() - started)
+        found.metrics.succeeded(perf_counter() - started)
         return InferResult(body, headers)

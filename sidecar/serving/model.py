@@ -35,8 +35,14 @@ class Driver(Protocol):
         ...
 
 
+class AsyncDriver(Protocol):
+    async def submit(self, item: Pending) -> None:
+        """Queue `item` and resume once it is done, without blocking the event loop."""
+        ...
+
+
 # Called with the batcher and the version's metrics (a driver may buffer them).
-DriverFactory = Callable[[Batcher, ModelMetrics], Driver]
+DriverFactory = Callable[[Batcher, ModelMetrics], Driver | AsyncDriver]
 
 
 def _top_confidence(values: np.ndarray, mode: str) -> np.ndarray:
@@ -116,7 +122,7 @@ class ModelVersion:
             self.metrics.queue_depth.set,
             self.metrics.splits.inc,
         )
-        self.driver: Driver = driver_factory(self.batcher, self.metrics)
+        self.driver: Driver | AsyncDriver = driver_factory(self.batcher, self.metrics)
         self.load_seconds = time.perf_counter() - started
         MODEL_LOAD_SECONDS.labels(name, version).set(self.load_seconds)
         MODEL_READY.labels(name, version).set(1)

@@ -125,7 +125,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sidecar(tmp_path_factory: pytest.TempPathFactory, repository: Path) -> Iterator[Sidecar]:
-    """The default sidecar: meinheld, two workers, a 4 MiB body limit."""
+    """The default sidecar (uvicorn workers), two workers, a 4 MiB body limit."""
     tmp = tmp_path_factory.mktemp("sidecar")
     proc = Sidecar(tmp, repository, "--workers", "2", "--max-body-bytes", str(4 << 20))
     try:
@@ -250,7 +250,7 @@ def identity_repository(tmp_path: Path) -> Path:
 
 
 # Batches of 16 that wait up to 2 s for company: 16 concurrent requests form one batch under
-# gthread (meinheld batches what arrives in one loop turn and never waits).
+# gthread (uvicorn and meinheld batch what arrives in one loop turn and never wait).
 POISON_BATCHING = "batching: {max_batch_size: 16, max_queue_delay_ms: 2000}\n"
 
 
@@ -302,4 +302,54 @@ def poison_repository(tmp_path: Path) -> Path:
         [x],
         [four, starts, ends, axes],
     )
+    return root
+
+
+@pytest.fixture(scope="session")
+def heavy_repository(tmp_path_factory: pytest.TempPathFactory, repository: Path) -> Path:
+    """Models of known cost next to a light one: `slow`, `x` FP32 [N, 64] → `y` [N, 1], four
+    1024x1024 matrix products per row (N = 2048 rows: about 17 GFLOP, seconds on 2 cores);
+    `wide`, `x` [N, 64] → `y` [N, 65536] (256 KiB of FP32 out per row: big answers from small
+    requests); and `digits`, the light sample model."""
+    import numpy as np
+    from onnx import TensorProto, checker, helper, numpy_helper, save
+
+    root = tmp_path_factory.mktemp("heavy-repo")
+    copy_model(repository, root, "digits")
+    weight = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32) / 32
+    graphs = {
+        "slow": helper.make_graph(
+            [
+                helper.make_node("Tile", ["x", "repeats16"], ["t"]),
+                helper.make_node("MatMul", ["t", "w"], ["m1"]),
+                helper.make_node("MatMul", ["m1", "w"], ["m2"]),
+                helper.make_node("MatMul", ["m2", "w"], ["m3"]),
+                helper.make_node("MatMul", ["m3", "w"], ["m4"]),
+                helper.make_node("ReduceSum", ["m4", "axis1"], ["y"], keepdims=1),
+            ],
+            "slow",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+            [
+                numpy_helper.from_array(np.array([1, 16], dtype=np.int64), "repeats16"),
+                numpy_helper.from_array(weight, "w"),
+                numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+            ],
+        ),
+        "wide": helper.make_graph(
+            [helper.make_node("Tile", ["x", "repeats1024"], ["y"])],
+            "wide",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 65536])],
+            [numpy_helper.from_array(np.array([1, 1024], dtype=np.int64), "repeats1024")],
+        ),
+    }
+    for name, graph in graphs.items():
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        checker.check_model(model)
+        (root / name / "1").mkdir(parents=True)
+        save(model, root / name / "1" / "model.onnx")
+        # One request per run: the sizes above are per request.
+        (root / name / "config.yaml").write_text("batching: {max_batch_size: 0}\n")
     return root

@@ -130,8 +130,7 @@ def _status_line(port: int, head: bytes, body: bytes) -> tuple[bytes, bytes, boo
 
 def test_oversized_bodies_are_read_then_refused_413_json_up_to_the_drain_ceiling(sidecar):
     """As documented in sidecar/README.md: a body over the limit is read to its end (so a
-    proxy in front gets the 413, not a reset) up to the drain ceiling; beyond it meinheld
-    refuses unread (HTML)."""
+    proxy in front gets the 413, not a reset) up to the drain ceiling."""
     limit = 4 << 20
     ceiling = drain_ceiling(limit)
     for size in (limit + 1, limit + (1 << 20) + 1, ceiling):
@@ -147,11 +146,13 @@ def test_oversized_bodies_are_read_then_refused_413_json_up_to_the_drain_ceiling
     requests.post(f"{sidecar.url}/v2/models/digits/infer", json=GOOD, timeout=10).raise_for_status()
 
 
-def test_bodies_beyond_the_drain_ceiling_are_refused_unread(sidecar):
+def test_bodies_beyond_the_drain_ceiling_are_refused_unread_in_json_and_closed(sidecar):
     size = drain_ceiling(4 << 20) + 1
     head = (
         f"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
-        f"Content-Length: {size}\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {size}\r\n\r\n"
     ).encode()
-    status, _, _ = _status_line(sidecar.port, head, b" " * (1 << 20))
-    assert status in (b"", b"HTTP/1.0 413 Request Entity Too Large"), status
+    status, headers, _ = _status_line(sidecar.port, head, b" " * (1 << 20))
+    assert status == b"HTTP/1.1 413 Request Entity Too Large", status
+    assert b"content-type: application/json" in headers, headers
+    assert b"connection: close" in headers, headers

@@ -1,4 +1,4 @@
-"""Drain on SIGTERM, unix sockets, and the gthread worker class."""
+"""Drain on SIGTERM under every worker class, unix sockets, and the gthread worker class."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import requests
 DIGITS = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [2.0] * 64}]}
 
 
-@pytest.mark.parametrize("worker_class", ["meinheld", "gthread"])
+@pytest.mark.parametrize("worker_class", ["uvicorn", "meinheld", "gthread"])
 def test_sigterm_drains_in_flight_requests_then_exits(
     spawn_sidecar, repository, cnn_request, worker_class
 ):

@@ -11,7 +11,7 @@ import requests
 
 from sidecar.errors import FAILURE_HEADER
 
-WORKERS = ["meinheld", "gthread"]
+WORKERS = ["uvicorn", "meinheld", "gthread"]
 SERVER_REASONS = ("internal", "inference_error", "unavailable", "queue_full")
 POISONED = (4, 11)  # never first or last of the burst: a meinheld loop turn keeps company
 

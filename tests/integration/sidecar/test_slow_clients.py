@@ -1,4 +1,4 @@
-"""A client that stops reading its responses costs the meinheld worker nothing but memory."""
+"""A client that stops reading its responses for a while costs the worker nothing but memory."""
 
 from __future__ import annotations
 

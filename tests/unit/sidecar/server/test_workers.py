@@ -11,8 +11,10 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
+from sidecar.http.asgi import AsgiFront
 from sidecar.server import meinheld_loop
-from sidecar.server.workers import MeinheldWorker, ThreadWorker
+from sidecar.server.workers import AsyncioWorker, MeinheldWorker, ThreadWorker
+from sidecar.serving.asyncio_driver import AsyncioDriver
 from sidecar.serving.batching import ThreadedDriver
 
 
@@ -69,4 +71,19 @@ def test_the_meinheld_worker_batches_on_its_event_loop(settings_env):
         worker._start_draining()
         assert worker.served.readiness.draining
     finally:
+        worker.tmp.close()
+
+
+def test_the_asyncio_worker_binds_every_driver_to_its_own_loop_and_serves_asgi(settings_env):
+    worker = _worker(AsyncioWorker)
+    try:
+        worker.load_wsgi()
+        assert worker.served is not None and isinstance(worker.served.app, AsgiFront)
+        drivers = [m.driver for m in worker.served.dataplane.repository.all()]
+        assert drivers and all(isinstance(d, AsyncioDriver) for d in drivers)
+        assert {d.loop for d in drivers} == {worker.loop}
+        worker._start_draining()
+        assert worker.served.readiness.draining
+    finally:
+        worker.loop.close()
         worker.tmp.close()

@@ -1,0 +1,151 @@
+"""uvicorn's httptools protocol with Weir's answers to what never reaches the app.
+
+- A request the parser refuses (a bad request line, an unknown method, a malformed header or
+  chunk, a path that is not ASCII) is answered in V2 JSON, not uvicorn's plain text: 405 for
+  an unknown method, 414 for a request line over `MAX_URL_BYTES`, 431 for headers over
+  `MAX_HEADER_BYTES` or `MAX_HEADERS` (httptools itself has no limit), 400 otherwise. Each
+  closes the connection, as the stream cannot be trusted after it.
+- A client that stops reading its answer is dropped: when the socket's send buffer stays
+  full and nothing of it has been taken for `write_timeout` seconds, the connection is
+  aborted. The client sees a connection closed before the declared Content-Length, i.e. an
+  error, and nobody else waits on it (it holds no thread; the loop serves everyone else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from sidecar.errors import error_body
+from sidecar.metrics import CLIENT_GONE
+
+log = logging.getLogger(__name__)
+
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADERS = 100
+_REASONS = {400: "Bad Request", 405: "Method Not Allowed", 414: "URI Too Long"}
+_REASONS[431] = "Request Header Fields Too Large"
+
+
+class _Refused(Exception):
+    """Raised from a parser callback: the request is over a limit (status, message)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+
+
+class WeirHttpProtocol(HttpToolsProtocol):
+    """See the module docstring; `write_timeout` is set by the worker from its settings."""
+
+    write_timeout = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._refused: _Refused | None = None
+        self._header_bytes = 0
+        self._watch: asyncio.TimerHandle | None = None
+        self._unsent = 0
+
+    # Parsing: limits, and JSON for what the parser refuses.
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > MAX_URL_BYTES:
+            raise _Refused(414, f"the request line is over {MAX_URL_BYTES} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES or len(self.headers) > MAX_HEADERS:
+            raise _Refused(
+                431, f"request headers are over {MAX_HEADER_BYTES} bytes or {MAX_HEADERS} fields"
+            )
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()  # served as a plain request, as uvicorn does
+        except httptools.HttpParserError as exc:
+            self._refuse(exc)
+
+    def _refuse(self, exc: httptools.HttpParserError) -> None:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, _Refused):
+            status, message = cause.status, cause.message
+        elif isinstance(exc, httptools.HttpParserInvalidMethodError):
+            status, message = 405, "unknown HTTP method; the V2 protocol uses GET and POST"
+        else:
+            status, message = 400, f"malformed HTTP request: {_parser_words(exc)}"
+        log.info("refused a request from %s: %s", self.client, message)
+        body = error_body(message)
+        head = (
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
+            "content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode("ascii") + body)
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:  # any other path uvicorn takes to a 400
+        self._refuse(httptools.HttpParserError(msg))
+
+    # Writing: drop a reader that takes nothing.
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._arm_watch()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            # Gone before its answer (an edge that timed out, a client that gave up): normal,
+            # counted, not worth a log line each.
+            CLIENT_GONE.inc()
+        super().connection_lost(exc)
+
+    def _arm_watch(self) -> None:
+        self._unsent = self.transport.get_write_buffer_size()
+        self._watch = self.loop.call_later(self.write_timeout, self._check_progress)
+
+    def _check_progress(self) -> None:
+        self._watch = None
+        if self.transport.is_closing():
+            return
+        if self.transport.get_write_buffer_size() < self._unsent:
+            self._arm_watch()  # slow, but reading: keep going
+            return
+        CLIENT_GONE.inc()
+        log.info(
+            "dropped %s: it read nothing of its answer for %gs (%d bytes unsent)",
+            self.client,
+            self.write_timeout,
+            self._unsent,
+        )
+        self.transport.abort()
+
+
+def _parser_words(exc: httptools.HttpParserError) -> str:
+    """httptools' reason, as short as it is ("Invalid header value char")."""
+    text = str(exc).strip() or type(exc).__name__
+    return text[:200]

@@ -1,0 +1,178 @@
+"""Batching for a server on an asyncio event loop: requests wait as futures, batches compute on
+a thread of their own, so the loop keeps serving while a model computes.
+
+Per model version, one compute thread:
+
+1. a request is decoded and validated on the loop, queued, and awaits its future; the first
+   request queued in a loop turn schedules a *kick* for the next turn (`call_soon`), which
+   runs after every request that arrived together has been read, decoded and queued;
+2. the kick wakes the compute thread if it is idle; a busy one takes the queue itself the
+   moment its batch is done, so under load the requests that arrive while a batch computes
+   form the next batch (batch size follows the load, no timer), and decoding the next
+   batch overlaps computing this one;
+3. the thread runs the batch (ONNX Runtime releases the GIL) and hands the whole batch back
+   to the loop in one `call_soon_threadsafe`, which resolves each request's future.
+
+`max_queue_delay` is therefore not waited for: a request waits at most one loop turn for
+company before its batch can start. The queue bound still holds (`QueueFull` at enqueue).
+A caller that has waited `wait_timeout` gets a 503; the batcher completes its request
+anyway, and a bisect does not run it again (`Batcher.patience`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+from sidecar.errors import Unavailable
+from sidecar.metrics import ModelMetrics
+from sidecar.serving.batching import Batcher, Pending
+from sidecar.serving.model import DriverFactory
+
+log = logging.getLogger(__name__)
+
+WAIT_TIMEOUT_S = 60.0
+# A batch expected to compute within this runs on the loop itself: a hand-off to the compute
+# thread and back costs about as much (two wake-ups and the GIL changing hands twice).
+INLINE_BUDGET_S = 200e-6
+SMOOTHING = 0.2
+perf_counter = time.perf_counter
+
+
+class AsyncioDriver:
+    """One model version's queue on `loop`, computed on its own thread (module docstring)."""
+
+    def __init__(
+        self,
+        batcher: Batcher,
+        loop: asyncio.AbstractEventLoop,
+        wait_timeout: float = WAIT_TIMEOUT_S,
+    ) -> None:
+        self.batcher = batcher
+        self.loop = loop
+        self.wait_timeout = wait_timeout
+        batcher.patience = wait_timeout
+        # Guards the batcher's queue: the loop enqueues, the compute thread takes.
+        self._cond = threading.Condition()
+        self._busy = False  # a batch is computing (on the thread or, when light, the loop)
+        # Seconds and rows per run, smoothed: what a batch is expected to cost.
+        self._run_s: float | None = None
+        self._run_rows = 1.0
+        self._kicked = False
+        self._kick_scheduled = False
+        self._stopped = False
+        self._thread = threading.Thread(
+            target=self._compute, name=f"compute {batcher.name}", daemon=True
+        )
+        self._thread.start()
+
+    async def submit(self, item: Pending) -> None:
+        """Queue `item` (on the loop) and resume once it is done."""
+        future = self.loop.create_future()
+        item.waiter = future
+        with self._cond:
+            if self._stopped:
+                raise Unavailable(f"{self.batcher.name} is shutting down")
+            self.batcher.enqueue(item)
+        if not self._kick_scheduled:
+            self._kick_scheduled = True
+            self.loop.call_soon(self._kick)
+        try:
+            await asyncio.wait_for(future, self.wait_timeout)
+        except TimeoutError:
+            # The batcher still owns the item and will complete it; this caller gives up.
+            raise Unavailable(
+                f"{self.batcher.name}: no result within {self.wait_timeout:g}s"
+            ) from None
+
+    def _kick(self) -> None:
+        self._kick_scheduled = False
+        batch = None
+        with self._cond:
+            if not self._busy and self.batcher.queue and self._light():
+                self._busy = True
+                batch = self.batcher.take()
+            else:
+                self._kicked = True
+                self._cond.notify()
+        if batch is None:
+            return
+        # Cheaper on the loop than a hand-off to the thread and back (module docstring).
+        self._execute(batch)
+        with self._cond:
+            self._busy = False
+            if self.batcher.queue:
+                self._kicked = True
+                self._cond.notify()
+        _resolve(batch)
+
+    def _light(self) -> bool:
+        """Whether the next batch is expected to compute within `INLINE_BUDGET_S`."""
+        if self._run_s is None:
+            return False
+        rows = self.batcher.queued_rows
+        return self._run_s * max(1.0, rows / self._run_rows) <= INLINE_BUDGET_S
+
+    def _execute(self, batch: list[Pending]) -> None:
+        started = perf_counter()
+        self.batcher.execute(batch)
+        took = perf_counter() - started
+        rows = float(sum(item.rows for item in batch))
+        if self._run_s is None:
+            self._run_s, self._run_rows = took, rows
+        else:
+            self._run_s += SMOOTHING * (took - self._run_s)
+            self._run_rows += SMOOTHING * (rows - self._run_rows)
+
+    def _compute(self) -> None:
+        batcher = self.batcher
+        while True:
+            with self._cond:
+                while (self._busy or not (self._kicked and batcher.queue)) and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                self._busy = True
+                batch = batcher.take()
+                # Whatever is still queued was kicked for too: take it after this batch.
+                self._kicked = bool(batcher.queue)
+            self._execute(batch)
+            with self._cond:
+                self._busy = False
+            self._hand_back(batch)
+
+    def _hand_back(self, batch: list[Pending]) -> None:
+        try:
+            self.loop.call_soon_threadsafe(_resolve, batch)
+        except RuntimeError:  # the loop is closed: the worker is exiting, nobody waits
+            log.debug("%s: loop closed before a batch was handed back", self.batcher.name)
+
+    def stop(self) -> None:
+        """Fail what is queued (503) and end the compute thread after its current batch."""
+        with self._cond:
+            self._stopped = True
+            items = list(self.batcher.queue)
+            self.batcher.fail_all(Unavailable(f"{self.batcher.name} is shutting down"))
+            self._cond.notify_all()
+        if items:
+            self._hand_back(items)
+
+
+def _resolve(batch: list[Pending]) -> None:
+    """On the loop: wake every request of a finished batch (those still waiting)."""
+    for item in batch:
+        future = item.waiter
+        assert isinstance(future, asyncio.Future)
+        if not future.done():
+            future.set_result(None)
+
+
+def asyncio_driver(loop: asyncio.AbstractEventLoop) -> DriverFactory:
+    """A `DriverFactory` for `AsyncioDriver` on `loop` (metrics written as they happen)."""
+
+    def factory(batcher: Batcher, metrics: ModelMetrics) -> AsyncioDriver:
+        return AsyncioDriver(batcher, loop)
+
+    return factory

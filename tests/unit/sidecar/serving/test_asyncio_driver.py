@@ -1,0 +1,135 @@
+"""The asyncio driver: requests that arrive in one loop turn form one batch, light batches run
+on the loop, heavy ones on the compute thread while the loop keeps serving, and a caller that
+gives up gets a 503 without losing the batch."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from sidecar.errors import QueueFull, Unavailable
+from sidecar.serving.asyncio_driver import AsyncioDriver
+from sidecar.serving.batching import Batcher, BatchPolicy, Pending
+
+
+def _item(value: float = 1.0) -> Pending:
+    return Pending({"x": np.full((1, 4), value, dtype=np.float32)}, 1)
+
+
+class Runner:
+    """Doubles `x`, noting each run's rows and thread; `gate` (when set) holds a run."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.gate = gate
+        self.runs: list[tuple[int, str]] = []
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if self.gate is not None:
+            assert self.gate.wait(30)
+        self.runs.append((len(feeds["x"]), threading.current_thread().name))
+        return [feeds["x"] * 2]
+
+
+def _driver(loop: asyncio.AbstractEventLoop, runner: Runner, **kw: float) -> AsyncioDriver:
+    policy = BatchPolicy(64, 0.0, int(kw.pop("queue", 100)))
+    return AsyncioDriver(Batcher("m:1", policy, runner), loop, **kw)
+
+
+def test_requests_queued_in_one_loop_turn_form_one_batch():
+    runner = Runner()
+
+    async def main() -> list[Pending]:
+        driver = _driver(asyncio.get_running_loop(), runner)
+        items = [_item(k) for k in range(8)]
+        await asyncio.gather(*(driver.submit(i) for i in items))
+        driver.stop()
+        return items
+
+    items = asyncio.run(main())
+    assert [rows for rows, _ in runner.runs] == [8]
+    for k, item in enumerate(items):
+        assert item.error is None and item.outputs is not None
+        assert np.all(item.outputs[0] == 2.0 * k)
+
+
+def test_a_heavy_batch_computes_on_its_thread_while_the_loop_serves_on():
+    gate = threading.Event()
+    runner = Runner(gate)
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        driver = _driver(loop, runner)
+        request = asyncio.ensure_future(driver.submit(_item()))
+        served = []
+        for k in range(5):  # the loop turns while the run is held on the compute thread
+            await asyncio.sleep(0.01)
+            served.append(f"turn {k}")
+        assert not request.done()
+        gate.set()
+        await request
+        driver.stop()
+        return served
+
+    assert asyncio.run(main()) == [f"turn {k}" for k in range(5)]
+    assert runner.runs == [(1, "compute m:1")]
+
+
+def test_once_measured_light_batches_run_on_the_loop_itself():
+    runner = Runner()
+
+    async def main() -> None:
+        driver = _driver(asyncio.get_running_loop(), runner)
+        await driver.submit(_item())  # unmeasured: the compute thread
+        await driver.submit(_item())  # measured cheaper than a hand-off: the loop
+        driver.stop()
+
+    asyncio.run(main())
+    assert [thread for _, thread in runner.runs] == ["compute m:1", "MainThread"]
+
+
+def test_a_caller_that_gives_up_gets_503_and_the_batch_still_completes():
+    gate = threading.Event()
+    runner = Runner(gate)
+
+    async def main() -> Pending:
+        driver = _driver(asyncio.get_running_loop(), runner, wait_timeout=0.05)
+        item = _item()
+        with pytest.raises(Unavailable, match="no result within"):
+            await driver.submit(item)
+        gate.set()
+        while not item.done:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the hand-back of a batch nobody awaits any more
+        driver.stop()
+        return item
+
+    item = asyncio.run(main())
+    assert item.outputs is not None and runner.runs == [(1, "compute m:1")]
+
+
+def test_a_full_queue_refuses_at_once_and_stop_fails_what_waits():
+    gate = threading.Event()
+    runner = Runner(gate)
+
+    waiting = _item()
+
+    async def main() -> list[BaseException | None]:
+        driver = _driver(asyncio.get_running_loop(), runner, queue=1)
+        running = asyncio.ensure_future(driver.submit(_item()))  # taken by the thread, held
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(driver.submit(waiting))  # the one place in the queue
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull):
+            await driver.submit(_item())
+        driver.stop()
+        gate.set()
+        results = await asyncio.gather(running, queued, return_exceptions=True)
+        return list(results)
+
+    running, queued = asyncio.run(main())
+    assert running is None
+    assert queued is None  # completed, with the error on the item (the data plane raises it)
+    assert isinstance(waiting.error, Unavailable) and "shutting down" in waiting.error.message
