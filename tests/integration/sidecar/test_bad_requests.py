@@ -149,8 +149,7 @@ def test_oversized_bodies_are_read_then_refused_413_json_up_to_the_drain_ceiling
 def test_bodies_beyond_the_drain_ceiling_are_refused_unread_in_json_and_closed(sidecar):
     size = drain_ceiling(4 << 20) + 1
     head = (
-        f"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
-        f"Content-Length: {size}\r\n\r\n"
+        f"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n"
     ).encode()
     status, headers, _ = _status_line(sidecar.port, head, b" " * (1 << 20))
     assert status == b"HTTP/1.1 413 Request Entity Too Large", status
