@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from models import build_samples
+from tests.heavy_models import build_heavy_models
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ("digits/1", "digits/2", "cnn/1")
@@ -307,49 +308,8 @@ def poison_repository(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def heavy_repository(tmp_path_factory: pytest.TempPathFactory, repository: Path) -> Path:
-    """Models of known cost next to a light one: `slow`, `x` FP32 [N, 64] → `y` [N, 1], four
-    1024x1024 matrix products per row (N = 2048 rows: about 17 GFLOP, seconds on 2 cores);
-    `wide`, `x` [N, 64] → `y` [N, 65536] (256 KiB of FP32 out per row: big answers from small
-    requests); and `digits`, the light sample model."""
-    import numpy as np
-    from onnx import TensorProto, checker, helper, numpy_helper, save
-
+    """`slow`, `wide` and the light `digits` (`tests/heavy_models.py`)."""
     root = tmp_path_factory.mktemp("heavy-repo")
     copy_model(repository, root, "digits")
-    weight = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32) / 32
-    graphs = {
-        "slow": helper.make_graph(
-            [
-                helper.make_node("Tile", ["x", "repeats16"], ["t"]),
-                helper.make_node("MatMul", ["t", "w"], ["m1"]),
-                helper.make_node("MatMul", ["m1", "w"], ["m2"]),
-                helper.make_node("MatMul", ["m2", "w"], ["m3"]),
-                helper.make_node("MatMul", ["m3", "w"], ["m4"]),
-                helper.make_node("ReduceSum", ["m4", "axis1"], ["y"], keepdims=1),
-            ],
-            "slow",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
-            [
-                numpy_helper.from_array(np.array([1, 16], dtype=np.int64), "repeats16"),
-                numpy_helper.from_array(weight, "w"),
-                numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
-            ],
-        ),
-        "wide": helper.make_graph(
-            [helper.make_node("Tile", ["x", "repeats1024"], ["y"])],
-            "wide",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 65536])],
-            [numpy_helper.from_array(np.array([1, 1024], dtype=np.int64), "repeats1024")],
-        ),
-    }
-    for name, graph in graphs.items():
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        model.ir_version = 8
-        checker.check_model(model)
-        (root / name / "1").mkdir(parents=True)
-        save(model, root / name / "1" / "model.onnx")
-        # One request per run: the sizes above are per request.
-        (root / name / "config.yaml").write_text("batching: {max_batch_size: 0}\n")
+    build_heavy_models(root)
     return root
