@@ -20,7 +20,10 @@ threads = _settings.threads
 # Loading and warming up models happens in the worker before it reports in.
 timeout = 120
 graceful_timeout = _settings.graceful_timeout
-keepalive = 5
+# Idle keep-alive connections live longer here than in the edge's upstream pool (nginx's 60 s):
+# the edge closes them first. A sidecar closing one just as the edge reuses it fails a POST
+# that nginx does not retry (not idempotent).
+keepalive = 75
 backlog = 2048
 worker_connections = 4096
 preload_app = False  # sessions are created after fork, one copy per worker
