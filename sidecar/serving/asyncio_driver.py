@@ -6,17 +6,19 @@ Per model version, one compute thread:
 1. a request is decoded and validated on the loop, queued, and awaits its future; the first
    request queued in a loop turn schedules a *kick* for the next turn (`call_soon`), which
    runs after every request that arrived together has been read, decoded and queued;
-2. the kick wakes the compute thread if it is idle; a busy one takes the queue itself the
-   moment its batch is done, so under load the requests that arrive while a batch computes
-   form the next batch (batch size follows the load, no timer), and decoding the next
-   batch overlaps computing this one;
+2. the kick starts a batch if the model is idle: at once when the batch is full or
+   `max_queue_delay` is 0 (the default), else when the oldest request has waited
+   `max_queue_delay` for company or the batch fills, whichever comes first. A busy compute
+   thread takes the queue itself the moment its batch is done, so under load the requests
+   that arrive while a batch computes form the next batch (batch size follows the load),
+   and decoding the next batch overlaps computing this one;
 3. the thread runs the batch (ONNX Runtime releases the GIL) and hands the whole batch back
    to the loop in one `call_soon_threadsafe`, which resolves each request's future.
 
-`max_queue_delay` is therefore not waited for: a request waits at most one loop turn for
-company before its batch can start. The queue bound still holds (`QueueFull` at enqueue).
-A caller that has waited `wait_timeout` gets a 503; the batcher completes its request
-anyway, and a bisect does not run it again (`Batcher.patience`).
+A batch expected to compute within `INLINE_BUDGET_S` runs on the loop instead. The queue
+bound holds at enqueue (`QueueFull`, 503 at once). A caller that has waited `wait_timeout`
+gets a 503; the batcher completes its request anyway, and a bisect does not run it again
+(`Batcher.patience`).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class AsyncioDriver:
         self._run_rows = 1.0
         self._kicked = False
         self._kick_scheduled = False
+        self._company: asyncio.TimerHandle | None = None  # waiting out max_queue_delay
         self._stopped = False
         self._thread = threading.Thread(
             target=self._compute, name=f"compute {batcher.name}", daemon=True
@@ -72,11 +75,16 @@ class AsyncioDriver:
         """Queue `item` (on the loop) and resume once it is done."""
         future = self.loop.create_future()
         item.waiter = future
+        batcher = self.batcher
         with self._cond:
             if self._stopped:
-                raise Unavailable(f"{self.batcher.name} is shutting down")
-            self.batcher.enqueue(item)
-        if not self._kick_scheduled:
+                raise Unavailable(f"{batcher.name} is shutting down")
+            batcher.enqueue(item)
+        full = batcher.queued_rows >= batcher.policy.max_batch_size
+        if self._company is not None and full:
+            self._company.cancel()
+            self._company = None
+        if not self._kick_scheduled and (self._company is None or full):
             self._kick_scheduled = True
             self.loop.call_soon(self._kick)
         try:
@@ -89,8 +97,12 @@ class AsyncioDriver:
 
     def _kick(self) -> None:
         self._kick_scheduled = False
+        self._company = None
         batch = None
         with self._cond:
+            if not self._busy and (left := self._company_left()) > 0:
+                self._company = self.loop.call_later(left, self._kick)
+                return
             if not self._busy and self.batcher.queue and self._light():
                 self._busy = True
                 batch = self.batcher.take()
@@ -107,6 +119,16 @@ class AsyncioDriver:
                 self._kicked = True
                 self._cond.notify()
         _resolve(batch)
+
+    def _company_left(self) -> float:
+        """Seconds the queued batch may still wait for company (0: start it now)."""
+        batcher = self.batcher
+        policy = batcher.policy
+        if not batcher.queue or policy.max_queue_delay <= 0 or policy.max_batch_size <= 0:
+            return 0.0
+        if batcher.queued_rows >= policy.max_batch_size:
+            return 0.0
+        return batcher.queue[0].enqueued + policy.max_queue_delay - perf_counter()
 
     def _light(self) -> bool:
         """Whether the next batch is expected to compute within `INLINE_BUDGET_S`."""

@@ -23,7 +23,11 @@ class Batching(BaseModel):
 
     max_batch_size: int = Field(64, ge=0, description="Rows per batch; 0 runs each request alone.")
     max_queue_delay_ms: float = Field(
-        2.0, ge=0, description="Longest wait for company before a partial batch runs."
+        0.0,
+        ge=0,
+        description="Longest a request waits for company while the model is idle and its "
+        "batch not full (0: batch what arrives together, never wait; under load, requests "
+        "that arrive while a batch computes form the next one either way).",
     )
     max_queue_size: int = Field(
         256, ge=1, description="Queued requests beyond this are refused with 503."

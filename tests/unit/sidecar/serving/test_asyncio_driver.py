@@ -133,3 +133,20 @@ def test_a_full_queue_refuses_at_once_and_stop_fails_what_waits():
     assert running is None
     assert queued is None  # completed, with the error on the item (the data plane raises it)
     assert isinstance(waiting.error, Unavailable) and "shutting down" in waiting.error.message
+
+
+def test_max_queue_delay_holds_a_partial_batch_for_company_and_a_full_one_starts_at_once():
+    runner = Runner()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        driver = AsyncioDriver(Batcher("m:1", BatchPolicy(4, 5.0, 100), runner), loop)
+        first = asyncio.ensure_future(driver.submit(_item()))
+        await asyncio.sleep(0.05)  # within the delay: nothing has run, it waits for company
+        assert runner.runs == [] and not first.done()
+        rest = [asyncio.ensure_future(driver.submit(_item())) for _ in range(3)]
+        await asyncio.wait_for(asyncio.gather(first, *rest), 4.0)  # full: not held for 5 s
+        driver.stop()
+
+    asyncio.run(main())
+    assert [rows for rows, _ in runner.runs] == [4]

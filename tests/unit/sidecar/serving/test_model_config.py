@@ -56,7 +56,7 @@ def test_version_overrides_and_model_defaults_combine(client):
 def test_batching_declares_the_defaults_the_sidecar_settings_start_from():
     fields = ("max_batch_size", "max_queue_delay_ms", "max_queue_size")
     batching, settings = Batching(), Settings()
-    assert [getattr(batching, f) for f in fields] == [64, 2.0, 256]
+    assert [getattr(batching, f) for f in fields] == [64, 0.0, 256]
     assert [getattr(settings, f) for f in fields] == [getattr(batching, f) for f in fields]
 
 
