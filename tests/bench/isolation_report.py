@@ -140,7 +140,8 @@ def isolation_method(load: Load, light: str, heavy: str, cpus: list[int]) -> str
   probes and running until {load.lead:g} s after them. {load.rounds} round(s), alone and loaded
   alternating (ABBA), every server's layouts in turn within each round, after
   {load.warmup} s of loaded warmup per layout; p50 is the request-weighted mean of the rounds',
-  p99 the worst round's.
+  p99 the median of the rounds' p99s (a single stall of this shared VM, tens of ms whether
+  loaded or not, would otherwise decide a tail-latency ratio by itself).
 - same pool: the server of the throughput section (every model, the default configuration for
   the sidecar's default; the other sidecar classes add `--worker-class`, the bench hosts run as
   many workers as the default). separate pools: two servers of the same kind, each on a

@@ -114,7 +114,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--isolation-seconds", type=int, default=2, help="seconds per isolation slice")
     p.add_argument(
-        "--isolation-rounds", type=int, help="alone/loaded pairs per layout (2; quick: 1)"
+        "--isolation-rounds", type=int, help="alone/loaded pairs per layout (3; quick: 1)"
     )
     p.add_argument(
         "--isolation-unpinned-clients",
@@ -143,7 +143,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.threads = max(1, len(os.sched_getaffinity(0)) // args.workers)
     # --quick changes the defaults only: options given explicitly still win.
     quick = {"duration": 2, "rounds": 1, "clients": "64", "isolation_rounds": 1}
-    full = {"duration": 2, "rounds": 2, "clients": "1,16,64", "isolation_rounds": 2}
+    full = {"duration": 2, "rounds": 2, "clients": "1,16,64", "isolation_rounds": 3}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
