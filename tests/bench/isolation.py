@@ -10,10 +10,10 @@ For each server, two layouts:
   ONNX Runtime's threads), `--workers 1 --intra-op-threads 1`.
 
 Each layout is measured alone (the light model at 4 clients and `GET /v2/health/ready` at
-1 client, at once) and loaded (the same two while 32 clients keep the heavy model busy, started
-half a second before them and stopped half a second after). Alone and loaded alternate round by round,
-in ABBA order, and every server's layouts take their turn within each round, so background
-load on this shared machine falls on all of them alike.
+1 client, at once) and loaded (the same two while 32 clients keep the heavy model busy,
+from half a second before them to half a second after). Alone and loaded alternate round by
+round, in ABBA order, and every server's layouts take their turn within each round, so
+background load on this shared machine falls on all of them alike.
 """
 
 from __future__ import annotations
