@@ -30,6 +30,8 @@ class IsolationPart:
     table: str
     method: str
     seconds: float
+    load_before: str  # load average (1, 5, 15 min) when the section began
+    load_after: str
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,9 @@ def _isolation_part(iso: IsolationPart) -> str:
     return f"""
 ## Isolation (issue 9): a light model and the health probe while a heavy model is saturated
 
-Measured in {iso.seconds:.0f} s. Goals on this 2-core machine: same pool, health p99 <= 10 ms
-and light p99 <= 5x alone; separate pools, light p99 <= 1.5x alone.
+Measured in {iso.seconds:.0f} s; load average before the section: {iso.load_before}; after:
+{iso.load_after}. Goals on this 2-core machine: same pool, health p99 <= 10 ms and light p99
+<= 5x alone; separate pools, light p99 <= 1.5x alone.
 
 {iso.table}
 
@@ -152,7 +155,8 @@ def render(
 - Machine: {machine()}
 - Load average (1, 5, 15 min) before the run: {info.load_before}; after: {info.load_after}
 - Command: `{info.command}`: {info.rounds} interleaved round(s) of {info.duration} s per cell
-  after {info.warmup} s of warmup, `wrk -t{info.wrk_threads}`
+  after {info.warmup} s of warmup (once per payload, at its first client count),
+  `wrk -t{info.wrk_threads}`
 {servers}{isolation}
 ## Method
 

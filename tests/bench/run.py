@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import os
 import shlex
@@ -186,9 +187,11 @@ def _measure(
                 pool = Ceiling(path, args.workers, args.threads, best.spinning)
                 ceilings[payload.model] = (best, stack.enter_context(pool))
             serving = [t for t in targets if payload.encoding in t.encodings]
-            for n in clients:
+            for i, n in enumerate(clients):
                 best_pool = ceilings[payload.model]
-                rows += measure_group(payload, n, serving, script, best_pool, cadence)
+                # Warm up once per payload: at the next client counts every server is warm.
+                pace = cadence if i == 0 else dataclasses.replace(cadence, warmup=0)
+                rows += measure_group(payload, n, serving, script, best_pool, pace)
     return rows, [s for s, _ in ceilings.values()]
 
 
@@ -204,11 +207,12 @@ def _isolate(
     )
     light, heavy = (make_payload(args.models, *spec) for spec in (isolation.LIGHT, isolation.HEAVY))
     scripts = isolation.Scripts(light, heavy, workdir)
-    t0 = time.monotonic()
+    t0, load_before = time.monotonic(), _loadavg()
     results = isolation.measure(layouts, scripts, load)
     cpus = (sorted(os.sched_getaffinity(0)) * 2)[:2]
     method = isolation_method(load, light.key, heavy.key, cpus)
-    return IsolationPart(isolation_table(results), method, time.monotonic() - t0)
+    took = time.monotonic() - t0
+    return IsolationPart(isolation_table(results), method, took, load_before, _loadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
