@@ -44,6 +44,7 @@ class Slice:
     batches: prom.BatchStats | None
     rss: int
     cpu: float  # CPU seconds the server's process tree used while measured
+    pss: int = 0
 
 
 def _batch_stats(target: Target, labels: dict[str, str] | None) -> prom.BatchStats | None:
@@ -77,7 +78,7 @@ def measure_slice(
     cpu = target.server.cpu() - cpu
     after = _batch_stats(target, labels)
     time.sleep(cadence.pause)
-    return Slice(load, after - before if before and after else None, rss.peak, cpu)
+    return Slice(load, after - before if before and after else None, rss.peak, cpu, rss.peak_pss)
 
 
 def to_row(target: Target, group: tuple[str, str, int], slices: list[Slice]) -> Row:
@@ -88,7 +89,7 @@ def to_row(target: Target, group: tuple[str, str, int], slices: list[Slice]) -> 
     rss = max(s.rss for s in slices)
     mean_batch = batches.mean_batch if batches else None
     row = Row(*group, target.name, target.role, load, mean_batch, rss, target.default)
-    row = replace(row, cpu_seconds=sum(s.cpu for s in slices))
+    row = replace(row, cpu_seconds=sum(s.cpu for s in slices), pss_bytes=max(s.pss for s in slices))
     if batches is None:
         return row
     # busy: each worker's share of wall time in the model (on average); rate: all workers'

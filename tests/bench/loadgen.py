@@ -9,6 +9,7 @@ human-readable summary.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -124,8 +125,10 @@ def run_wrk(
     duration: int,
     threads: int = 1,
     timeout: int = 10,
+    cpus: frozenset[int] | None = None,
 ) -> LoadResult:
-    """Run wrk against `url` for `duration` whole seconds (wrk takes no fractions)."""
+    """Run wrk against `url` for `duration` whole seconds (wrk takes no fractions), pinned to
+    `cpus` when given."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk not found: install it with `apt-get install wrk` (make deps does)")
@@ -139,7 +142,14 @@ def run_wrk(
         str(script),
         url,
     ]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + timeout + 30)
+    pin = None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=duration + timeout + 30,
+        preexec_fn=pin,
+    )
     for line in proc.stdout.splitlines():
         if line.startswith(MARKER):
             raw = json.loads(line[len(MARKER) :])

@@ -24,6 +24,17 @@ from tests.bench.servers import BATCH_METRIC, COMPUTE_METRIC
 
 
 @dataclass(frozen=True)
+class IsolationPart:
+    """The isolation section, rendered (tests/bench/isolation_report.py)."""
+
+    table: str
+    method: str
+    seconds: float
+    load_before: str  # load average (1, 5, 15 min) when the section began
+    load_after: str
+
+
+@dataclass(frozen=True)
 class RunInfo:
     started: str  # UTC
     seconds: float
@@ -64,22 +75,34 @@ def commit(root: Path) -> str:
     return "unknown"
 
 
-def render(info: RunInfo, rows: list[Row], sweeps: list[Sweep]) -> str:
+GEVENT = """\
+gevent (`gevent+weir`, `tests/bench/gevent_weir.py`): gunicorn's gevent worker runs Weir's real
+stack unchanged, `build_worker(Settings.from_env(), threaded_driver)` built after the worker's
+monkey-patching, so it is measured, but what it measures is not thread isolation: under
+`monkey.patch_all()` the batching threads of `ThreadedDriver` are greenlets and their Condition
+and Event are gevent's, so requests still batch (up to `max_queue_delay`), yet each batch runs
+`session.run` on the hub's own OS thread. ONNX Runtime releases the GIL, but no other greenlet
+(health, metadata, other models, the next batch's decoding) runs until it returns: the same
+seam as meinheld, by construction. Real threads under gevent would need a driver that hands
+`session.run` to gevent's thread pool and wakes the waiting greenlet through the hub, which the
+sidecar does not have; the bench does not invent one."""
+
+
+def _servers_part(info: RunInfo, rows: list[Row], sweeps: list[Sweep]) -> str:
     goals, _ = goals_table(rows)
-    spin = "on" if info.bare_spinning else "off"
-    return f"""# Weir benchmark results
-
-- Date: {info.started} UTC, took {info.seconds:.0f} s; commit `{commit(info.root)}`
-- Machine: {machine()}
-- Load average (1, 5, 15 min) before the run: {info.load_before}; after: {info.load_after}
-- Command: `{info.command}`: {info.rounds} interleaved round(s) of {info.duration} s per cell
-  after {info.warmup} s of warmup, `wrk -t{info.wrk_threads}`
-
+    return f"""
 ## Targets (issue 2, "Speed"), on the sidecar's default configuration
 
 {goals}
 
-## Results
+## Server comparison
+
+Every server here runs Weir's real worker stack except flask and bare (the baselines) and the
+ceiling (no server). **bold**: the sidecar's default configuration; "x default": req/s over the
+default's in the same group, same run. CPU ms/req: CPU time of the server's process tree per
+request answered (wrk not counted). RSS and PSS: peak over the cell, summed over the server's
+process tree; RSS counts shared pages (libraries, forked memory) once per process, PSS splits
+them: memory comparisons on this page use PSS.
 
 {results_table(rows)}
 
@@ -103,7 +126,38 @@ CPU that ends up as model samples at the ceiling's efficiency.
 ## Ceiling sweep: in-process ONNX Runtime, samples/s by batch size
 
 {sweep_table(sweeps)}
+"""
 
+
+def _isolation_part(iso: IsolationPart) -> str:
+    return f"""
+## Isolation (issue 9): a light model and the health probe while a heavy model is saturated
+
+Measured in {iso.seconds:.0f} s; load average before the section: {iso.load_before}; after:
+{iso.load_after}. Goals on this 2-core machine: same pool, health p99 <= 10 ms and light p99
+<= 5x alone; separate pools, light p99 <= 1.5x alone.
+
+{iso.table}
+
+{iso.method}
+"""
+
+
+def render(
+    info: RunInfo, rows: list[Row], sweeps: list[Sweep], iso: IsolationPart | None = None
+) -> str:
+    spin = "on" if info.bare_spinning else "off"
+    servers = _servers_part(info, rows, sweeps) if rows else ""
+    isolation = _isolation_part(iso) if iso is not None else ""
+    return f"""# Weir benchmark results
+
+- Date: {info.started} UTC, took {info.seconds:.0f} s; commit `{commit(info.root)}`
+- Machine: {machine()}
+- Load average (1, 5, 15 min) before the run: {info.load_before}; after: {info.load_after}
+- Command: `{info.command}`: {info.rounds} interleaved round(s) of {info.duration} s per cell
+  after {info.warmup} s of warmup (once per payload, at its first client count),
+  `wrk -t{info.wrk_threads}`
+{servers}{isolation}
 ## Method
 
 - Load: `wrk -t{info.wrk_threads} -cN`, closed loop, keep-alive, one sample per request, the
@@ -113,7 +167,7 @@ CPU that ends up as model samples at the ceiling's efficiency.
   the server it measures. Errors are wrk's socket errors (connect, read, write, timeout at 10 s)
   plus non-2xx answers. Each server's answer is checked against in-process ORT first.
 - Groups: for each model, body and client count, every server is measured back to back,
-  {info.rounds} round(s) in turn, each sidecar slice between two ceiling slices (flask, bare,
+  {info.rounds} round(s) in turn, each Weir-stack slice between two ceiling slices (flask, bare,
   C, weir1, C, weir2, C), and the rounds merged: requests add up, p50 is the request-weighted
   mean of the rounds', p99 the worst round's. A sidecar's "x ceiling" divides by the mean of
   the ceiling slices around its own slices (the ceiling row shows all of them merged). Servers
@@ -131,10 +185,19 @@ CPU that ends up as model samples at the ceiling's efficiency.
   sidecar uses orjson when installed): the comparison isolates what validation, batching and
   metrics cost.
 - weir: the default configuration is `weir sidecar --models models --device cpu --port P`
-  with no other flag (here: {info.default}); the others add `--workers N --worker-class CLASS`.
+  with no other flag (here: {info.default}); the others add `--workers N --worker-class CLASS`,
+  one per class the sidecar's `Settings.worker_class` accepts (read from the field: a class
+  added there is measured with no change to the bench).
   Mean batch: delta of its `{BATCH_METRIC}` histogram (`_sum` / `_count`) over the measured
   seconds; busy and model samples/s from `{COMPUTE_METRIC}` the same way. RSS: peak over the
-  cell of VmRSS summed over the server's process tree (shared pages counted per process).
+  cell of VmRSS summed over the server's process tree (shared pages counted per process); PSS:
+  the same from `/proc/PID/smaps_rollup` (shared pages split between the processes mapping them).
+- granian (`granian+weir`, `tests/bench/granian_weir.py`): granian's WSGI interface,
+  {info.workers} worker process(es), blocking threads as many as the sidecar's gthread threads,
+  each worker building Weir's real stack as the gthread worker does,
+  `build_worker(Settings.from_env(), threaded_driver)`, with PROMETHEUS_MULTIPROC_DIR set: only
+  the HTTP server differs from `weir sidecar --worker-class gthread`.
+- {GEVENT}
 - ceiling (`tests/bench/ceiling.py`): `session.run` on a ready batch in a loop, in
   {info.workers} process(es) with {info.threads} intra-op thread(s) each, all at once, like the
   sidecar's workers, at the best batch size and spinning setting of the sweep; its req/s column

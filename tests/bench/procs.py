@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,21 @@ def rss_bytes(pids: list[int]) -> int:
     return total
 
 
+def pss_bytes(pids: list[int]) -> int:
+    """Sum of Pss over `pids` (/proc/PID/smaps_rollup): each shared page split between the
+    processes mapping it, so workers sharing libraries and forked memory are not counted twice."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * PAGE_KIB
+                    break
+        except OSError:
+            continue
+    return total
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds consumed so far by `pids` (all their threads)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -101,13 +117,24 @@ class Server:
     log_path: Path
     ready_path: str = "/v2/health/ready"
     env: dict[str, str] = field(default_factory=dict)
+    cpus: frozenset[int] | None = None  # CPU affinity of the whole tree (None: inherited)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _pin(self) -> None:
+        """In the child, before exec: its workers and ORT's threads inherit the affinity."""
+        if self.cpus is not None:
+            os.sched_setaffinity(0, self.cpus)
+
     def start(self, ready_timeout: float = 90.0) -> None:
+        self.spawn()
+        self.wait_ready(ready_timeout)
+
+    def spawn(self) -> None:
+        """Start the process, not waiting for it (`wait_ready` does): servers load together."""
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -116,7 +143,11 @@ class Server:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},
                 start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+                preexec_fn=self._pin if self.cpus is not None else None,
             )
+
+    def wait_ready(self, ready_timeout: float = 90.0) -> None:
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -144,6 +175,9 @@ class Server:
     def rss(self) -> int:
         return rss_bytes(self.pids())
 
+    def pss(self) -> int:
+        return pss_bytes(self.pids())
+
     def cpu(self) -> float:
         return cpu_seconds(self.pids())
 
@@ -166,17 +200,27 @@ class Server:
 
 
 class RssSampler:
-    """Peak RSS of a server's process tree, sampled in the background while a cell runs."""
+    """Peak RSS and peak PSS of a server's process tree, sampled in the background while a cell
+    runs (PSS every `pss_every` samples: smaps_rollup walks the page tables, RSS does not)."""
 
-    def __init__(self, server: Server, interval: float = 0.25) -> None:
-        self._server, self._interval = server, interval
+    def __init__(self, server: Server, interval: float = 0.25, pss_every: int = 4) -> None:
+        self._server, self._interval, self._pss_every = server, interval, pss_every
         self._stop = threading.Event()
         self.peak = 0
+        self.peak_pss = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self, pss: bool) -> None:
+        pids = self._server.pids()
+        self.peak = max(self.peak, rss_bytes(pids))
+        if pss:
+            self.peak_pss = max(self.peak_pss, pss_bytes(pids))
+
     def _run(self) -> None:
+        n = 0
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._server.rss())
+            self._sample(n % self._pss_every == 0)
+            n += 1
             self._stop.wait(self._interval)
 
     def __enter__(self) -> RssSampler:
@@ -186,7 +230,7 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self._server.rss())
+        self._sample(pss=True)
 
 
 @contextlib.contextmanager
@@ -201,3 +245,21 @@ def running(servers: list[Server]) -> Iterator[list[Server]]:
     finally:
         for server in reversed(started):
             server.stop()
+
+
+@contextlib.contextmanager
+def running_together(servers: list[Server], ready_timeout: float = 180.0) -> Iterator[None]:
+    """Start every server at once (they load their models side by side), wait until each is
+    ready; stop every started one on the way out, whatever happened."""
+    started: list[Server] = []
+    try:
+        for server in servers:
+            started.append(server)
+            server.spawn()
+        for server in servers:
+            server.wait_ready(ready_timeout)
+        yield
+    finally:
+        # Side by side too: each stop waits for its own drain (a second or more).
+        with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
+            list(pool.map(Server.stop, started))

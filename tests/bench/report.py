@@ -29,6 +29,7 @@ class Row:
     compute_rate: float | None = None  # sidecar: samples/s of model time, all workers together
     ceiling_rps: float | None = None  # the ceiling measured around this row's slices, if it was
     cpu_seconds: float | None = None  # CPU the server (or the ceiling) used while measured
+    pss_bytes: int | None = None  # peak PSS of the server's process tree (shared pages split)
 
     @property
     def cores(self) -> float | None:
@@ -41,6 +42,15 @@ class Row:
     def per_cpu_second(self) -> float | None:
         """Requests (samples, for the ceiling) per CPU second: efficiency, whatever the load."""
         return self.load.requests / self.cpu_seconds if self.cpu_seconds else None
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        """CPU milliseconds of the server's processes per request answered."""
+        return (
+            1e3 * self.cpu_seconds / self.load.requests
+            if self.cpu_seconds and self.load.requests
+            else None
+        )
 
     @property
     def group(self) -> tuple[str, str, int]:
@@ -104,22 +114,33 @@ def _pct(value: float | None) -> str:
     return _fmt(value, ".1%" if value is not None and value < 0.1 else ".0%")
 
 
+def x_default(row: Row, rows: list[Row]) -> float | None:
+    """Requests/s over the default sidecar's in the same group (None for the default itself)."""
+    if row.default or row.role == "ceiling":
+        return None
+    ref = next((r for r in rows if r.default and r.group == row.group), None)
+    return row.load.rps / ref.load.rps if ref and ref.load.rps else None
+
+
 def results_table(rows: list[Row]) -> str:
     head = (
-        "| model | body | clients | server | req/s | p50 ms | p99 ms | errors | mean batch "
-        "| RSS MiB | x flask | x bare | x ceiling |"
+        "| model | body | clients | server | req/s | x default | p50 ms | p99 ms | errors "
+        "| CPU ms/req | mean batch | RSS MiB | PSS MiB | x flask | x bare | x ceiling |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 16]
     for row in rows:
         r = ratios(row, rows)
         load = row.load
         errors = f"{load.errors}" + (f" ({load.non2xx} non-2xx)" if load.non2xx else "")
         name = f"**{row.target}**" if row.default else row.target
         rss = None if row.rss_bytes is None else row.rss_bytes / MIB
+        pss = None if not row.pss_bytes else row.pss_bytes / MIB
+        cpu_ms = None if row.role == "ceiling" else row.cpu_ms_per_request
         lines.append(
             f"| {row.model} | {row.encoding} | {row.clients} | {name} | {load.rps:,.0f} "
-            f"| {load.p50_ms:.2f} | {load.p99_ms:.2f} | {errors} "
-            f"| {_fmt(row.mean_batch, '.1f')} | {_fmt(rss, '.0f')} "
+            f"| {_fmt(x_default(row, rows), '.2f', 'x')} "
+            f"| {load.p50_ms:.2f} | {load.p99_ms:.2f} | {errors} | {_fmt(cpu_ms, '.3f')} "
+            f"| {_fmt(row.mean_batch, '.1f')} | {_fmt(rss, '.0f')} | {_fmt(pss, '.0f')} "
             f"| {_fmt(r['x_flask'], '.1f', 'x')} | {_fmt(r['x_bare'], '.2f', 'x')} "
             f"| {_pct(r['x_ceiling'])} |"
         )

@@ -7,9 +7,11 @@ behind it, next to a target sending the same requests straight to that sidecar.
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tests.bench.procs import Server, free_port
@@ -30,6 +32,7 @@ class Target:
     base: str = field(default="")  # request URL base; the server's own when empty
     default: bool = False  # the sidecar's default configuration (the targets apply to it)
     workers: int = 1  # worker processes serving the requests
+    kind: str = ""  # Weir's stack: the sidecar worker class, or the bench host (granian, gevent)
 
     @property
     def base_url(self) -> str:
@@ -47,6 +50,32 @@ def sidecar_defaults() -> tuple[int, str]:
     except Exception as exc:  # the sidecar moved on: say so, and guess as it documents
         print(f"bench: sidecar defaults unknown ({exc!r}); assuming meinheld", file=sys.stderr)
         return max(1, min(4, cpus)), "meinheld"
+
+
+def sidecar_worker_classes() -> list[str]:
+    """Every `--worker-class` the sidecar accepts, from its own Settings field (a Literal or an
+    Enum): a class added there is measured by `make bench` with no change here."""
+    try:
+        from sidecar.settings import Settings
+
+        annotation = Settings.model_fields["worker_class"].annotation
+    except Exception as exc:  # the sidecar moved on: say so, and measure what it documented
+        print(f"bench: sidecar worker classes unknown ({exc!r})", file=sys.stderr)
+        return ["meinheld", "gthread"]
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return [str(m.value) for m in annotation]
+    choices = [str(c) for c in typing.get_args(annotation) if isinstance(c, str)]
+    return choices or ["meinheld", "gthread"]
+
+
+def _sidecar_threads() -> int:
+    """The sidecar's threads per gthread worker: what the granian host gets as blocking threads."""
+    try:
+        from sidecar.settings import Settings
+
+        return int(Settings.model_fields["threads"].default)
+    except Exception:
+        return 32
 
 
 def flask_target(models: Path, logs: Path) -> Target:
@@ -83,6 +112,10 @@ def bare_target(
     return Target(f"bare meinheld w{workers}", "bare", server, workers=workers)
 
 
+def _slug(label: str) -> str:
+    return label.split(" (")[0].replace(" ", "_").replace("/", "_")
+
+
 def weir_target(
     models: Path,
     logs: Path,
@@ -90,16 +123,87 @@ def weir_target(
     worker_class: str | None,
     label: str,
     default: bool = False,
+    intra_op_threads: int | None = None,
+    cpus: frozenset[int] | None = None,
 ) -> Target:
-    """The sidecar; `worker_class`/`workers` None leave the launcher's defaults."""
+    """The sidecar; `worker_class`/`workers`/`intra_op_threads` None leave the launcher's
+    defaults; `cpus` pins the whole process group (as a pool's CPU set would)."""
     port = free_port()
     argv = [str(VENV_BIN / "weir"), "sidecar", "--models", str(models), "--device", "cpu"]
-    slug = label.split(" (")[0].replace(" ", "_")
+    slug = _slug(label)
     # Its Prometheus files go in our work directory, removed with it.
     argv += ["--port", str(port), "--metrics-dir", str(logs / f"metrics-{slug}")]
     if workers is not None:
         argv += ["--workers", str(workers)]
     if worker_class is not None:
         argv += ["--worker-class", worker_class]
-    server = Server(label, argv, port, logs / f"{slug}.log")
-    return Target(label, "weir", server, metrics_path="/metrics", default=default)
+    if intra_op_threads is not None:
+        argv += ["--intra-op-threads", str(intra_op_threads)]
+    server = Server(label, argv, port, logs / f"{slug}.log", cpus=cpus)
+    kind = worker_class or sidecar_defaults()[1]
+    target = Target(label, "weir", server, metrics_path="/metrics", default=default, kind=kind)
+    return target if workers is None else replace(target, workers=workers)
+
+
+# Bench-only hosts of Weir's real worker stack under other HTTP servers (no launcher: the
+# environment carries the settings and the Prometheus multiprocess directory).
+HOSTS = ("granian", "gevent")
+
+
+def _stack_env(
+    models: Path, logs: Path, slug: str, workers: int, intra_op_threads: int | None
+) -> dict[str, str]:
+    metrics = logs / f"metrics-{slug}"
+    metrics.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        "WEIR_MODELS": str(models),
+        "WEIR_DEVICE": "cpu",
+        "WEIR_WORKERS": str(workers),  # what the default intra-op thread count divides by
+        "WEIR_LOG_LEVEL": "warning",
+    }
+    if intra_op_threads is not None:
+        env["WEIR_INTRA_OP_THREADS"] = str(intra_op_threads)
+    return env
+
+
+def host_target(
+    host: str,
+    models: Path,
+    logs: Path,
+    workers: int,
+    label: str,
+    intra_op_threads: int | None = None,
+    cpus: frozenset[int] | None = None,
+) -> Target:
+    """Weir's stack (`build_worker(Settings.from_env(), threaded_driver)`) under `host`:
+    granian's WSGI interface with blocking threads, or gunicorn's gevent worker."""
+    port = free_port()
+    slug = _slug(label)
+    if host == "granian":
+        argv = [
+            str(VENV_BIN / "granian"),
+            "--interface=wsgi",
+            f"--workers={workers}",
+            f"--blocking-threads={_sidecar_threads()}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--no-ws",
+            "--log-level=warning",
+            "tests.bench.granian_weir:app",
+        ]
+    elif host == "gevent":
+        argv = [
+            str(VENV_BIN / "gunicorn"),
+            "--worker-class=tests.bench.gevent_weir.GeventWeirWorker",
+            f"--workers={workers}",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+            "--timeout=120",  # models load in the worker before it reports in, as the sidecar's
+            "tests.bench.gevent_weir:app",
+        ]
+    else:
+        raise ValueError(f"unknown host {host!r}: one of {', '.join(HOSTS)}")
+    env = _stack_env(models, logs, slug, workers, intra_op_threads)
+    server = Server(label, argv, port, logs / f"{slug}.log", env=env, cpus=cpus)
+    return Target(label, "weir", server, metrics_path="/metrics", workers=workers, kind=host)
