@@ -62,16 +62,18 @@ class AsgiFront:
 
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[Parts, bool]:
         """The response, and whether to close the connection after it (a body left unread)."""
-        target = parse_infer_path(scope["path"]) if scope["method"] == "POST" else None
-        headers = _headers(scope)
+        target = infer_target(scope["path"]) if scope["method"] == "POST" else None
+        raw = scope["headers"]
         try:
-            length = content_length(headers.get("content-length"))
-            body = await self._read_body(receive, length)
+            length = content_length(_header(raw, b"content-length"))
             if target is not None:
+                header_length = _header(raw, b"inference-header-content-length")
+                # The body goes straight in: the data plane drops it once decoded.
                 result = await self.dataplane.infer_async(
-                    target[0], target[1], body, headers.get("inference-header-content-length")
+                    target[0], target[1], await self._read_body(receive, length), header_length
                 )
                 return ("200 OK", result.headers, result.body), False
+            body = await self._read_body(receive, length)
         except _Unread as exc:
             return response_parts(exc.error), True
         except WeirError as exc:
@@ -81,7 +83,7 @@ class AsgiFront:
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             return internal_error_parts(), False
-        environ = _environ(scope, headers, body)
+        environ = _environ(scope, _headers(scope), body)
         if scope["path"].startswith(THREADED_PREFIXES):
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, _call_wsgi, self.wsgi_app, environ), False
@@ -136,6 +138,23 @@ async def send_response(send: Send, parts: Parts, close: bool = False) -> None:
         await send(
             {"type": "http.response.body", "body": view[start:end], "more_body": end < len(body)}
         )
+
+
+def infer_target(path: str) -> tuple[str, str | None] | None:
+    """`parse_infer_path` after the normalisation Falcon's router applies (repeated and
+    trailing slashes), so that every path Falcon would route to infer is served here."""
+    target = parse_infer_path(path)
+    if target is None and ("//" in path or path.endswith("/")):
+        target = parse_infer_path("/" + "/".join(part for part in path.split("/") if part))
+    return target
+
+
+def _header(raw: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """One request header (uvicorn gives lower-case names); repeated ones joined by commas."""
+    found = [value for key, value in raw if key == name]
+    if not found:
+        return None
+    return b",".join(found).decode("latin-1")
 
 
 def _headers(scope: Scope) -> dict[str, str]:

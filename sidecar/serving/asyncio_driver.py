@@ -24,7 +24,9 @@ gets a 503; the batcher completes its request anyway, and a bisect does not run 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import threading
 import time
 
@@ -40,6 +42,7 @@ WAIT_TIMEOUT_S = 60.0
 # thread and back costs about as much (two wake-ups and the GIL changing hands twice).
 INLINE_BUDGET_S = 200e-6
 SMOOTHING = 0.2
+COMPUTE_NICENESS = 19
 perf_counter = time.perf_counter
 
 
@@ -87,13 +90,15 @@ class AsyncioDriver:
         if not self._kick_scheduled and (self._company is None or full):
             self._kick_scheduled = True
             self.loop.call_soon(self._kick)
+        # One timer, not asyncio.wait_for's task and callbacks: this runs once per request.
+        timer = self.loop.call_later(self.wait_timeout, _expire, future)
         try:
-            await asyncio.wait_for(future, self.wait_timeout)
-        except TimeoutError:
+            await future
+        except _GaveUp:
             # The batcher still owns the item and will complete it; this caller gives up.
-            raise Unavailable(
-                f"{self.batcher.name}: no result within {self.wait_timeout:g}s"
-            ) from None
+            raise Unavailable(f"{batcher.name}: no result within {self.wait_timeout:g}s") from None
+        finally:
+            timer.cancel()
 
     def _kick(self) -> None:
         self._kick_scheduled = False
@@ -149,6 +154,10 @@ class AsyncioDriver:
             self._run_rows += SMOOTHING * (rows - self._run_rows)
 
     def _compute(self) -> None:
+        # Computing yields the CPU to the thread serving HTTP: health and light requests are
+        # answered promptly even when models saturate every core (nice is per thread here).
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPUTE_NICENESS)
         batcher = self.batcher
         while True:
             with self._cond:
@@ -180,6 +189,15 @@ class AsyncioDriver:
             self._cond.notify_all()
         if items:
             self._hand_back(items)
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(_GaveUp())
+
+
+class _GaveUp(Exception):
+    """The caller's wait ran out: raised in `submit` as a 503 with the version's name."""
 
 
 def _resolve(batch: list[Pending]) -> None:

@@ -182,6 +182,7 @@ class DataPlane:
                 request, item = self._prepare(found, body, header_length)
             else:  # decoding it would hold up every request behind it on the loop
                 request, item = await _on_thread(self._prepare, found, body, header_length)
+            del body  # a queued request holds its tensors, not its text
             await cast(AsyncDriver, found.driver).submit(item)
             outputs = item.outputs or ()
             if sum(out.nbytes for out in outputs) <= INLINE_BYTES:
@@ -205,6 +206,9 @@ class DataPlane:
         """Decode and validate: the request, and its rows for the batcher."""
         request = decode_request(body, header_length)
         feeds, rows = found.signature.feeds(request)
+        # The tensors are in `feeds` now: the decoded JSON lists (and the raw binary views
+        # into the body) would hold ~10x the body's size while the request waits its batch.
+        request.inputs = []
         return request, Pending(feeds, rows)
 
     @staticmethod

@@ -215,3 +215,13 @@ def test_a_reader_that_takes_nothing_is_dropped_and_stalls_nobody(spawn_sidecar,
     assert len(body) < length, (len(body), length)
     assert "read nothing of its answer" in proc.log_text()
     assert requests.post(f"{proc.url}/v2/models/digits/infer", json=DIGITS, timeout=30).ok
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v2/models/digits/infer/", "//v2/models/digits/infer", "/v2/models/digits/versions/1/infer/"],
+)
+def test_infer_paths_the_router_normalises_are_served_as_infer(sidecar, path):
+    answer = requests.post(f"{sidecar.url}{path}", json=DIGITS, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"][0]["shape"] == [1, 10]
