@@ -47,6 +47,12 @@ class Settings(BaseModel):
         description="Drop a client that has taken nothing of its answer for this many "
         "seconds (uvicorn worker).",
     )
+    read_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Answer 408 and close when a request (headers and body) has not arrived "
+        "whole this many seconds after its first byte, or after connecting (uvicorn worker).",
+    )
     intra_op_threads: int = Field(
         0, ge=0, description="ORT intra-op threads per session; 0: CPUs divided by workers."
     )

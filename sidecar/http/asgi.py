@@ -98,13 +98,14 @@ class AsgiFront:
             raise _Unread(self.dataplane.too_large())
         chunks: list[bytes] = []
         size = 0
+        keep = length is None or length <= limit  # a body declared over the limit is dropped
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size <= limit:
+            if keep and size <= limit:
                 chunks.append(chunk)
             elif size > drain_ceiling(limit):  # chunked, and past any size worth draining
                 raise _Unread(self.dataplane.too_large())

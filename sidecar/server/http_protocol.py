@@ -5,16 +5,27 @@
   an unknown method, 414 for a request line over `MAX_URL_BYTES`, 431 for headers over
   `MAX_HEADER_BYTES` or `MAX_HEADERS` (httptools itself has no limit), 400 otherwise. Each
   closes the connection, as the stream cannot be trusted after it.
-- A client that stops reading its answer is dropped: when the socket's send buffer stays
-  full and nothing of it has been taken for `write_timeout` seconds, the connection is
-  aborted. The client sees a connection closed before the declared Content-Length, i.e. an
-  error, and nobody else waits on it (it holds no thread; the loop serves everyone else).
+  A refusal of a request pipelined behind one still being answered is not written into
+  that answer: the connection closes after it instead.
+- A client that takes longer than `read_timeout` seconds to send a request (headers and
+  body, from its first byte, or from connecting) is answered 408 and closed: slow senders
+  cannot pile up connections and file descriptors.
+- A client that stops reading its answer is dropped: when nothing of what is queued for it
+  (in the transport and in the kernel's socket buffer) has been taken for `write_timeout`
+  seconds, the connection is reset (RST, the queued bytes discarded). The client sees a
+  connection closed before the declared Content-Length, i.e. an error, and nobody else
+  waits on it (it holds no thread; the loop serves everyone else).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
+import socket
+import struct
+import termios
 from typing import Any
 
 import httptools
@@ -28,7 +39,8 @@ log = logging.getLogger(__name__)
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
-_REASONS = {400: "Bad Request", 405: "Method Not Allowed", 414: "URI Too Long"}
+_REASONS = {400: "Bad Request", 405: "Method Not Allowed", 408: "Request Timeout"}
+_REASONS[414] = "URI Too Long"
 _REASONS[431] = "Request Header Fields Too Large"
 
 
@@ -44,19 +56,46 @@ class WeirHttpProtocol(HttpToolsProtocol):
     """See the module docstring; `write_timeout` is set by the worker from its settings."""
 
     write_timeout = 30.0
+    read_timeout = 60.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._refused: _Refused | None = None
         self._header_bytes = 0
         self._watch: asyncio.TimerHandle | None = None
+        self._reading: asyncio.TimerHandle | None = None
         self._unsent = 0
+        self._dropped = False
+
+    # Reading: a deadline per request.
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_read()
+
+    def _arm_read(self) -> None:
+        if self._reading is not None:
+            self._reading.cancel()
+        self._reading = self.loop.call_later(self.read_timeout, self._read_too_slow)
+
+    def _read_too_slow(self) -> None:
+        self._reading = None
+        if self.transport.is_closing():
+            return
+        log.info("closed %s: no whole request within %gs", self.client, self.read_timeout)
+        self._answer_error(408, f"the request was not sent within {self.read_timeout:g}s")
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._reading is not None:
+            self._reading.cancel()
+            self._reading = None
 
     # Parsing: limits, and JSON for what the parser refuses.
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
+        self._arm_read()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -89,6 +128,21 @@ class WeirHttpProtocol(HttpToolsProtocol):
         else:
             status, message = 400, f"malformed HTTP request: {_parser_words(exc)}"
         log.info("refused a request from %s: %s", self.client, message)
+        self._answer_error(status, message)
+
+    def _answer_error(self, status: int, message: str) -> None:
+        """Answer `status` in V2 JSON and close, unless an answer is under way on this
+        connection: then the connection closes after it, and nothing is spliced into it."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if not cycle.more_body or cycle.response_started:
+                # That request was read whole (the failure is a later one's) or its answer
+                # has begun: finish it, then close.
+                cycle.keep_alive = False
+                return
+            # Its body is what failed: the app stops waiting for the rest, we answer.
+            cycle.disconnected = True
+            cycle.message_event.set()
         body = error_body(message)
         head = (
             f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
@@ -115,33 +169,49 @@ class WeirHttpProtocol(HttpToolsProtocol):
             self._watch = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
-        if self.cycle is not None and not self.cycle.response_complete:
+        for timer in (self._watch, self._reading):
+            if timer is not None:
+                timer.cancel()
+        self._watch = self._reading = None
+        if self.cycle is not None and not self.cycle.response_complete and not self._dropped:
             # Gone before its answer (an edge that timed out, a client that gave up): normal,
             # counted, not worth a log line each.
             CLIENT_GONE.inc()
         super().connection_lost(exc)
 
     def _arm_watch(self) -> None:
-        self._unsent = self.transport.get_write_buffer_size()
+        self._unsent = self._queued()
         self._watch = self.loop.call_later(self.write_timeout, self._check_progress)
+
+    def _queued(self) -> int:
+        """Bytes not yet taken by the client: in the transport and in the kernel's buffer."""
+        queued = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+            queued += struct.unpack("i", raw)[0]
+        return queued
 
     def _check_progress(self) -> None:
         self._watch = None
         if self.transport.is_closing():
             return
-        if self.transport.get_write_buffer_size() < self._unsent:
+        queued = self._queued()
+        if queued < self._unsent:
             self._arm_watch()  # slow, but reading: keep going
             return
         CLIENT_GONE.inc()
+        self._dropped = True
         log.info(
-            "dropped %s: it read nothing of its answer for %gs (%d bytes unsent)",
+            "dropped %s: it took nothing of its answer for %gs (%d bytes unsent)",
             self.client,
             self.write_timeout,
-            self._unsent,
+            queued,
         )
+        sock = self.transport.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError):
+            # A reset, not a FIN after the queued bytes: the kernel drops them at once.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
 
 

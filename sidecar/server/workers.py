@@ -18,6 +18,8 @@ handler from the loop's first turn and keeps a one-second tick so that handler r
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import resource
 import signal
 import sys
 import threading
@@ -89,6 +91,8 @@ class AsyncioWorker(_Serving, Worker):
         settings = Settings.from_env()
         assert self.served is not None
         WeirHttpProtocol.write_timeout = settings.write_timeout
+        WeirHttpProtocol.read_timeout = settings.read_timeout
+        _raise_open_files_limit()
         config = uvicorn.Config(
             self.served.app,
             http=WeirHttpProtocol,
@@ -110,6 +114,14 @@ class AsyncioWorker(_Serving, Worker):
 
     async def _notify(self) -> None:
         self.notify()
+
+
+def _raise_open_files_limit() -> None:
+    """Connections cost no thread here, only a file descriptor: allow as many as we may."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class _Server(uvicorn.Server):

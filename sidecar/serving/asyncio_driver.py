@@ -120,9 +120,9 @@ class AsyncioDriver:
         self._execute(batch)
         with self._cond:
             self._busy = False
-            if self.batcher.queue:
+            if self.batcher.queue or self._stopped:
                 self._kicked = True
-                self._cond.notify()
+                self._cond.notify_all()
         _resolve(batch)
 
     def _company_left(self) -> float:
@@ -163,7 +163,9 @@ class AsyncioDriver:
             with self._cond:
                 while (self._busy or not (self._kicked and batcher.queue)) and not self._stopped:
                     self._cond.wait()
-                if self._stopped:
+                while self._busy:  # stopped while a light batch runs on the loop
+                    self._cond.wait()
+                if not batcher.queue:  # stopped, and everything queued is answered
                     return
                 self._busy = True
                 batch = batcher.take()
@@ -181,14 +183,12 @@ class AsyncioDriver:
             log.debug("%s: loop closed before a batch was handed back", self.batcher.name)
 
     def stop(self) -> None:
-        """Fail what is queued (503) and end the compute thread after its current batch."""
+        """Refuse new requests (503); those already queued are computed, then the compute
+        thread ends: a version retired while requests wait for it answers them."""
         with self._cond:
             self._stopped = True
-            items = list(self.batcher.queue)
-            self.batcher.fail_all(Unavailable(f"{self.batcher.name} is shutting down"))
+            self._kicked = True
             self._cond.notify_all()
-        if items:
-            self._hand_back(items)
 
 
 def _expire(future: asyncio.Future[None]) -> None:

@@ -450,11 +450,11 @@ class ThreadedDriver:
             with self._cond:
                 while not batcher.queue and not self._stopped:
                     self._cond.wait()
-                if self._stopped:
+                if not batcher.queue:  # stopped, and everything queued is answered
                     return
                 if policy.max_batch_size > 0 and policy.max_queue_delay > 0:
                     deadline = batcher.queue[0].enqueued + policy.max_queue_delay
-                    while batcher.queued_rows < policy.max_batch_size:
+                    while batcher.queued_rows < policy.max_batch_size and not self._stopped:
                         left = deadline - perf_counter()
                         if left <= 0:
                             break
@@ -465,14 +465,11 @@ class ThreadedDriver:
                 item.waiter.set()  # type: ignore[attr-defined]
 
     def stop(self) -> None:
+        """Refuse new requests (503); those already queued are computed, then the thread
+        ends: a version retired while requests wait for it answers them."""
         with self._cond:
             self._stopped = True
-            error = Unavailable(f"{self.batcher.name} is shutting down")
-            items = list(self.batcher.queue)
-            self.batcher.fail_all(error)
             self._cond.notify_all()
-        for item in items:
-            item.waiter.set()  # type: ignore[attr-defined]
 
 
 def threaded_driver(batcher: Batcher, metrics: ModelMetrics) -> ThreadedDriver:

@@ -154,9 +154,9 @@ class ModelVersion:
             observe_many(m.confidence, top)
 
     def retire(self) -> None:
-        """No longer served: stop the driver's own thread, if it has one. Requests already
-        queued on a threaded driver are answered 503; the session is freed with the last
-        reference to this version."""
+        """No longer served: stop the driver's own thread, if it has one, once the requests
+        already queued are computed; the session is freed with the last reference to this
+        version."""
         stop = getattr(self.driver, "stop", None)
         if stop is not None:
             stop()

@@ -213,7 +213,8 @@ def test_a_reader_that_takes_nothing_is_dropped_and_stalls_nobody(spawn_sidecar,
         _, length, body = _read_answer_after(stalled, first, pause=0.0)
     # Closed before its declared length: the client knows its answer is not whole.
     assert len(body) < length, (len(body), length)
-    assert "read nothing of its answer" in proc.log_text()
+    assert "took nothing of its answer" in proc.log_text()
+    assert proc.metric("weir_client_disconnects_total") == before + 1  # counted once
     assert requests.post(f"{proc.url}/v2/models/digits/infer", json=DIGITS, timeout=30).ok
 
 
@@ -225,3 +226,45 @@ def test_infer_paths_the_router_normalises_are_served_as_infer(sidecar, path):
     answer = requests.post(f"{sidecar.url}{path}", json=DIGITS, timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.json()["outputs"][0]["shape"] == [1, 10]
+
+
+def test_a_request_slower_than_the_read_timeout_is_answered_408_and_closed(
+    spawn_sidecar, repository
+):
+    proc = spawn_sidecar(repository, "--workers", "1", "--read-timeout", "1")
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=30) as silent:
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=30) as trickling:
+            trickling.sendall(b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n")
+            head, _, body = _drain(trickling).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408 "), head
+            assert json.loads(body)["error"]
+        assert _drain(silent).startswith(b"HTTP/1.1 408 ")
+    assert requests.post(f"{proc.url}/v2/models/digits/infer", json=DIGITS, timeout=30).ok
+
+
+def _drain(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_refusal_pipelined_behind_an_answer_is_not_spliced_into_it(sidecar):
+    good = json.dumps(DIGITS).encode()
+    answer = _exchange(
+        sidecar.port,
+        b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+        % len(good)
+        + good
+        + b"GARBAGE\x01 / HTTP/1.1\r\n\r\n",
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    length = int(
+        next(
+            line.split(b":")[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+    )
+    assert len(body) == length and json.loads(body)["outputs"][0]["shape"] == [1, 10]

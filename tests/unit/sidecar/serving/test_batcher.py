@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from sidecar.errors import InferenceFailed, QueueFull
+from sidecar.errors import InferenceFailed, QueueFull, Unavailable
 from sidecar.serving.batching import Batcher, BatchPolicy, Pending, ThreadedDriver
 
 
@@ -124,8 +124,10 @@ def test_stopping_the_driver_completes_queued_requests():
     gate.set()
     for t in threads:
         t.join(10)
-    assert all(it.done for it in items)
-    assert sum(it.error is not None for it in items) >= 2
+    assert all(it.done and it.error is None and it.outputs is not None for it in items)
+    late = _item(1)
+    with pytest.raises(Unavailable, match="shutting down"):
+        driver.infer(late)
 
 
 def test_stacking_buffers_are_reused_and_never_leak_between_batches():
