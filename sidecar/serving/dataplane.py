@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from sidecar.codec.decode import InferRequest, decode_request
 from sidecar.codec.encode import encode_response
 from sidecar.codec.wire import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE
-from sidecar.errors import PayloadTooLarge, Unavailable, WeirError
+from sidecar.errors import PayloadTooLarge, QueueFull, Unavailable, WeirError
 from sidecar.metrics import unknown_model_failure
 from sidecar.serving.batching import Pending
 from sidecar.serving.model import AsyncDriver, Driver, ModelVersion
@@ -45,12 +46,13 @@ def drain_ceiling(max_body_bytes: int) -> int:
 
 
 # Under an event loop, a request body or answer larger than this is decoded or encoded on a
-# thread: a few hundred microseconds of work at most stay on the loop.
+# thread: a few hundred microseconds of work at most stay on the loop. One thread: the work
+# holds the GIL, so more would not run faster, and each decode of a large JSON body holds
+# about ten times the body's size while it runs.
 INLINE_BYTES = 64 * 1024
-
-
-async def _on_thread(fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+# Request bytes admitted at once under an event loop, at least: queued requests hold their
+# tensors, so the queue's bound in requests alone would let 256 large bodies in.
+MIN_IN_FLIGHT_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,15 @@ class DataPlane:
         self.repository = repository
         self.readiness = readiness
         self.max_body_bytes = max_body_bytes
+        # infer_async's own: bytes of the requests it holds (read, decoded or queued).
+        self.in_flight_limit = max(MIN_IN_FLIGHT_BYTES, 4 * max_body_bytes)
+        self.in_flight_bytes = 0
+        self._worker_thread: ThreadPoolExecutor | None = None
+
+    async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._worker_thread is None:
+            self._worker_thread = ThreadPoolExecutor(1, thread_name_prefix="codec")
+        return await asyncio.get_running_loop().run_in_executor(self._worker_thread, fn, *args)
 
     def live(self) -> dict[str, Any]:
         return {"live": True}
@@ -175,24 +186,34 @@ class DataPlane:
         except WeirError as exc:
             unknown_model_failure(exc.reason)
             raise
+        size = len(body)
+        if self.in_flight_bytes and self.in_flight_bytes + size > self.in_flight_limit:
+            error = QueueFull(
+                f"this sidecar worker already holds {self.in_flight_bytes >> 20} MiB of "
+                "requests; retry after the Retry-After delay, or send fewer rows per request"
+            )
+            found.metrics.failure(error.reason)
+            raise error
         metrics = found.metrics
         metrics.in_flight.inc()
+        self.in_flight_bytes += size
         try:
-            if len(body) <= INLINE_BYTES:
+            if size <= INLINE_BYTES:
                 request, item = self._prepare(found, body, header_length)
             else:  # decoding it would hold up every request behind it on the loop
-                request, item = await _on_thread(self._prepare, found, body, header_length)
+                request, item = await self._on_thread(self._prepare, found, body, header_length)
             del body  # a queued request holds its tensors, not its text
             await cast(AsyncDriver, found.driver).submit(item)
             outputs = item.outputs or ()
             if sum(out.nbytes for out in outputs) <= INLINE_BYTES:
                 return self._finish(found, request, item, started)
-            return await _on_thread(self._finish, found, request, item, started)
+            return await self._on_thread(self._finish, found, request, item, started)
         except Exception as exc:
             self._count_failure(found, exc)
             raise
         finally:
             metrics.in_flight.dec()
+            self.in_flight_bytes -= size
 
     @staticmethod
     def _count_failure(found: ModelVersion, exc: Exception) -> None:

@@ -123,3 +123,37 @@ def test_requests_in_flight_rise_during_a_slow_batch_and_return_to_zero(plane, m
     with pytest.raises(PayloadTooLarge):
         plane.infer("digits", "1", io.BytesIO(b"x" * 5000).read, 5000, None)
     assert _in_flight("digits", "1") == 0
+
+
+def test_under_an_event_loop_requests_are_admitted_up_to_a_byte_budget(repository):
+    """Queued requests hold their tensors: past the worker's budget of request bytes a new
+    one is refused at once (503 queue_full), while one alone is always admitted."""
+    import asyncio
+
+    from sidecar.errors import QueueFull
+    from sidecar.serving.asyncio_driver import asyncio_driver
+
+    async def main() -> tuple[int, list[object]]:
+        loop = asyncio.get_running_loop()
+        load = Repository.loader(BatchPolicy(4, 0.0, 64), "cpu", 1, asyncio_driver(loop))
+        readiness = Readiness()
+        readiness.mark_ready()
+        plane = DataPlane(Repository.load(repository, load), readiness, 1 << 20)
+        body = json.dumps(
+            {
+                "inputs": [
+                    {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}
+                ]
+            }
+        ).encode()
+        plane.in_flight_limit = 3 * len(body)  # as if three bodies filled the worker's budget
+        calls = [plane.infer_async("digits", "1", body, None) for _ in range(5)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        alone = await plane.infer_async("digits", "1", body + b" " * (4 * len(body)), None)
+        return plane.in_flight_bytes, [*results, alone]
+
+    left, results = asyncio.run(main())
+    refused = [r for r in results if isinstance(r, QueueFull)]
+    assert len(refused) == 2 and "MiB of requests" in refused[0].message
+    assert all(not isinstance(r, Exception) for r in results if r not in refused)
+    assert left == 0  # every admitted byte is given back
