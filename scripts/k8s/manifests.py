@@ -1,6 +1,6 @@
 """`weir k8s FILE`: Kubernetes manifests from the same release YAML that `weir apply` takes.
 
-One pod holds the edge and one sidecar per device of the release, sharing an emptyDir for the
+One pod holds the edge and one sidecar per pool and device of the release, sharing an emptyDir for the
 sidecars' unix sockets; Kubernetes' GPU device plugin hands each sidecar container one GPU,
 which that container sees as device 0. Rate limits are enforced by each edge replica on its
 own: a limit keyed `global` is divided by the replica count here so the fleet keeps the total.
@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from scripts.args import add_release_file
+from scripts.fleet.pools import pool_sidecars
 from scripts.k8s.pod import (
     APP,
     LABELS,
@@ -145,8 +146,8 @@ def manifests(
     selector = {"matchLabels": LABELS}
     grace = math.ceil(release.longest_timeout) + DRAIN_S + 30
     containers = [edge_container(release, image, DRAIN_S)] + [
-        sidecar_container(label, image, DRAIN_S, release.edge.max_body)
-        for label in device_labels(release, gpus_per_pod)
+        sidecar_container(sidecar, image, DRAIN_S, release.edge.max_body)
+        for sidecar in pool_sidecars(release, device_labels(release, gpus_per_pod))
     ]
     return [
         {
