@@ -111,7 +111,8 @@ def layout_change(release: Release, local: LocalSidecars) -> str | None:
 
 def _show(pools: dict[str, Any]) -> str:
     def settings(spec: dict[str, Any]) -> str:
-        given = ", ".join(f"{k}: {v}" for k, v in spec.items() if v is not None)
+        shown = {**spec, "memory": spec["memory"] and f"{spec['memory'] // 2**20}m"}
+        given = ", ".join(f"{k}: {v}" for k, v in shown.items() if v is not None)
         return f" {{{given}}}" if given else ""
 
     return "; ".join(f"{name}{settings(spec)}" for name, spec in pools.items())

@@ -1,13 +1,13 @@
 """`weir k8s FILE`: Kubernetes manifests from the same release YAML that `weir apply` takes.
 
-One pod holds the edge and one sidecar per pool and device of the release, sharing an emptyDir for the
-sidecars' unix sockets; Kubernetes' GPU device plugin hands each sidecar container one GPU,
-which that container sees as device 0. Rate limits are enforced by each edge replica on its
+One pod holds the edge and one sidecar per pool and device of the release, sharing an emptyDir
+for the sidecars' unix sockets; Kubernetes' GPU device plugin hands each sidecar container one
+GPU, which that container sees as device 0. Rate limits are enforced by each edge replica on its
 own: a limit keyed `global` is divided by the replica count here so the fleet keeps the total.
-Every container names its command (`command: [weir]`, the image's ENTRYPOINT too) and its
-`args` are a `weir` command line, checked by a test against the CLI's own parsers. The release
-is an immutable ConfigMap named after its revision and text (`release_configmap_name`), named
-by the pod template: a release changes by rolling out a new ReplicaSet, never under a pod.
+Every container names its command (`command: [weir]`, the image's ENTRYPOINT too) and its `args`
+are a `weir` command line, checked by a test against the CLI's own parsers. The release is an
+immutable ConfigMap named after its revision and text (`release_configmap_name`), named by the
+pod template: a release changes by rolling out a new ReplicaSet, never under a pod.
 """
 
 from __future__ import annotations

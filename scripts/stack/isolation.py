@@ -152,8 +152,9 @@ class PoolCgroup:
         if self.version == 1:
             # The swap-inclusive limit may never be below the memory limit: in whichever order
             # works for the values already there.
-            files = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
-            files = [f for f in files if (self.path / f).exists()]
+            files = ["memory.limit_in_bytes"]
+            if (self.path / "memory.memsw.limit_in_bytes").exists():  # swap accounting on
+                files.append("memory.memsw.limit_in_bytes")
             for order in (files, files[::-1]):
                 try:
                     for name in order:
