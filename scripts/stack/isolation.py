@@ -102,8 +102,7 @@ class MemoryCgroups:
         limit or where none can be made."""
         if sidecar.spec.memory is None or self.parent is None:
             return None
-        digest = hashlib.sha256(str(runtime_root).encode()).hexdigest()[:8]
-        cgroup = PoolCgroup(self.parent / f"{digest}-{sidecar.label}", self.version)
+        cgroup = PoolCgroup(self.parent / cgroup_name(runtime_root, sidecar), self.version)
         cgroup.create(sidecar.spec.memory)
         return cgroup
 
@@ -130,6 +129,11 @@ class MemoryCgroups:
                     f"({self.reason}); the pools run without them"
                 )
         return "isolation: " + "; ".join(parts)
+
+
+def cgroup_name(runtime_root: Path, sidecar: PoolSidecar) -> str:
+    """`<hash of the runtime directory>-<label>`: unique per `weir up` and pool sidecar."""
+    return f"{hashlib.sha256(str(runtime_root).encode()).hexdigest()[:8]}-{sidecar.label}"
 
 
 def _delegate_memory(base: Path, parent: Path) -> None:
