@@ -216,8 +216,13 @@ def sync_sidecars(
     except BaseException:
         synced.undo()
         raise
-    loaded = ", ".join(f"{s.name} generation {numbers[s.pool]}" for s in sidecars)
-    return Synced(f"sidecars loaded their repository views ({loaded})", synced.views)
+    on = ", ".join(local.devices)
+    loaded = "; ".join(
+        f"{'sidecars' if pool == DEFAULT_POOL else f'pool {pool} sidecars'} on {on} loaded "
+        f"repository generation {number}"
+        for pool, number in numbers.items()
+    )
+    return Synced(loaded, synced.views)
 
 
 def wait_loaded(

@@ -305,7 +305,8 @@ def test_apply_adds_a_model_to_a_running_pool_and_refuses_a_new_layout(stack: Po
     added.write_text(text)
     done = apply(stack, added)
     assert done.returncode == 0, done.stderr
-    assert "sidecar-light-cpu generation" in done.stdout and "sidecar-heavy-cpu" in done.stdout
+    assert "pool light sidecars on cpu loaded repository generation" in done.stdout
+    assert "pool heavy sidecars on cpu loaded repository generation" in done.stdout
     r = requests.post(f"{stack.url}/v2/models/digits-b/infer", data=digits_body(), timeout=10)
     assert r.status_code == 200 and "X-Weir-Fallback" not in r.headers, r.text
     heavy = stack.admin("/metrics/sidecars/heavy-cpu").text
