@@ -93,7 +93,7 @@ def pod_annotations(release: Release, configmap: str) -> dict[str, str]:
 
     `prometheus.io/*` rather than a PodMonitor: the annotations need no operator or CRD and are
     what the common `kubernetes-pods` scrape job reads, for the edge's /metrics. They name one
-    path, so the sidecars' relayed /metrics/sidecars/<device> are scraped by the shipped
+    path, so the sidecars' relayed /metrics/sidecars/<sidecar> are scraped by the shipped
     Kubernetes scrape config's `weir-sidecars` job (scripts/observability/prometheus.py).
     """
     annotations = {"weir/revision": str(release.revision), "weir/release-configmap": configmap}

@@ -130,7 +130,7 @@ def edge_container(release: Release, image: str, drain_s: int) -> dict[str, Any]
     ports = [{"name": "http", "containerPort": port}]
     metrics = metrics_port(release)
     if metrics is not None:
-        # GET /metrics and /metrics/sidecars/<device>, no token: what the cluster scrapes.
+        # GET /metrics and /metrics/sidecars/<sidecar>, no token: what the cluster scrapes.
         ports.append({"name": METRICS_PORT, "containerPort": metrics})
     return {
         "name": "edge",
