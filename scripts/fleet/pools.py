@@ -63,14 +63,6 @@ def pool_sidecars(release: Release, devices: list[str] | None = None) -> list[Po
     ]
 
 
-def model_sidecars(
-    release: Release, model: str, devices: list[str] | None = None
-) -> list[PoolSidecar]:
-    """The sidecars that serve `model`: its pool's, one per device."""
-    pool = release.models[model].pool
-    return [s for s in pool_sidecars(release, devices) if s.pool == pool]
-
-
 def pool_layout(release: Release) -> dict[str, Any]:
     """What running sidecars are fixed to when they start: the pools that run with their
     settings, and which pool holds each model (JSON-ready, for `weir up`'s manifest)."""
