@@ -74,6 +74,15 @@ class MemoryCgroups:
 
     @classmethod
     def find(cls, root: Path = CGROUP_ROOT) -> MemoryCgroups:
+        """The writable memory hierarchy, if any; never raises (a limit is not worth a failed
+        start: `summary` says what is not enforced)."""
+        try:
+            return cls._find(root)
+        except OSError as exc:
+            return cls(None, 0, f"cannot read {root}: {exc}")
+
+    @classmethod
+    def _find(cls, root: Path) -> MemoryCgroups:
         v1 = root / "memory"
         if (v1 / "memory.limit_in_bytes").exists():
             return cls._make(v1 / _own_cgroup(1), 1, [v1])
