@@ -66,6 +66,10 @@ class Guardian:
     def release(self, pgid: int) -> None:
         self._say(f"-{pgid}")
 
+    def remove_when_gone(self, cgroup: Path) -> None:
+        """A cgroup to remove once this supervisor is gone (its own stop removes it too)."""
+        self._say(f"@{cgroup}")
+
     def close(self) -> None:
         with self._lock, contextlib.suppress(OSError, ValueError):
             assert self.process.stdin

@@ -227,7 +227,8 @@ def main(argv: list[str]) -> int:
         pool_layout(release),
     ).hold(runtime)
     grace_s = release.longest_timeout + 15
-    sup = Supervisor(Guardian())
+    guardian = Guardian()
+    sup = Supervisor(guardian)
     sidecars: list[Child] = []
     edge: Child | None = None
 
@@ -250,6 +251,7 @@ def main(argv: list[str]) -> int:
                 cgroup = None
             if cgroup is not None:
                 limits.append(cgroup)
+                guardian.remove_when_gone(cgroup.path)
             sidecars.append(
                 sup.add(
                     Child(

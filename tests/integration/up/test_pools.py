@@ -105,10 +105,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PoolStack]:
         yield stack
     finally:
         if stack.process.poll() is None:
-            for pid in descendants(stack.process.pid):
+            for pid in descendants(stack.process.pid):  # its guardian too: clean up after it
                 os.kill(pid, signal.SIGKILL)
             stack.process.kill()
             stack.process.wait()
+            if "memory limits enforced by cgroup" in stack.log():
+                cgroup = stack.cgroup()
+                for path in (
+                    cgroup.path,
+                    cgroup.path.with_name(cgroup.path.name[:9] + "light-cpu"),
+                ):
+                    PoolCgroup(path, cgroup.version).remove()
 
 
 def digits_body() -> bytes:
@@ -335,6 +342,26 @@ def apply(stack: PoolStack, path: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=240,
     )
+
+
+def test_a_sigkilled_weir_up_leaves_no_process_nor_cgroup_and_starts_again(
+    stack: PoolStack,
+) -> None:
+    cgroup = stack.cgroup() if "memory limits enforced by cgroup" in stack.log() else None
+    tree = descendants(stack.process.pid)
+    stack.process.kill()  # `weir up` alone: its guardian stops the rest
+    stack.process.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (
+        any(alive(pid) for pid in tree) or (cgroup is not None and cgroup.path.exists())
+    ):
+        time.sleep(0.1)
+    assert not [pid for pid in tree if alive(pid)], stack.log()[-2000:]
+    assert cgroup is None or not cgroup.path.exists()  # the guardian removed it
+    stack.launch()  # no file: the last applied revision, with its pools
+    stack.wait_for_log(READY_BANNER)
+    r = requests.post(f"{stack.url}/v2/models/digits-b/infer", data=digits_body(), timeout=10)
+    assert r.status_code == 200 and "X-Weir-Fallback" not in r.headers, r.text
 
 
 def test_stopping_removes_the_pools_cgroups(stack: PoolStack) -> None:
