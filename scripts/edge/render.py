@@ -23,6 +23,7 @@ import jinja2
 from scripts.edge import names
 from scripts.edge.lua_settings import HIGH, LOW, as_json, lua_settings
 from scripts.edge.nginx import NginxBinary
+from scripts.fleet.pools import pool_sidecars
 from scripts.release import Model, Release
 from scripts.runtime import RuntimeDir, resolve_devices
 
@@ -149,8 +150,11 @@ def render(
     release_text: str = "",
 ) -> Rendered:
     """Render into out_dir (which the caller owns and later switches to)."""
-    devices = resolve_devices(release.sidecars.devices)
-    default_servers = [f"unix:{runtime.sidecar_socket(d)}" for d in devices]
+    # Each model's versions go to its pool's sidecars, one per device.
+    sidecars = pool_sidecars(release, resolve_devices(release.sidecars.devices))
+    pool_servers = {
+        pool: [s.address(runtime) for s in sidecars if s.pool == pool] for pool in release.pools()
+    }
     models = []
     for name, model in release.models.items():
         sticky = model.release.sticky_key
@@ -170,7 +174,7 @@ def render(
                 "upstreams": [
                     {
                         "name": names.upstream_name(name, version),
-                        "servers": spec.upstreams or default_servers,
+                        "servers": spec.upstreams or pool_servers[model.pool],
                     }
                     for version, spec in model.versions.items()
                 ],
@@ -214,9 +218,9 @@ def render(
         "admin_listen": release.edge.admin_listen,
         # The optional metrics listener (edge.metrics_listen; None: no such server).
         "metrics_listen": release.edge.metrics_listen,
+        # Every pool's sidecars: /metrics/sidecars/<label> (`scripts/fleet/pools.py`).
         "sidecar_metrics": [
-            {"device": d, "url": f"http://unix:{runtime.sidecar_socket(d)}:/metrics"}
-            for d in devices
+            {"label": s.label, "url": f"http://{s.address(runtime)}:/metrics"} for s in sidecars
         ],
     }
     try:

@@ -7,9 +7,14 @@ runtime directory: every model folder mirrored with symlinks (weights are never 
 
 Views are numbered generations under `repository.d/`, and `repository` is a symlink to the
 latest: a new view is swapped in at once (sidecars rescan it and load what is new) and the
-previous one can be pointed at again. `weir view FILE --models DIR` builds one where no
+previous one can be pointed at again. `weir view FILE --models DIR` builds them where no
 `weir up` runs (a Kubernetes pod's init container), so the release's batching reaches those
 sidecars too.
+
+Each sidecar pool has a view of its own (`scripts/fleet/pools.py` names them), holding only its
+models: a pool's sidecars never load another pool's. The `default` pool's view also holds the
+repository's models that the release does not name, as every view did before pools: a sidecar
+serves them when asked by version, the edge never routes to them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from typing import Any
 import yaml
 
 from scripts.args import add_release_file, command_parser
+from scripts.fleet.pools import view_link
 from scripts.release import Release, ReleaseError, load_release
+from scripts.release.sections import DEFAULT_POOL
 from scripts.runtime import RuntimeDir
 from sidecar.serving.generation import GENERATION_FILE, generation
 
@@ -54,12 +61,21 @@ def merged_config(own: dict[str, Any], release: Release, name: str) -> dict[str,
     return merged
 
 
-def build_view(release: Release, models: Path, target: Path) -> Path:
-    """(Re)build `target` as the release's view of the repository at `models`."""
+def in_pool(release: Release, pool: str, name: str) -> bool:
+    """Whether model folder `name` belongs in `pool`'s view (unnamed models: the default's)."""
+    model = release.models.get(name)
+    return (model.pool if model is not None else DEFAULT_POOL) == pool
+
+
+def build_view(release: Release, models: Path, target: Path, pool: str = DEFAULT_POOL) -> Path:
+    """(Re)build `target` as the release's view of the repository at `models` for the
+    sidecars of `pool`."""
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     for model_dir in sorted(p for p in models.iterdir() if _is_model_dir(p)):
+        if not in_pool(release, pool, model_dir.name):
+            continue
         mirror = target / model_dir.name
         mirror.mkdir()
         for entry in model_dir.iterdir():
@@ -100,8 +116,9 @@ def point(link: Path, target: Path) -> None:
     os.replace(swap, link)
 
 
-def publish_view(release: Release, models: Path, link: Path) -> int:
-    """Build the next generation of the view, point `link` at it, and return its number."""
+def publish_view(release: Release, models: Path, link: Path, pool: str = DEFAULT_POOL) -> int:
+    """Build the next generation of `pool`'s view, point `link` at it, and return its
+    number."""
     views = link.with_name(link.name + ".d")
     views.mkdir(parents=True, exist_ok=True)
     number = max([generation(link), *(int(p.name) for p in views.iterdir() if p.name.isdigit())])
@@ -109,7 +126,7 @@ def publish_view(release: Release, models: Path, link: Path) -> int:
     # Built aside and renamed into place: a view is either complete or absent.
     partial = views / f".{number}.partial"
     try:
-        build_view(release, models, partial)
+        build_view(release, models, partial, pool)
         (partial / GENERATION_FILE).write_text(f"{number}\n")
         target = partial.rename(views / str(number))
     except BaseException:
@@ -154,13 +171,15 @@ def main(argv: list[str]) -> int:
     if not models.is_dir():  # before anything is created in the runtime directory
         print(f"weir view: {args.models} is not a model repository directory", file=sys.stderr)
         return 1
-    try:
-        number = publish_view(release, models, runtime.repository)
-    except (OSError, ValueError) as exc:
-        print(f"weir view: cannot build the view of {args.models}: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"{runtime.repository}: generation {number} of {args.models} for revision "
-        f"{release.revision}"
-    )
+    for pool in release.pools():
+        link = view_link(runtime, pool)
+        try:
+            number = publish_view(release, models, link, pool)
+        except (OSError, ValueError) as exc:
+            print(f"weir view: cannot build the view of {args.models}: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"{link}: generation {number} of {args.models} for revision {release.revision}"
+            + ("" if pool == DEFAULT_POOL else f", pool {pool}")
+        )
     return 0

@@ -1,10 +1,14 @@
 """New model versions reach the sidecars of `weir up` before the edge routes to them.
 
 `weir up` records its sidecars in the runtime directory (`sidecars.json`: its pid, the model
-repository, the devices). While it runs, `weir apply` publishes the new release's view of the
-repository (a new generation), waits until every live worker of every sidecar has loaded it
-and answers ready for each version the release routes to, and only then switches the edge.
-If that fails, the previous view is put back and the edge is left alone.
+repository, the devices, the pool layout). While it runs, `weir apply` publishes the new
+release's view of the repository for every pool (a new generation each), waits until every
+live worker of every sidecar of each pool has loaded its pool's and answers ready for each
+version the release routes there, and only then switches the edge. If that fails, every
+pool's previous view is put back and the edge is left alone. The pools themselves (which run,
+their CPUs, memory and workers, which pool holds a model) are fixed while `weir up` runs: a
+release that changes them is refused, as a device change is; a new model in a running pool
+is loaded like a new version.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.fleet import probe
 from scripts.fleet.model_view import point, publish_view
+from scripts.fleet.pools import PoolSidecar, pool_layout, pool_sidecars, view_link
 from scripts.release import Release
+from scripts.release.sections import DEFAULT_POOL, Pool
 from scripts.runtime import RuntimeDir, resolve_devices
 
 MANIFEST = "sidecars.json"
@@ -37,13 +43,16 @@ class SidecarSyncError(RuntimeError):
 class LocalSidecars:
     """The sidecars one `weir up` runs: `pid` is weir up's own; `poll_seconds` how often its
     sidecars rescan the repository (0: never); `max_body_bytes` the largest request body they
-    accept, fixed when they start (None: a manifest written before it was recorded)."""
+    accept, fixed when they start (None: a manifest written before it was recorded);
+    `layout` the pools they run (`pools.pool_layout`; None: every model in the default pool,
+    as before pools)."""
 
     pid: int
     models: str
     devices: list[str]
     poll_seconds: float = 2.0
     max_body_bytes: int | None = None
+    layout: dict[str, Any] | None = None
 
     def hold(self, runtime: RuntimeDir) -> IO[str]:
         """Write the manifest and lock it for as long as the returned file stays open: the
@@ -75,14 +84,38 @@ class LocalSidecars:
             held.close()
 
 
-def local_versions(release: Release) -> list[tuple[str, str]]:
-    """(model, version) pairs the release routes to local sidecars."""
+def local_versions(release: Release, pool: str | None = None) -> list[tuple[str, str]]:
+    """(model, version) pairs the release routes to local sidecars (of `pool`, when given)."""
     return [
         (name, version)
         for name, model in release.models.items()
         for version, spec in model.versions.items()
-        if not spec.upstreams
+        if not spec.upstreams and pool in (None, model.pool)
     ]
+
+
+def layout_change(release: Release, local: LocalSidecars) -> str | None:
+    """How the release's pools differ from those `weir up` runs (None: they do not)."""
+    # A manifest from before pools: every model in the default pool, with its defaults.
+    running = local.layout or {"pools": {DEFAULT_POOL: Pool().model_dump()}, "models": {}}
+    wanted = pool_layout(release)
+    if wanted["pools"] != running["pools"]:
+        return f"pools {_show(wanted['pools'])}, where it runs {_show(running['pools'])}"
+    moved = [
+        f"{name} to {pool} (it runs in {running['models'][name]})"
+        for name, pool in wanted["models"].items()
+        if running["models"].get(name, pool) != pool
+    ]
+    return f"it moves {', '.join(moved)}" if moved else None
+
+
+def _show(pools: dict[str, Any]) -> str:
+    def settings(spec: dict[str, Any]) -> str:
+        shown = {**spec, "memory": spec["memory"] and f"{spec['memory'] // 2**20}m"}
+        given = ", ".join(f"{k}: {v}" for k, v in shown.items() if v is not None)
+        return f" {{{given}}}" if given else ""
+
+    return "; ".join(f"{name}{settings(spec)}" for name, spec in pools.items())
 
 
 def missing_versions(release: Release, models: Path) -> list[str]:
@@ -110,15 +143,16 @@ def loaded_state(metrics: str) -> tuple[int | None, dict[tuple[str, str], float]
 
 @dataclass(frozen=True)
 class Synced:
-    """Sidecars now on a new view; `undo` points them back at the previous one."""
+    """Sidecars now on new views, (link, previous target) per pool; `undo` points each back
+    at its previous one."""
 
     message: str
-    link: Path
-    previous: Path | None
+    views: list[tuple[Path, Path | None]]
 
     def undo(self) -> None:
-        if self.previous is not None:
-            point(self.link, self.previous)
+        for link, previous in self.views:
+            if previous is not None:
+                point(link, previous)
 
 
 def sync_sidecars(
@@ -144,6 +178,12 @@ def sync_sidecars(
             "with: the edge would pass bodies the sidecars cut off (a broken pipe, a 503). "
             "Restart `weir up` with this release, or keep max_body at most that"
         )
+    change = layout_change(release, local)
+    if change is not None:
+        raise SidecarSyncError(
+            f"the release changes the sidecar pools of `weir up` (pid {local.pid}): {change}. "
+            "Pools are fixed while it runs: restart `weir up` with this release"
+        )
     models = Path(local.models)
     missing = missing_versions(release, models)
     if missing:
@@ -156,35 +196,44 @@ def sync_sidecars(
             f"`weir up` (pid {local.pid}) runs its sidecars with WEIR_REPOSITORY_POLL_SECONDS=0, "
             "so they never load new versions: restart it with this release instead"
         )
-    link = runtime.repository
-    previous = link.resolve() if link.is_symlink() else None
+    synced = Synced("", [])
     try:
-        number = publish_view(release, models, link)
-    except (OSError, ValueError) as exc:
-        raise SidecarSyncError(f"could not build the sidecars' view of {models}: {exc}") from None
-    synced = Synced(
-        f"sidecars on {', '.join(local.devices)} loaded repository generation {number}",
-        link,
-        previous,
-    )
-    try:
+        numbers: dict[str, int] = {}
+        for pool in release.pools():
+            link = view_link(runtime, pool)
+            previous = link.resolve() if link.is_symlink() else None
+            try:
+                numbers[pool] = publish_view(release, models, link, pool)
+            except (OSError, ValueError) as exc:
+                raise SidecarSyncError(
+                    f"could not build the sidecars' view of {models}: {exc}"
+                ) from None
+            synced.views.append((link, previous))
         deadline = time.monotonic() + timeout_s
-        for device in local.devices:
-            wait_loaded(release, runtime, device, number, deadline)
+        sidecars = pool_sidecars(release, local.devices)
+        for sidecar in sidecars:
+            wait_loaded(release, runtime, sidecar, numbers[sidecar.pool], deadline)
     except BaseException:
         synced.undo()
         raise
-    return synced
+    on = ", ".join(local.devices)
+    loaded = "; ".join(
+        f"{'sidecars' if pool == DEFAULT_POOL else f'pool {pool} sidecars'} on {on} loaded "
+        f"repository generation {number}"
+        for pool, number in numbers.items()
+    )
+    return Synced(loaded, synced.views)
 
 
 def wait_loaded(
-    release: Release, runtime: RuntimeDir, device: str, number: int, deadline: float
+    release: Release, runtime: RuntimeDir, sidecar: PoolSidecar, number: int, deadline: float
 ) -> None:
-    """Until every live worker of the sidecar on `device` has loaded generation `number` and
-    reports each of the release's versions ready (or `deadline`, a monotonic time, passes)."""
-    address = f"unix:{runtime.sidecar_socket(device)}"
-    name = f"the sidecar on {device}"
-    wanted = local_versions(release)
+    """Until every live worker of `sidecar` has loaded generation `number` of its pool's view
+    and reports each of the release's versions in its pool ready (or `deadline`, a monotonic
+    time, passes)."""
+    address = sidecar.address(runtime)
+    name = f"the sidecar {sidecar.name}"
+    wanted = local_versions(release, sidecar.pool)
     seen: int | None = None
     problem = "it has not answered yet"
     while True:
@@ -208,7 +257,7 @@ def wait_loaded(
         if time.monotonic() > deadline:
             raise SidecarSyncError(
                 f"{name} has not loaded the new models in time: {problem}; `weir up`'s "
-                f"[sidecar-{device}] log lines say what it is doing"
+                f"[{sidecar.name}] log lines say what it is doing"
             )
         time.sleep(0.2)
 

@@ -1,13 +1,13 @@
 """`weir k8s FILE`: Kubernetes manifests from the same release YAML that `weir apply` takes.
 
-One pod holds the edge and one sidecar per device of the release, sharing an emptyDir for the
-sidecars' unix sockets; Kubernetes' GPU device plugin hands each sidecar container one GPU,
-which that container sees as device 0. Rate limits are enforced by each edge replica on its
+One pod holds the edge and one sidecar per pool and device of the release, sharing an emptyDir
+for the sidecars' unix sockets; Kubernetes' GPU device plugin hands each sidecar container one
+GPU, which that container sees as device 0. Rate limits are enforced by each edge replica on its
 own: a limit keyed `global` is divided by the replica count here so the fleet keeps the total.
-Every container names its command (`command: [weir]`, the image's ENTRYPOINT too) and its
-`args` are a `weir` command line, checked by a test against the CLI's own parsers. The release
-is an immutable ConfigMap named after its revision and text (`release_configmap_name`), named
-by the pod template: a release changes by rolling out a new ReplicaSet, never under a pod.
+Every container names its command (`command: [weir]`, the image's ENTRYPOINT too) and its `args`
+are a `weir` command line, checked by a test against the CLI's own parsers. The release is an
+immutable ConfigMap named after its revision and text (`release_configmap_name`), named by the
+pod template: a release changes by rolling out a new ReplicaSet, never under a pod.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from scripts.args import add_release_file
+from scripts.fleet.pools import pool_sidecars
 from scripts.k8s.pod import (
     APP,
     LABELS,
@@ -92,7 +93,7 @@ def pod_annotations(release: Release, configmap: str) -> dict[str, str]:
 
     `prometheus.io/*` rather than a PodMonitor: the annotations need no operator or CRD and are
     what the common `kubernetes-pods` scrape job reads, for the edge's /metrics. They name one
-    path, so the sidecars' relayed /metrics/sidecars/<device> are scraped by the shipped
+    path, so the sidecars' relayed /metrics/sidecars/<sidecar> are scraped by the shipped
     Kubernetes scrape config's `weir-sidecars` job (scripts/observability/prometheus.py).
     """
     annotations = {"weir/revision": str(release.revision), "weir/release-configmap": configmap}
@@ -145,8 +146,8 @@ def manifests(
     selector = {"matchLabels": LABELS}
     grace = math.ceil(release.longest_timeout) + DRAIN_S + 30
     containers = [edge_container(release, image, DRAIN_S)] + [
-        sidecar_container(label, image, DRAIN_S, release.edge.max_body)
-        for label in device_labels(release, gpus_per_pod)
+        sidecar_container(sidecar, image, DRAIN_S, release.edge.max_body)
+        for sidecar in pool_sidecars(release, device_labels(release, gpus_per_pod))
     ]
     return [
         {

@@ -4,19 +4,21 @@
 
 Both jobs scrape the edge's admin listener (loopback only, bearer token read from the runtime
 directory's token file): the edge's own metrics at /metrics and each sidecar's, relayed, at
-/metrics/sidecars/<device>. `promtool check config` checks that the token file exists, so the
-config names the real one. The committed prometheus.yml is this output for release.yaml and the
-repository's default runtime directory `.weir`, with the token path relative to the config file
-(Prometheus resolves it from the file's own directory): after `make up` it passes
-`promtool check config scripts/observability/prometheus.yml` from any working directory.
+/metrics/sidecars/<sidecar> (`<device>` in the default pool, `<pool>-<device>` in others), each
+sidecar's series labelled `sidecar`, `pool` and `device`. `promtool check config` checks that
+the token file exists, so the config names the real one. The committed prometheus.yml is this
+output for release.yaml and the repository's default runtime directory `.weir`, with the token
+path relative to the config file (Prometheus resolves it from the file's own directory): after
+`make up` it passes `promtool check config scripts/observability/prometheus.yml` from any
+working directory.
 
 In Kubernetes (`--kubernetes`; committed as prometheus-kubernetes.yml) the same two jobs find
 `weir k8s` pods through pod discovery and scrape their metrics listener (the release's
 edge.metrics_listen, the edge container's port named `metrics`), which needs no token: the
-edge's /metrics on that port, and one target per sidecar container (`sidecar-<device>`, no
-port of its own) at /metrics/sidecars/<device> on the pod's `prometheus.io/port`. Each series
-gets `namespace`, `pod` and, for sidecars, `device` labels (what the prometheus-adapter rule of
-`weir k8s` expects).
+edge's /metrics on that port, and one target per sidecar container (`sidecar-<sidecar>`, no
+port of its own) at /metrics/sidecars/<sidecar> on the pod's `prometheus.io/port`. Each series
+gets `namespace`, `pod` and, for sidecars, `sidecar`, `pool` and `device` labels (the
+prometheus-adapter rule of `weir k8s` expects namespace and pod).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from typing import Any
 import yaml
 
 from scripts.args import add_release_file
+from scripts.fleet.pools import PoolSidecar, pool_sidecars
 from scripts.release import Release, ReleaseError, load_release
-from scripts.runtime import resolve_devices
+from scripts.release.sections import DEFAULT_POOL
 
 HERE = Path(__file__).resolve().parent
 COMMITTED = HERE / "prometheus.yml"
@@ -47,7 +50,7 @@ HEADER = (
 def scrape_config(
     release: Release,
     token_file: str,
-    devices: list[str],
+    sidecars: list[PoolSidecar],
     interval: str = "10s",
     rule_files: list[str] | None = None,
 ) -> dict[str, Any]:
@@ -69,11 +72,15 @@ def scrape_config(
             "job_name": "weir-sidecars",
             "authorization": dict(auth),
             "static_configs": [
-                {"targets": [admin], "labels": {"device": device}} for device in devices
+                {
+                    "targets": [admin],
+                    "labels": {"sidecar": s.label, "pool": s.pool, "device": s.device},
+                }
+                for s in sidecars
             ],
             "relabel_configs": [
                 {
-                    "source_labels": ["device"],
+                    "source_labels": ["sidecar"],
                     "target_label": "__metrics_path__",
                     "replacement": "/metrics/sidecars/$1",
                 }
@@ -133,7 +140,23 @@ def kubernetes_scrape_config(
                 {
                     "source_labels": ["__meta_kubernetes_pod_container_name"],
                     "regex": "sidecar-(.+)",
+                    "target_label": "sidecar",
+                },
+                {  # devices have no `-`: the last part of the name (`scripts/fleet/pools.py`)
+                    "source_labels": ["__meta_kubernetes_pod_container_name"],
+                    "regex": "sidecar-(?:.+-)?([^-]+)",
                     "target_label": "device",
+                },
+                {
+                    "source_labels": ["__meta_kubernetes_pod_container_name"],
+                    "regex": "sidecar-[^-]+",
+                    "target_label": "pool",
+                    "replacement": DEFAULT_POOL,
+                },
+                {
+                    "source_labels": ["__meta_kubernetes_pod_container_name"],
+                    "regex": "sidecar-(.+)-[^-]+",
+                    "target_label": "pool",
                 },
                 {
                     "source_labels": ["__meta_kubernetes_pod_container_name"],
@@ -176,8 +199,9 @@ def committed() -> str:
     release = load_release(HERE.parents[1] / "release.yaml").release
     devices = ["cpu"] if release.sidecars.devices in ("auto", "cpu") else None
     devices = devices or [str(d) for d in release.sidecars.devices]  # type: ignore[union-attr]
+    sidecars = pool_sidecars(release, devices)
     return render(
-        scrape_config(release, "../../.weir/edge/admin.token", devices, rule_files=[ALERTS])
+        scrape_config(release, "../../.weir/edge/admin.token", sidecars, rule_files=[ALERTS])
     )
 
 
@@ -213,8 +237,8 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(render(config, KUBERNETES_HEADER))
         return 0
     token = Path(args.runtime_dir).absolute() / "edge" / "admin.token"
-    devices = resolve_devices(release.sidecars.devices)
-    config = scrape_config(release, str(token), devices, args.scrape_interval, args.rules)
+    sidecars = pool_sidecars(release)
+    config = scrape_config(release, str(token), sidecars, args.scrape_interval, args.rules)
     sys.stdout.write(render(config))
     return 0
 

@@ -8,15 +8,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from scripts.release.sections import EdgeSection, Scaling, SidecarsSection, Strict
+from scripts.release.sections import (
+    DEFAULT_POOL,
+    EdgeSection,
+    Pool,
+    Scaling,
+    SidecarsSection,
+    Strict,
+)
 from scripts.release.values import (
     FALLBACK_STATUSES,
     HEADER_RE,
     NAME_RE,
     RATE_RE,
     Duration,
+    PoolName,
     Size,
     check_fallback_body,
     check_key,
@@ -182,6 +191,7 @@ class Model(Strict):
     breaker: Breaker = Breaker()
     fallback: Fallback | None = None
     timeout: Duration = Field(10.0, description="upstream read/send timeout per request")
+    pool: PoolName = Field(DEFAULT_POOL, description="the sidecar pool serving it (sidecars.pools)")
 
     @field_validator("versions", mode="before")
     @classmethod
@@ -249,6 +259,33 @@ class Release(Strict):
                         "edge's nginx config spells the same: rename one of them"
                     )
         return value
+
+    @model_validator(mode="after")
+    def _pools_declared(self) -> Release:
+        # Raised as its own error at models.NAME.pool: the message points at the model's line.
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError("pool_undeclared", problem),
+                loc=("models", name, "pool"),
+                input=model.pool,
+            )
+            for name, model in self.models.items()
+            if (problem := self.sidecars.undeclared(name, model.pool))
+        ]
+        if errors:
+            raise ValidationError.from_exception_data("Release", errors)
+        return self
+
+    def pools(self) -> dict[str, Pool]:
+        """The pools that run, in the order the release declares them (`default` first when
+        some model is in it): a pool no model names runs no sidecar."""
+        used = {model.pool for model in self.models.values()}
+        names = [DEFAULT_POOL, *(p for p in self.sidecars.pools if p != DEFAULT_POOL)]
+        return {name: self.sidecars.pool(name) for name in names if name in used}
+
+    def pool_models(self, pool: str) -> list[str]:
+        """The models the release places in `pool`."""
+        return [name for name, model in self.models.items() if model.pool == pool]
 
     @property
     def longest_timeout(self) -> float:

@@ -1,5 +1,6 @@
 """The release's sections that concern the whole machine or pod rather than one model: the edge's
-listeners and process settings, the sidecars' devices, and autoscaling for `weir k8s`."""
+listeners and process settings, the sidecars' devices and pools, and autoscaling for
+`weir k8s`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from scripts.release.values import Size, check_listen
+from scripts.release.values import POOL_RE, MemorySize, Size, check_listen
 
 
 class Strict(BaseModel):
@@ -63,8 +64,47 @@ class EdgeSection(Strict):
         return self
 
 
+DEFAULT_POOL = "default"  # a model's pool when it names none
+
+
+class Pool(Strict):
+    """One sidecar pool: its own sidecar process group per device, serving only its models.
+    Every setting left out is the sidecar's own default (no CPU set, no memory limit)."""
+
+    workers: int | None = Field(
+        None, ge=1, le=64, description="HTTP worker processes per sidecar (the sidecar's default)"
+    )
+    cpus: list[Annotated[int, Field(ge=0, le=1023)]] | None = Field(
+        None, description="CPU indexes the pool's sidecars run on (default: inherited)"
+    )
+    memory: MemorySize | None = Field(
+        None, description="memory limit per sidecar of the pool, e.g. 2g (default: none)"
+    )
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or len(set(value)) != len(value)):
+            raise ValueError("list CPU indexes once each, at least one: [0, 1]; or leave cpus out")
+        return value
+
+    @property
+    def intra_op_threads(self) -> int | None:
+        """ONNX Runtime threads per session: the pool's CPUs shared by its workers (None: the
+        sidecar decides), at least one. Given explicitly so that ORT never oversubscribes the
+        CPU set."""
+        if self.cpus is None:
+            return None
+        return max(1, len(self.cpus) // (self.workers or 1))
+
+
 class SidecarsSection(Strict):
     devices: Literal["auto", "cpu"] | list[Annotated[int, Field(ge=0, le=63)]] = "auto"
+    pools: dict[str, Pool] = Field(
+        default_factory=dict,
+        description="sidecar pools by name; a model joins one with `pool: NAME` (default: "
+        "default, which may be configured here too)",
+    )
 
     @field_validator("devices")
     @classmethod
@@ -72,6 +112,36 @@ class SidecarsSection(Strict):
         if isinstance(value, list) and (not value or len(set(value)) != len(value)):
             raise ValueError("list GPU indexes once each, at least one: [0, 1]")
         return value
+
+    @field_validator("pools", mode="before")
+    @classmethod
+    def _pool_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name in value:
+                if not isinstance(name, str) or not POOL_RE.fullmatch(name):
+                    raise ValueError(
+                        f"pool name {name!r} is not allowed: lowercase letters, digits and -, "
+                        "starting and ending with a letter or digit, at most 32 characters "
+                        "(it names Kubernetes containers and files), e.g. heavy"
+                    )
+            return {name: ({} if spec is None else spec) for name, spec in value.items()}
+        return value
+
+    def undeclared(self, model: str, pool: str) -> str | None:
+        """Why `model` cannot be in `pool` (None: it can)."""
+        if pool == DEFAULT_POOL or pool in self.pools:
+            return None
+        names = f"it declares {', '.join(self.pools)}" if self.pools else "it declares none"
+        return (
+            f"model {model} is placed in pool {pool}, which sidecars.pools does not declare "
+            f"({names}): declare it there (`{pool}: {{cpus: [1], memory: 2g}}`), name a "
+            f"declared pool, or leave pool out (the {DEFAULT_POOL} pool)"
+        )
+
+    def pool(self, name: str) -> Pool:
+        """A pool's settings: the declared ones, or the sidecar's defaults for `default`."""
+        spec = self.pools.get(name)
+        return Pool() if spec is None else spec
 
 
 class Scaling(Strict):

@@ -16,6 +16,9 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 
 NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,62}\Z")
+# A sidecar pool's name becomes part of a Kubernetes container name (`sidecar-<pool>-<device>`,
+# a DNS label of at most 63 characters) and of file names: a DNS label of at most 32.
+POOL_RE = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
 VERSION_RE = re.compile(r"\A[1-9][0-9]{0,8}\Z")
 HEADER_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9-]{0,62}\Z")
 DURATION_RE = re.compile(r"\A([0-9]{1,6})(ms|s|m|h)\Z")
@@ -43,8 +46,8 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-def parse_size(value: Any) -> int:
-    """'16m' | '512k' | 1048576 -> bytes."""
+def parse_size(value: Any, low: str = "1k", high: str = "4g") -> int:
+    """'16m' | '512k' | 1048576 -> bytes, between `low` and `high` (sizes themselves)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError("expected a size such as 512k, 16m or 1g")
     match = SIZE_RE.fullmatch(str(value))
@@ -52,9 +55,18 @@ def parse_size(value: Any) -> int:
         raise ValueError("expected a size such as 512k, 16m or 1g")
     number, unit = int(match.group(1)), match.group(2).lower()
     size = number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
-    if not 1024 <= size <= 4 * 1024**3:
-        raise ValueError("a size must lie between 1k and 4g")
+    if not _bytes(low) <= size <= _bytes(high):
+        raise ValueError(f"a size must lie between {low} and {high}")
     return size
+
+
+def _bytes(size: str) -> int:
+    return int(size[:-1]) * {"k": 1024, "m": 1024**2, "g": 1024**3}[size[-1]]
+
+
+def parse_memory(value: Any) -> int:
+    """A memory limit: '512m' | '2g' -> bytes. Below 64m no sidecar with a model even starts."""
+    return parse_size(value, low="64m", high="1024g")
 
 
 # A placeholder answer stands in for the model: 200 (a default prediction), 429 (come back
@@ -97,8 +109,19 @@ def check_fallback_body(value: Any) -> Any:
     return value
 
 
+def check_pool_name(value: Any) -> Any:
+    if not isinstance(value, str) or not POOL_RE.fullmatch(value):
+        raise ValueError(
+            "expected a pool name: lowercase letters, digits and -, as declared under "
+            "sidecars.pools (or default)"
+        )
+    return value
+
+
+PoolName = Annotated[str, BeforeValidator(check_pool_name)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
+MemorySize = Annotated[int, BeforeValidator(parse_memory)]
 
 
 def version_key(value: Any) -> str:

@@ -1,7 +1,8 @@
 """The runtime directory: where a running Weir keeps its sockets, rendered configs and state.
 
 <runtime>/                         WEIR_RUNTIME_DIR, default .weir/
-  run/sidecar-<device>.sock        one sidecar per device (cpu or GPU index)
+  run/sidecar-<device>.sock        one sidecar per device (cpu or GPU index) of the default
+                                   pool; run/sidecar-<pool>-<device>.sock for other pools
   run/edge.pid                     the nginx master
   logs/edge-error.log              nginx's error log (breaker transitions land here)
   logs/edge-access.log             only when edge.access_log is true
@@ -14,7 +15,8 @@
                                    WEIR_ADMIN_TOKEN is set in the environment
   edge/tmp/                        nginx's body/proxy temp files
   repository -> repository.d/<N>/  `weir up`, `weir view`: the models as the release serves
-                                   them (symlinks; config.yaml with the release's batching)
+                                   them (symlinks; config.yaml with the release's batching);
+                                   repository-<pool>/ for each other pool's sidecars
   sidecars.json                    `weir up`'s sidecars, locked while it runs
   examples/digits.json             `weir up`: the request its printed curl sends
 """

@@ -66,6 +66,10 @@ class Guardian:
     def release(self, pgid: int) -> None:
         self._say(f"-{pgid}")
 
+    def remove_when_gone(self, cgroup: Path) -> None:
+        """A cgroup to remove once this supervisor is gone (its own stop removes it too)."""
+        self._say(f"@{cgroup}")
+
     def close(self) -> None:
         with self._lock, contextlib.suppress(OSError, ValueError):
             assert self.process.stdin
@@ -84,6 +88,8 @@ class Child:
     stop_signal: int = signal.SIGTERM
     grace_s: float = 30.0
     on_start: Callable[[Child], None] | None = None
+    # Run in the child before it execs, after its session is made (a CPU set, a cgroup).
+    preexec: Callable[[], None] | None = field(default=None, repr=False)
     guardian: Guardian | None = field(default=None, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     started_at: float = 0.0
@@ -105,7 +111,7 @@ class Child:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_term_with_parent,
+            preexec_fn=self._preexec,
         )
         if self.guardian is not None:
             self.guardian.watch(self.process.pid)  # its own session: pgid == pid
@@ -114,6 +120,11 @@ class Child:
         threading.Thread(target=self._copy_output, daemon=True).start()
         if self.on_start:
             self.on_start(self)
+
+    def _preexec(self) -> None:
+        _term_with_parent()
+        if self.preexec is not None:
+            self.preexec()
 
     def _copy_output(self) -> None:
         assert self.process and self.process.stdout

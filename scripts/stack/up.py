@@ -5,10 +5,13 @@ runtime directory serves (the same text as `current`: served as it is; an older 
 says what to do instead). `weir up` without a file serves the last applied revision. The
 sidecars start on the view of what serves (`first_view`): FILE's view reaches them only in the
 pipeline's sidecar sync, so a failed apply leaves them on the live revision's.
-One sidecar per device of the release (`devices: auto` = one per visible GPU, else one on the
-CPU), each waited for until ready; then the edge, started without a file: it, and every restart
-of it after a crash, serves the last applied revision (so what `weir apply` and `weir rollback`
-put live since survives a crash). Every component's log lines carry a `[name]` prefix; a
+One sidecar per pool and device of the release (`devices: auto` = one per visible GPU, else one
+on the CPU; pools: `sidecars.pools`, each model in one, `default` unless it says), each on its
+pool's view of the repository, with its pool's CPU set, memory limit and workers
+(`isolation.py`), each waited for until ready with its pool's versions loaded; then the edge,
+started without a file: it, and every restart of it after a crash, serves the last applied
+revision (so what `weir apply` and `weir rollback` put live since survives a crash). Every
+component's log lines carry a `[name]` prefix; a
 crashed component is restarted with backoff (meanwhile the edge's breaker and fallbacks answer
 for a dead sidecar). Ctrl-C or SIGTERM drains the edge, then the sidecars, and leaves no
 process behind; so does a SIGKILL of `weir up` itself (the supervisor's guardian). The sidecars
@@ -18,6 +21,7 @@ accept bodies as large as the release's `edge.max_body` (`scripts/fleet/limits.p
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -36,10 +40,12 @@ from scripts.edge.revisions import current_revision
 from scripts.fleet import probe
 from scripts.fleet.limits import sidecar_args, sidecar_max_body
 from scripts.fleet.model_view import publish_view
+from scripts.fleet.pools import PoolSidecar, pool_layout, pool_sidecars, view_link
 from scripts.fleet.sync import LocalSidecars, missing_versions, wait_loaded
 from scripts.release import Release, ReleaseError
 from scripts.runtime import RuntimeDir, TokenError, ensure_token, resolve_devices
 from scripts.stack.edge import plan_start
+from scripts.stack.isolation import IsolationError, MemoryCgroups, PoolCgroup, check_cpus, preexec
 from scripts.stack.supervisor import Child, Guardian, Supervisor, say
 from sidecar.settings import Settings
 
@@ -109,7 +115,8 @@ def first_view(runtime: RuntimeDir, change: Change, models: Path) -> Release:
     A start serves its revision. An apply of a file over a live revision starts them on the
     live one's view; the file's reaches them only through the pipeline's sidecar sync, which
     puts the live one's back should the apply fail. Without a live revision (or one whose
-    versions `models` no longer holds), there is only the file's.
+    versions `models` no longer holds, or whose pools are not the file's: the sidecars run
+    the file's pools), there is only the file's.
     """
     if change.action != "apply":
         return change.loaded.release
@@ -120,7 +127,24 @@ def first_view(runtime: RuntimeDir, change: Change, models: Path) -> Release:
         release = live.load().release
     except ReleaseError:
         return change.loaded.release
-    return change.loaded.release if missing_versions(release, models) else release
+    file_layout = pool_layout(change.loaded.release)
+    if missing_versions(release, models) or pool_layout(release) != file_layout:
+        return change.loaded.release
+    return release
+
+
+def sidecar_argv(
+    release: Release, runtime: RuntimeDir, sidecar: PoolSidecar, settings: Settings
+) -> list[str]:
+    """`weir sidecar` for one pool on one device: its view, socket, workers and threads."""
+    argv = _weir("sidecar", "--models", str(view_link(runtime, sidecar.pool)))
+    argv += ["--device", sidecar.device, "--socket", str(sidecar.socket(runtime))]
+    argv += sidecar_args(release, settings)
+    if sidecar.spec.workers is not None:
+        argv += ["--workers", str(sidecar.spec.workers)]
+    if sidecar.spec.intra_op_threads is not None:
+        argv += ["--intra-op-threads", str(sidecar.spec.intra_op_threads)]
+    return argv
 
 
 def parser() -> argparse.ArgumentParser:
@@ -171,10 +195,18 @@ def main(argv: list[str]) -> int:
             token_hint = f"$(cat {runtime.token_file})"
 
     devices = resolve_devices(release.sidecars.devices)
-    repository = runtime.repository
-    starting = first_view(runtime, change, args.models.absolute())
+    pool_list = pool_sidecars(release, devices)
     try:
-        generation = publish_view(starting, args.models.absolute(), repository)
+        check_cpus(pool_list)
+    except IsolationError as exc:
+        print(f"weir up: {exc}", file=sys.stderr)
+        return 2
+    starting = first_view(runtime, change, args.models.absolute())
+    generations: dict[str, int] = {}
+    try:
+        for pool in release.pools():
+            link = view_link(runtime, pool)
+            generations[pool] = publish_view(starting, args.models.absolute(), link, pool)
     except (OSError, ValueError) as exc:
         print(f"weir up: cannot build the sidecars' view of {args.models}: {exc}", file=sys.stderr)
         return 1
@@ -192,9 +224,11 @@ def main(argv: list[str]) -> int:
         devices,
         settings.repository_poll_seconds,
         max_body,
+        pool_layout(release),
     ).hold(runtime)
     grace_s = release.longest_timeout + 15
-    sup = Supervisor(Guardian())
+    guardian = Guardian()
+    sup = Supervisor(guardian)
     sidecars: list[Child] = []
     edge: Child | None = None
 
@@ -202,25 +236,38 @@ def main(argv: list[str]) -> int:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, stop)
+    capped = any(s.spec.memory is not None for s in pool_list)
+    cgroups = MemoryCgroups.find() if capped else MemoryCgroups(None, 0)
+    limits: list[PoolCgroup] = []
     try:
-        for device in devices:
-            socket_path = runtime.sidecar_socket(device)
-            argv_ = _weir("sidecar", "--models", str(repository), "--device", device)
-            argv_ += sidecar_args(release, settings)
+        summary = cgroups.summary(pool_list)
+        if summary:
+            say("up", summary)
+        for sidecar in pool_list:
+            try:
+                cgroup = cgroups.for_sidecar(runtime.root, sidecar)
+            except OSError as exc:
+                say("up", f"{sidecar.name}: memory limit NOT enforced: {exc}")
+                cgroup = None
+            if cgroup is not None:
+                limits.append(cgroup)
+                guardian.remove_when_gone(cgroup.path)
             sidecars.append(
                 sup.add(
                     Child(
-                        f"sidecar-{device}",
-                        [*argv_, "--socket", str(socket_path)],
+                        sidecar.name,
+                        sidecar_argv(release, runtime, sidecar, settings),
                         env=env,
                         grace_s=grace_s,
+                        preexec=functools.partial(preexec, sidecar, cgroup),
                     )
                 )
             )
-        for child, device in zip(sidecars, devices, strict=True):
-            wait_ready(child, f"unix:{runtime.sidecar_socket(device)}", "/v2/health/ready")
+        for child, sidecar in zip(sidecars, pool_list, strict=True):
+            wait_ready(child, sidecar.address(runtime), "/v2/health/ready")
             # Ready means "serving what loaded": the release's versions must all be among it.
-            wait_loaded(starting, runtime, device, generation, time.monotonic() + READY_TIMEOUT_S)
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            wait_loaded(starting, runtime, sidecar, generations[sidecar.pool], deadline)
             say("up", f"{child.name} is ready")
         if change.action == "apply":  # the file's view reaches the sidecars in its sync step
             say("up", run(runtime, change).message)
@@ -235,11 +282,18 @@ def main(argv: list[str]) -> int:
         say("up", "stopping: draining the edge, then the sidecars")
     except (RuntimeError, ValueError, OSError) as exc:
         say("up", f"cannot start: {exc}")
-        sup.stop([c for c in (edge, *sidecars) if c])
+        stop_all(sup, [c for c in (edge, *sidecars) if c], limits)
         return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         LocalSidecars.forget(runtime, manifest)
-    sup.stop([c for c in (edge, *sidecars) if c])
+    stop_all(sup, [c for c in (edge, *sidecars) if c], limits)
     say("up", "stopped")
     return 0
+
+
+def stop_all(sup: Supervisor, order: list[Child], cgroups: list[PoolCgroup]) -> None:
+    """Stop the children in order, then remove the pools' cgroups they ran in."""
+    sup.stop(order)
+    for cgroup in cgroups:
+        cgroup.remove()

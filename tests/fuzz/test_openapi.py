@@ -103,7 +103,7 @@ def lua_admin_routes() -> set[tuple[str, str]]:
     template = TEMPLATE.read_text()
     admin = template[template.index("# Admin API") :]
     for path in re.findall(r"location = (.+?) \{$", admin, re.M):
-        routes.add(("GET", path.replace("{{ s.device }}", "{device}")))
+        routes.add(("GET", path.replace("{{ s.label }}", "{sidecar}")))
     return routes
 
 

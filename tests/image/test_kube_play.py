@@ -40,8 +40,10 @@ INIT_TYPE = (
 METRICS_PORT = 9100  # the pod's metrics listener (edge.metrics_listen), inside the pod
 
 
-def render(tmp: Path, port: int, metrics_port: int) -> Path:
+def render(tmp: Path, port: int, metrics_port: int, edit=lambda text: text) -> Path:
+    """The test's copy of `weir k8s` output for release.yaml on the CPU (`edit`ed first)."""
     release = (pm.ROOT / "release.yaml").read_text().replace("devices: auto", "devices: cpu")
+    release = edit(release)
     release = release.replace("edge:\n", f"edge:\n  metrics_listen: 0.0.0.0:{METRICS_PORT}\n", 1)
     (tmp / "release.yaml").write_text(release)
     rendered = subprocess.run(

@@ -12,6 +12,7 @@ from scripts.release import schema, values
 # One value each pattern accepts; a new pattern without a sample fails the first test.
 SAMPLES = {
     "NAME_RE": "digits",
+    "POOL_RE": "heavy-1",
     "VERSION_RE": "12",
     "HEADER_RE": "X-Weir-Version",
     "DURATION_RE": "500ms",

@@ -120,3 +120,15 @@ def test_a_sigkilled_supervisor_takes_its_children_and_grandchildren_with_it() -
         for pid in pids.values():
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_guardian_removes_the_cgroups_it_was_told_of_once_empty(tmp_path) -> None:
+    empty, busy = tmp_path / "empty", tmp_path / "busy"
+    empty.mkdir()
+    busy.mkdir()
+    (busy / "tasks").write_text("")  # a plain directory with a file: rmdir fails, as when busy
+    from scripts.stack import guardian
+
+    guardian.remove([str(empty), str(busy)], wait_s=0.3)
+    assert not empty.exists() and busy.exists()
+    assert guard([f"@{busy}", "@relative/ignored"]) == []
