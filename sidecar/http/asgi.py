@@ -58,6 +58,12 @@ class AsgiFront:
             parts, close = await self._answer(scope, receive)
         except ClientGone:
             return
+        respond = scope.get("extensions", {}).get("weir.respond")
+        if respond is not None and not close and len(parts[2]) <= SLICE_BYTES:
+            status, headers, body = parts
+            head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+            if respond(status.encode("latin-1"), head.encode("latin-1"), body):
+                return
         await send_response(send, parts, close)
 
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[Parts, bool]:

@@ -7,6 +7,9 @@
   closes the connection, as the stream cannot be trusted after it.
   A refusal of a request pipelined behind one still being answered is not written into
   that answer: the connection closes after it instead.
+- `scope["extensions"]["weir.respond"]` writes a whole small answer in one write, for the
+  infer route's answers (one per request on the hot path): uvicorn's `send`, called twice
+  per answer, checks every header against its regular expressions on the way.
 - A client that takes longer than `read_timeout` seconds to send a request (headers and
   body, from its first byte, or from connecting) is answered 408 and closed: slow senders
   cannot pile up connections and file descriptors.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import socket
 import struct
@@ -83,6 +87,35 @@ class WeirHttpProtocol(HttpToolsProtocol):
             return
         log.info("closed %s: no whole request within %gs", self.client, self.read_timeout)
         self._answer_error(408, f"the request was not sent within {self.read_timeout:g}s")
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:
+            self.scope["extensions"] = {"weir.respond": functools.partial(self._respond, cycle)}
+
+    def _respond(self, cycle: Any, status: bytes, head: bytes, body: bytes) -> bool:
+        """Write a whole answer (`head`: header lines, each ending in CRLF, no length) for
+        `cycle`, in one write; False when it cannot (an answer under way, a client gone or
+        not reading): the caller then goes through ASGI's `send`."""
+        if cycle.response_started or cycle.disconnected or self.flow.write_paused:
+            return False
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        keep = cycle.keep_alive
+        parts = [b"HTTP/1.1 ", status, b"\r\n"]
+        for name, value in self.server_state.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (head, b"content-length: ", str(len(body)).encode(), b"\r\n")
+        parts.append(b"\r\n" if keep else b"connection: close\r\n\r\n")
+        parts.append(body)
+        self.transport.write(b"".join(parts))
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not keep:
+            self.transport.close()
+        cycle.on_response()
+        return True
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -101,6 +101,7 @@ class AsyncioWorker(_Serving, Worker):
             log_config=None,
             access_log=False,
             server_header=False,
+            proxy_headers=False,  # the edge in front is the only client that matters
             timeout_keep_alive=self.cfg.keepalive,
             timeout_notify=self.timeout,
             callback_notify=self._notify,

@@ -268,3 +268,37 @@ def test_a_refusal_pipelined_behind_an_answer_is_not_spliced_into_it(sidecar):
         )
     )
     assert len(body) == length and json.loads(body)["outputs"][0]["shape"] == [1, 10]
+
+
+def test_pipelined_infer_answers_come_whole_and_in_order_and_close_is_honoured(sidecar):
+    def request(rows: int, last: bool = False) -> bytes:
+        body = json.dumps(
+            {
+                "id": str(rows),
+                "inputs": [
+                    {**DIGITS["inputs"][0], "shape": [rows, 64], "data": [0.5] * (64 * rows)}
+                ],
+            }
+        ).encode()
+        close = b"Connection: close\r\n" if last else b""
+        return (
+            b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n"
+            % (close, len(body))
+            + body
+        )
+
+    answer = _exchange(sidecar.port, request(1) + request(2) + request(3, last=True))
+    ids = []
+    while answer:
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        length = int(
+            next(
+                line.split(b":")[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+        )
+        ids.append(json.loads(rest[:length])["id"])
+        answer = rest[length:]
+    assert ids == ["1", "2", "3"]  # and the server closed the connection after the third
