@@ -22,8 +22,9 @@ timeout = 120
 graceful_timeout = _settings.graceful_timeout
 # Idle keep-alive connections live longer here than in the edge's upstream pool (nginx's 60 s):
 # the edge closes them first. A sidecar closing one just as the edge reuses it fails a POST
-# that nginx does not retry (not idempotent).
-keepalive = 75
+# that nginx does not retry (not idempotent). Only for uvicorn, where an idle connection
+# costs no thread; gthread and meinheld keep the 5 s they were measured and tested with.
+keepalive = 75 if _settings.worker_class == "uvicorn" else 5
 backlog = 2048
 worker_connections = 4096
 preload_app = False  # sessions are created after fork, one copy per worker
