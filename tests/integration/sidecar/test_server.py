@@ -118,6 +118,15 @@ def test_a_transfer_coding_other_than_chunked_is_a_client_error_in_json(sidecar)
     assert json.loads(body)["error"], body
 
 
+def _header_int(head: bytes, name: bytes) -> int:
+    """The integer value of header `name` (lower case) in an answer's head."""
+    return next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(name + b":")
+    )
+
+
 def _read_answer(sock: socket.socket, pause: float = 0.0) -> tuple[bytes, int, bytes]:
     """(head, declared length, body as far as it came), reading 1 MiB at a time."""
     data = b""
@@ -126,11 +135,7 @@ def _read_answer(sock: socket.socket, pause: float = 0.0) -> tuple[bytes, int, b
         assert chunk, data
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
+    length = _header_int(head, b"content-length")
     parts = [body]
     got = len(body)
     while got < length:
@@ -168,13 +173,7 @@ def test_a_50_mb_answer_arrives_whole_at_the_readers_pace_while_others_are_serve
         light = requests.post(f"{proc.url}/v2/models/digits/infer", json=DIGITS, timeout=30)
         assert light.status_code == 200, light.text
         head, length, body = _read_answer_after(sock, first, pause=0.01)
-    json_length = int(
-        next(
-            line.split(b":", 1)[1]
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"inference-header-content-length:")
-        )
-    )
+    json_length = _header_int(head, b"inference-header-content-length")
     assert len(body) == length, (len(body), length)
     tensor = np.frombuffer(body[json_length:], dtype=np.float32)
     assert tensor.size == rows * 65536 and np.all(tensor == np.float32(0.25))
@@ -260,13 +259,7 @@ def test_a_refusal_pipelined_behind_an_answer_is_not_spliced_into_it(sidecar):
     )
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), head
-    length = int(
-        next(
-            line.split(b":")[1]
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length")
-        )
-    )
+    length = _header_int(head, b"content-length")
     assert len(body) == length and json.loads(body)["outputs"][0]["shape"] == [1, 10]
 
 
@@ -292,13 +285,7 @@ def test_pipelined_infer_answers_come_whole_and_in_order_and_close_is_honoured(s
     while answer:
         head, _, rest = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 "), head
-        length = int(
-            next(
-                line.split(b":")[1]
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
-            )
-        )
+        length = _header_int(head, b"content-length")
         ids.append(json.loads(rest[:length])["id"])
         answer = rest[length:]
     assert ids == ["1", "2", "3"]  # and the server closed the connection after the third
