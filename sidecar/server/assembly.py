@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.http.app import create_app, serving_app
-from sidecar.http.asgi import AsgiFront
+from sidecar.http.loop_front import LoopFront
 from sidecar.serving.batching import BatchPolicy
 from sidecar.serving.dataplane import DataPlane
 from sidecar.serving.model import DriverFactory
@@ -59,11 +59,11 @@ def build_worker(
     front: Callable[[DataPlane], Any] = serving_app,
 ) -> WorkerStack:
     """The data plane and the HTTP app over it: by default the WSGI one (the fast infer
-    route in front of Falcon); the asyncio worker passes `asgi_app`."""
+    route in front of Falcon); the asyncio worker passes `loop_front`."""
     dataplane = load_dataplane(settings, driver_factory)
     return WorkerStack(dataplane, front(dataplane))
 
 
-def asgi_app(dataplane: DataPlane) -> AsgiFront:
-    """The ASGI front (infer on the loop) over the same Falcon app."""
-    return AsgiFront(create_app(dataplane), dataplane)
+def loop_front(dataplane: DataPlane) -> LoopFront:
+    """What Weir's own HTTP protocol answers with (infer on the loop, Falcon for the rest)."""
+    return LoopFront(create_app(dataplane), dataplane)

@@ -1,23 +1,33 @@
-"""uvicorn's httptools protocol with Weir's answers to what never reaches the app.
+"""Weir's HTTP/1.1 server protocol for the asyncio worker: httptools (llhttp) parses, this
+module reads whole requests, hands them to `LoopFront` and writes the answers.
 
+Why not uvicorn's protocol (which this replaced): per request it builds an ASGI scope, a
+request-response cycle, an event and two checked `send` calls, and arms a keep-alive timer,
+about 20 µs of a worker's CPU (`make bench`'s digits row is a few dozen). Weir's answers are
+whole byte strings from `LoopFront`, so none of that is needed. uvicorn's `Server` still
+runs the worker: its sockets, the gunicorn heartbeat and the graceful shutdown.
+
+What a connection does:
+- One request at a time, in order. Requests pipelined behind one being answered wait in
+  order, reading paused; `Connection: close` and HTTP/1.0 close after their answer.
+- The body is read within `DataPlane.max_body_bytes`. Over it, the body is read and
+  discarded up to `drain_ceiling` and answered 413 (a proxy in front then gets the 413,
+  not a reset); one declared or grown beyond the ceiling is refused at once and closed.
+  `Expect: 100-continue` is honoured for bodies within the limit.
 - A request the parser refuses (a bad request line, an unknown method, a malformed header or
-  chunk, a path that is not ASCII) is answered in V2 JSON, not uvicorn's plain text: 405 for
-  an unknown method, 414 for a request line over `MAX_URL_BYTES`, 431 for headers over
-  `MAX_HEADER_BYTES` or `MAX_HEADERS` (httptools itself has no limit), 400 otherwise. Each
-  closes the connection, as the stream cannot be trusted after it.
-  A refusal of a request pipelined behind one still being answered is not written into
-  that answer: the connection closes after it instead.
-- `scope["extensions"]["weir.respond"]` writes a whole small answer in one write, for the
-  infer route's answers (one per request on the hot path): uvicorn's `send`, called twice
-  per answer, checks every header against its regular expressions on the way.
-- A client that takes longer than `read_timeout` seconds to send a request (headers and
-  body, from its first byte, or from connecting) is answered 408 and closed: slow senders
-  cannot pile up connections and file descriptors.
-- A client that stops reading its answer is dropped: when nothing of what is queued for it
-  (in the transport and in the kernel's socket buffer) has been taken for `write_timeout`
-  seconds, the connection is reset (RST, the queued bytes discarded). The client sees a
-  connection closed before the declared Content-Length, i.e. an error, and nobody else
-  waits on it (it holds no thread; the loop serves everyone else).
+  chunk, a transfer coding other than chunked) is answered in V2 JSON: 405 for an unknown
+  method, 414 for a request line over `MAX_URL_BYTES`, 431 for headers over
+  `MAX_HEADER_BYTES` or `MAX_HEADERS`, 400 otherwise, and the connection closes, as the
+  stream cannot be trusted after it. Behind an answer under way, the requests read before
+  it are answered, then the connection closes: nothing is spliced into an answer.
+- Deadlines, one lazy timer per connection: a request must arrive whole within
+  `read_timeout` seconds of its first byte (or of connecting), else 408 and close; an idle
+  keep-alive connection closes after `keep_alive` seconds. Moving a deadline is a store,
+  not a timer: the timer re-arms itself when it fires early.
+- An answer over `SLICE_BYTES` goes out in slices, each once the client took the previous
+  ones; a client that takes nothing of what is queued for it (in the transport and in the
+  kernel's socket buffer) for `write_timeout` seconds is reset (RST, the queued bytes
+  discarded): it sees an error, never a cut body under a 200, and nobody else waits on it.
 """
 
 from __future__ import annotations
@@ -25,27 +35,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import functools
 import logging
 import socket
 import struct
 import termios
+import urllib.parse
+from collections import deque
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from sidecar.errors import error_body
+from sidecar.errors import error_body, response_parts
+from sidecar.http.loop_front import Headers, LoopFront, Parts, wsgi_environ
 from sidecar.metrics import CLIENT_GONE
+from sidecar.serving.dataplane import drain_ceiling
 
 log = logging.getLogger(__name__)
 
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
+SLICE_BYTES = 1 << 20
 _REASONS = {400: "Bad Request", 405: "Method Not Allowed", 408: "Request Timeout"}
-_REASONS[414] = "URI Too Long"
+_REASONS |= {413: "Request Entity Too Large", 414: "URI Too Long"}
 _REASONS[431] = "Request Header Fields Too Large"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_READ, _IDLE = "read", "idle"
 
 
 class _Refused(Exception):
@@ -56,101 +71,301 @@ class _Refused(Exception):
         self.message = message
 
 
-class WeirHttpProtocol(HttpToolsProtocol):
-    """See the module docstring; `write_timeout` is set by the worker from its settings."""
+class _Request:
+    """One request read whole: what `LoopFront` needs to answer it."""
+
+    __slots__ = (
+        "body",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "too_large",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        url: bytes,
+        http_version: str,
+        headers: Headers,
+        body: bytes,
+        keep_alive: bool,
+        too_large: bool,
+    ) -> None:
+        parsed = httptools.parse_url(url)
+        path = parsed.path.decode("ascii")
+        self.path = urllib.parse.unquote(path) if "%" in path else path
+        self.query: bytes = parsed.query or b""
+        self.method = method
+        self.http_version = http_version
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.too_large = too_large  # its body was read and dropped: answered 413
+
+
+class WeirHttpProtocol(asyncio.Protocol):
+    """See the module docstring. Made by uvicorn's `Server` (its `http` protocol class) with
+    the worker's `LoopFront` as the config's app; the timeouts are set by the worker."""
 
     write_timeout = 30.0
     read_timeout = 60.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: Any = None,
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.front: LoopFront = config.app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.server_state = server_state
+        self.keep_alive_s = float(config.timeout_keep_alive)
+        self.limit = self.front.dataplane.max_body_bytes
+        self.ceiling = drain_ceiling(self.limit)
+        self.parser = httptools.HttpRequestParser(self)
+        with contextlib.suppress(AttributeError):  # httptools < 0.6.3
+            # Let the answers to requests pipelined before a `Connection: close` go out.
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self.transport: asyncio.Transport | None = None
+        self.server: tuple[str, int] | None = None
+        self.client: tuple[str, int] | None = None
+        self.waiting: deque[_Request] = deque()  # read whole, not yet answered
+        self.answering = False  # a request is being answered
+        self.close_after = False  # close once the requests read so far are answered
+        self.gone = False
+        self._task: asyncio.Task[None] | None = None  # the answer under way, when it waits
+        # The request being read.
+        self._url = b""
+        self._headers: Headers = []
         self._header_bytes = 0
+        self._body: list[bytes] = []
+        self._size = 0
+        self._keep_body = True
+        # Deadlines (module docstring): the one timer fires at `_timer_at` or later.
+        self._deadline = 0.0
+        self._deadline_kind: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        # Writing: flow control and the watchdog of a reader that takes nothing.
+        self._write_paused = False
+        self._drained: asyncio.Future[None] | None = None
         self._watch: asyncio.TimerHandle | None = None
-        self._reading: asyncio.TimerHandle | None = None
         self._unsent = 0
         self._dropped = False
 
-    # Reading: a deadline per request.
+    # The connection.
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_read()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.server_state.connections.add(self)
+        self.server = _address(transport.get_extra_info("sockname"))
+        self.client = _address(transport.get_extra_info("peername"))
+        self._set_deadline(self.read_timeout, _READ)
 
-    def _arm_read(self) -> None:
-        if self._reading is not None:
-            self._reading.cancel()
-        self._reading = self.loop.call_later(self.read_timeout, self._read_too_slow)
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone = True
+        self.server_state.connections.discard(self)
+        for timer in (self._timer, self._watch):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._watch = None
+        self._deadline_kind = None
+        if self.answering and not self._dropped:
+            # Gone before its answer (an edge that timed out, a client that gave up): normal,
+            # counted, not worth a log line each.
+            CLIENT_GONE.inc()
+        self.waiting.clear()
+        self._wake_writer()
 
-    def _read_too_slow(self) -> None:
-        self._reading = None
-        if self.transport.is_closing():
-            return
-        log.info("closed %s: no whole request within %gs", self.client, self.read_timeout)
-        self._answer_error(408, f"the request was not sent within {self.read_timeout:g}s")
-
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        cycle = self.cycle
-        if cycle is not None and cycle.scope is self.scope:
-            self.scope["extensions"] = {"weir.respond": functools.partial(self._respond, cycle)}
-
-    def _respond(self, cycle: Any, status: bytes, head: bytes, body: bytes) -> bool:
-        """Write a whole answer (`head`: header lines, each ending in CRLF, no length) for
-        `cycle`, in one write; False when it cannot (an answer under way, a client gone or
-        not reading): the caller then goes through ASGI's `send`."""
-        if cycle.response_started or cycle.disconnected or self.flow.write_paused:
-            return False
-        cycle.response_started = True
-        cycle.waiting_for_100_continue = False
-        keep = cycle.keep_alive
-        parts = [b"HTTP/1.1 ", status, b"\r\n"]
-        for name, value in self.server_state.default_headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts += (head, b"content-length: ", str(len(body)).encode(), b"\r\n")
-        parts.append(b"\r\n" if keep else b"connection: close\r\n\r\n")
-        parts.append(body)
-        self.transport.write(b"".join(parts))
-        cycle.response_complete = True
-        cycle.message_event.set()
-        if not keep:
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: close now if idle, else after what was read."""
+        self.close_after = True
+        if not self.answering and not self.waiting and self.transport is not None:
             self.transport.close()
-        cycle.on_response()
-        return True
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        if self._reading is not None:
-            self._reading.cancel()
-            self._reading = None
-
-    # Parsing: limits, and JSON for what the parser refuses.
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._header_bytes = 0
-        self._arm_read()
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        if len(self.url) > MAX_URL_BYTES:
-            raise _Refused(414, f"the request line is over {MAX_URL_BYTES} bytes")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._header_bytes += len(name) + len(value)
-        if self._header_bytes > MAX_HEADER_BYTES or len(self.headers) > MAX_HEADERS:
-            raise _Refused(
-                431, f"request headers are over {MAX_HEADER_BYTES} bytes or {MAX_HEADERS} fields"
-            )
 
     def data_received(self, data: bytes) -> None:
-        self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._unsupported_upgrade_warning()  # served as a plain request, as uvicorn does
+            pass  # no upgrades: the request is served as a plain one (its body is ignored)
         except httptools.HttpParserError as exc:
             self._refuse(exc)
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client is done sending: answer what it sent, then close.
+        self.close_after = True
+        return True if self.answering or self.waiting else None
+
+    # Parser callbacks (httptools).
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+        self._body = []
+        self._size = 0
+        self._keep_body = True
+        self._set_deadline(self.read_timeout, _READ)
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_URL_BYTES:
+            raise _Refused(414, f"the request line is over {MAX_URL_BYTES} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES or len(self._headers) >= MAX_HEADERS:
+            raise _Refused(
+                431, f"request headers are over {MAX_HEADER_BYTES} bytes or {MAX_HEADERS} fields"
+            )
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        declared = None
+        expect = False
+        for name, value in self._headers:
+            if name == b"content-length":
+                declared = int(value)  # llhttp accepts digits only, and one value
+            elif name == b"expect" and value.lower() == b"100-continue":
+                expect = True
+        if declared is not None and declared > self.ceiling:
+            raise _Refused(413, self.front.dataplane.too_large().message)
+        self._keep_body = declared is None or declared <= self.limit
+        if expect and self._keep_body and not self.answering and self.transport is not None:
+            self.transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._keep_body and self._size <= self.limit:
+            self._body.append(body)
+        elif self._size > self.ceiling:  # chunked, and past any size worth draining
+            raise _Refused(413, self.front.dataplane.too_large().message)
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        version = parser.get_http_version()
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        self._body = []
+        too_large = self._size > self.limit
+        request = _Request(
+            parser.get_method().decode("ascii"),
+            self._url,
+            version,
+            self._headers,
+            b"" if too_large else body,
+            version != "1.0" and parser.should_keep_alive(),
+            too_large,
+        )
+        self._deadline_kind = None
+        self.waiting.append(request)
+        if self.answering:
+            assert self.transport is not None
+            self.transport.pause_reading()  # pipelined: read on once it is answered
+        else:
+            self._next()
+
+    # Answering, one request at a time.
+
+    def _next(self) -> None:
+        """Answer the requests waiting, in order, until one must wait (for its batch or
+        for the client to take its answer)."""
+        while self.waiting and not self.answering and not self.gone:
+            request = self.waiting.popleft()
+            self.answering = True
+            answer = self._answer(request)
+            if isinstance(answer, tuple):
+                self._write(request, answer)
+            else:
+                # Kept: the loop holds its tasks weakly.
+                self._task = self.loop.create_task(self._answer_later(request, answer))
+
+    def _answer(self, request: _Request) -> Any:
+        """Parts, or a coroutine of them."""
+        if request.too_large:
+            return response_parts(self.front.dataplane.too_large())
+        target = self.front.infer_target(request.method, request.path)
+        if target is not None:
+            return self.front.infer(target, request.headers, request.body)
+        environ = wsgi_environ(
+            request.method,
+            request.path,
+            request.query,
+            request.http_version,
+            request.headers,
+            request.body,
+            self.server,
+            self.client,
+        )
+        return self.front.call(environ)
+
+    async def _answer_later(self, request: _Request, answer: Any) -> None:
+        parts = await answer
+        if len(parts[2]) <= SLICE_BYTES or self.gone:
+            self._write(request, parts)
+        else:
+            await self._write_slices(request, parts)
+
+    def _write(self, request: _Request, parts: Parts) -> None:
+        status, headers, body = parts
+        if len(body) > SLICE_BYTES and not self.gone:
+            self._task = self.loop.create_task(self._write_slices(request, parts))
+            return
+        if not self.gone:
+            assert self.transport is not None
+            head = self._head(request, status, headers, len(body))
+            self.transport.write(head + body if request.method != "HEAD" else head)
+        self._answered(request)
+
+    async def _write_slices(self, request: _Request, parts: Parts) -> None:
+        status, headers, body = parts
+        assert self.transport is not None
+        self.transport.write(self._head(request, status, headers, len(body)))
+        if request.method != "HEAD":
+            view = memoryview(body)
+            for start in range(0, len(body), SLICE_BYTES):
+                while self._write_paused and not self.gone:
+                    self._drained = self.loop.create_future()
+                    await self._drained
+                if self.gone:
+                    break
+                self.transport.write(view[start : start + SLICE_BYTES])
+        self._answered(request)
+
+    def _head(
+        self, request: _Request, status: str, headers: list[tuple[str, str]], length: int
+    ) -> bytes:
+        lines = [f"HTTP/1.1 {status}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in headers]
+        lines.append(f"content-length: {length}\r\n")
+        if not request.keep_alive or self.close_after:
+            lines.append("connection: close\r\n")
+        default = b"".join(
+            b"%s: %s\r\n" % pair for pair in self.server_state.default_headers
+        )  # the date uvicorn's server keeps current
+        return "".join(lines).encode("latin-1") + default + b"\r\n"
+
+    def _answered(self, request: _Request) -> None:
+        self.answering = False
+        self.server_state.total_requests += 1
+        if self.gone:
+            return
+        assert self.transport is not None
+        if not request.keep_alive or (self.close_after and not self.waiting):
+            self.transport.close()
+            self.gone = True
+            return
+        if self.waiting:
+            self._next()
+            return
+        self.transport.resume_reading()
+        self._set_deadline(self.keep_alive_s, _IDLE)
+
+    # Refusals.
 
     def _refuse(self, exc: httptools.HttpParserError) -> None:
         cause = exc.__cause__ or exc.__context__
@@ -164,18 +379,15 @@ class WeirHttpProtocol(HttpToolsProtocol):
         self._answer_error(status, message)
 
     def _answer_error(self, status: int, message: str) -> None:
-        """Answer `status` in V2 JSON and close, unless an answer is under way on this
-        connection: then the connection closes after it, and nothing is spliced into it."""
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            if not cycle.more_body or cycle.response_started:
-                # That request was read whole (the failure is a later one's) or its answer
-                # has begun: finish it, then close.
-                cycle.keep_alive = False
-                return
-            # Its body is what failed: the app stops waiting for the rest, we answer.
-            cycle.disconnected = True
-            cycle.message_event.set()
+        """Answer `status` in V2 JSON and close; behind answers still owed on this connection,
+        close once they are written instead, and splice nothing into them."""
+        self._deadline_kind = None
+        if self.transport is None or self.gone:
+            return
+        if self.answering or self.waiting:
+            self.close_after = True
+            self.transport.pause_reading()
+            return
         body = error_body(message)
         head = (
             f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
@@ -185,32 +397,54 @@ class WeirHttpProtocol(HttpToolsProtocol):
         )
         self.transport.write(head.encode("ascii") + body)
         self.transport.close()
+        self.gone = True
 
-    def send_400_response(self, msg: str) -> None:  # any other path uvicorn takes to a 400
-        self._refuse(httptools.HttpParserError(msg))
+    # Deadlines.
 
-    # Writing: drop a reader that takes nothing.
+    def _set_deadline(self, seconds: float, kind: str) -> None:
+        at = self.loop.time() + seconds
+        self._deadline, self._deadline_kind = at, kind
+        if self._timer is None or self._timer_at > at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = self.loop.call_at(at, self._deadline_passed), at
+
+    def _deadline_passed(self) -> None:
+        self._timer = None
+        kind = self._deadline_kind
+        if kind is None or self.gone:
+            return
+        if self.loop.time() < self._deadline:  # moved since: wait for the new one
+            self._timer, self._timer_at = (
+                self.loop.call_at(self._deadline, self._deadline_passed),
+                self._deadline,
+            )
+            return
+        if kind == _IDLE:
+            assert self.transport is not None
+            self.transport.close()
+            self.gone = True
+            return
+        log.info("closed %s: no whole request within %gs", self.client, self.read_timeout)
+        self._answer_error(408, f"the request was not sent within {self.read_timeout:g}s")
+
+    # Writing: flow control, and dropping a reader that takes nothing.
 
     def pause_writing(self) -> None:
-        super().pause_writing()
+        self._write_paused = True
         self._arm_watch()
 
     def resume_writing(self) -> None:
-        super().resume_writing()
+        self._write_paused = False
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
+        self._wake_writer()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._watch, self._reading):
-            if timer is not None:
-                timer.cancel()
-        self._watch = self._reading = None
-        if self.cycle is not None and not self.cycle.response_complete and not self._dropped:
-            # Gone before its answer (an edge that timed out, a client that gave up): normal,
-            # counted, not worth a log line each.
-            CLIENT_GONE.inc()
-        super().connection_lost(exc)
+    def _wake_writer(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._drained = None
 
     def _arm_watch(self) -> None:
         self._unsent = self._queued()
@@ -218,6 +452,7 @@ class WeirHttpProtocol(HttpToolsProtocol):
 
     def _queued(self) -> int:
         """Bytes not yet taken by the client: in the transport and in the kernel's buffer."""
+        assert self.transport is not None
         queued = self.transport.get_write_buffer_size()
         sock = self.transport.get_extra_info("socket")
         with contextlib.suppress(OSError, AttributeError, ValueError):
@@ -227,7 +462,7 @@ class WeirHttpProtocol(HttpToolsProtocol):
 
     def _check_progress(self) -> None:
         self._watch = None
-        if self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing():
             return
         queued = self._queued()
         if queued < self._unsent:
@@ -246,6 +481,12 @@ class WeirHttpProtocol(HttpToolsProtocol):
             # A reset, not a FIN after the queued bytes: the kernel drops them at once.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
+
+
+def _address(name: Any) -> tuple[str, int] | None:
+    if isinstance(name, tuple) and len(name) >= 2:
+        return str(name[0]), int(name[1])
+    return None
 
 
 def _parser_words(exc: httptools.HttpParserError) -> str:

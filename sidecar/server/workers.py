@@ -34,7 +34,7 @@ from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
 from sidecar.metrics import CLIENT_GONE
-from sidecar.server.assembly import WorkerStack, asgi_app, build_worker
+from sidecar.server.assembly import WorkerStack, build_worker, loop_front
 from sidecar.server.http_protocol import WeirHttpProtocol
 from sidecar.serving.asyncio_driver import asyncio_driver
 from sidecar.serving.batching import threaded_driver
@@ -84,7 +84,7 @@ class AsyncioWorker(_Serving, Worker):
     def load_wsgi(self) -> None:
         self.loop = uvloop.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self.served = build_worker(Settings.from_env(), asyncio_driver(self.loop), asgi_app)
+        self.served = build_worker(Settings.from_env(), asyncio_driver(self.loop), loop_front)
         self.wsgi = self.served.app
 
     def run(self) -> None:

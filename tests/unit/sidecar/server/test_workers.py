@@ -11,7 +11,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from sidecar.http.asgi import AsgiFront
+from sidecar.http.loop_front import LoopFront
 from sidecar.server import meinheld_loop
 from sidecar.server.workers import AsyncioWorker, MeinheldWorker, ThreadWorker
 from sidecar.serving.asyncio_driver import AsyncioDriver
@@ -74,11 +74,11 @@ def test_the_meinheld_worker_batches_on_its_event_loop(settings_env):
         worker.tmp.close()
 
 
-def test_the_asyncio_worker_binds_every_driver_to_its_own_loop_and_serves_asgi(settings_env):
+def test_the_asyncio_worker_binds_every_driver_to_its_own_loop(settings_env):
     worker = _worker(AsyncioWorker)
     try:
         worker.load_wsgi()
-        assert worker.served is not None and isinstance(worker.served.app, AsgiFront)
+        assert worker.served is not None and isinstance(worker.served.app, LoopFront)
         drivers = [m.driver for m in worker.served.dataplane.repository.all()]
         assert drivers and all(isinstance(d, AsyncioDriver) for d in drivers)
         assert {d.loop for d in drivers} == {worker.loop}
