@@ -1,0 +1,117 @@
+"""Weir's HTTP/1.1 protocol (the default worker's), spoken to byte by byte: what HTTP clients
+rely on that the requests library never shows (sidecar.server.http_protocol)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from tests.integration.sidecar.test_server import DIGITS
+
+READY = b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answers(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(head, body) of each answer in a stream, by Content-Length."""
+    found = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        found.append((head, rest[:length]))
+        data = rest[length:]
+    return found
+
+
+def _infer(extra: bytes = b"", body: bytes | None = None) -> bytes:
+    body = json.dumps(DIGITS).encode() if body is None else body
+    return (
+        b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n"
+        % (extra, len(body))
+        + body
+    )
+
+
+def test_an_http_1_0_request_is_answered_and_closed(sidecar):
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=30) as sock:
+        sock.sendall(b"GET /v2/health/ready HTTP/1.0\r\n\r\n")
+        (head, _), = _answers(_read_all(sock))  # fmt: skip
+    assert head.startswith(b"HTTP/1.1 200 ") and b"connection: close" in head.lower()
+
+
+def test_expect_100_continue_gets_its_interim_answer_before_the_body_is_sent(sidecar):
+    body = json.dumps(DIGITS).encode()
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        (head, answer), = _answers(_read_all(sock))  # fmt: skip
+    assert head.startswith(b"HTTP/1.1 200 ") and json.loads(answer)["outputs"]
+
+
+def test_a_client_that_half_closes_after_its_request_still_gets_its_answer(sidecar):
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=30) as sock:
+        sock.sendall(_infer())
+        sock.shutdown(socket.SHUT_WR)
+        (head, answer), = _answers(_read_all(sock))  # fmt: skip
+    assert head.startswith(b"HTTP/1.1 200 ") and json.loads(answer)["outputs"]
+
+
+def test_head_is_answered_without_a_body_and_the_connection_serves_on(sidecar):
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=30) as sock:
+        sock.sendall(b"HEAD /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n" + READY)
+        sock.shutdown(socket.SHUT_WR)
+        data = _read_all(sock)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 ") and b"allow: get" in head.lower()  # GET only
+    # The next bytes are the second answer's head, not a body of the first.
+    assert rest.startswith(b"HTTP/1.1 200 "), rest[:80]
+
+
+def test_a_thousand_pipelined_requests_in_one_write_are_answered_in_order(sidecar):
+    requests = b"".join(
+        b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nX-N: %d\r\n\r\n" % n for n in range(999)
+    )
+    last = b"GET /v2/models/digits HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=60) as sock:
+        sock.sendall(requests + last)
+        answers = _answers(_read_all(sock))
+    assert len(answers) == 1000
+    assert all(head.startswith(b"HTTP/1.1 200 ") for head, _ in answers)
+    assert json.loads(answers[-1][1])["name"] == "digits"
+
+
+def test_a_body_in_one_byte_chunks_is_decoded_whole(sidecar):
+    body = json.dumps(DIGITS).encode()
+    chunked = b"".join(b"1\r\n%s\r\n" % body[i : i + 1] for i in range(len(body))) + b"0\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + chunked
+        )
+        (head, answer), = _answers(_read_all(sock))  # fmt: skip
+    assert head.startswith(b"HTTP/1.1 200 ") and json.loads(answer)["outputs"]
+
+
+def test_a_body_over_the_limit_is_refused_413_and_the_connection_serves_on(
+    spawn_sidecar, repository
+):
+    small = spawn_sidecar(repository, env={"WEIR_MAX_BODY_BYTES": "4096"})
+    with socket.create_connection(("127.0.0.1", small.port), timeout=30) as sock:
+        sock.sendall(_infer(body=b" " * 10_000) + _infer(b"Connection: close\r\n"))
+        (refused, message), (served, answer) = _answers(_read_all(sock))
+    assert refused.startswith(b"HTTP/1.1 413 ") and "4096" in json.loads(message)["error"]
+    assert served.startswith(b"HTTP/1.1 200 ") and json.loads(answer)["outputs"]
