@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
+from collections.abc import Callable
 
 import numpy as np
 from prometheus_client import (
@@ -177,7 +178,9 @@ class ModelMetrics:
     """Label children of one model version, resolved once: `.labels()` is not free.
 
     With `buffered` (event-loop workers), per-request success and latency are collected in
-    memory and written by `flush()` after each batch, one increment per bucket.
+    memory and written by `flush()`, one increment per bucket: the driver calls it after each
+    batch, or, with `flush_soon` set (a loop's `call_soon`), the first success of a loop
+    turn schedules it for the end of that turn.
     """
 
     __slots__ = (
@@ -188,6 +191,7 @@ class ModelMetrics:
         "confidence",
         "executions",
         "failures",
+        "flush_soon",
         "in_flight",
         "inferences",
         "queue",
@@ -199,6 +203,7 @@ class ModelMetrics:
 
     def __init__(self, model: str, version: str) -> None:
         self.buffered = False
+        self.flush_soon: Callable[[Callable[[], None]], object] | None = None
         self._durations: list[float] = []
         self.success = REQUEST_SUCCESS.labels(model, version)
         self.failures = {r: REQUEST_FAILURE.labels(model, version, r) for r in FAILURE_REASONS}
@@ -213,13 +218,22 @@ class ModelMetrics:
         self.in_flight = REQUESTS_IN_FLIGHT.labels(model, version)
         self.splits = BATCH_SPLITS.labels(model, version)
 
+    def entered(self) -> None:
+        """A request is in flight (`left` when it is answered)."""
+        self.in_flight._value.inc(1)  # type: ignore[attr-defined]  # see `observe`
+
+    def left(self) -> None:
+        self.in_flight._value.inc(-1)  # type: ignore[attr-defined]
+
     def succeeded(self, seconds: float) -> None:
         """One request answered 200 after `seconds`."""
         if self.buffered:
             self._durations.append(seconds)
+            if len(self._durations) == 1 and self.flush_soon is not None:
+                self.flush_soon(self.flush)
         else:
-            self.success.inc()
-            self.request.observe(seconds)
+            add(self.success)
+            observe(self.request, seconds)
 
     def flush(self) -> None:
         durations = self._durations

@@ -219,6 +219,9 @@ def asyncio_driver(loop: asyncio.AbstractEventLoop) -> DriverFactory:
     """A `DriverFactory` for `AsyncioDriver` on `loop` (metrics written as they happen)."""
 
     def factory(batcher: Batcher, metrics: ModelMetrics) -> AsyncioDriver:
+        # Successes are written once per loop turn, one increment per bucket.
+        metrics.buffered = True
+        metrics.flush_soon = loop.call_soon
         return AsyncioDriver(batcher, loop)
 
     return factory

@@ -147,12 +147,11 @@ class DataPlane:
             unknown_model_failure(exc.reason)
             raise
         metrics = found.metrics
-        in_flight = metrics.in_flight
-        in_flight.inc()
+        metrics.entered()
         try:
             return self._infer(found, read, length, header_length, started)
         finally:
-            in_flight.dec()
+            metrics.left()
 
     def _infer(
         self,
@@ -195,7 +194,7 @@ class DataPlane:
             found.metrics.failure(error.reason)
             raise error
         metrics = found.metrics
-        metrics.in_flight.inc()
+        metrics.entered()
         self.in_flight_bytes += size
         try:
             if size <= INLINE_BYTES:
@@ -212,7 +211,7 @@ class DataPlane:
             self._count_failure(found, exc)
             raise
         finally:
-            metrics.in_flight.dec()
+            metrics.left()
             self.in_flight_bytes -= size
 
     @staticmethod
