@@ -53,6 +53,12 @@ class Settings(BaseModel):
         description="Answer 408 and close when a request (headers and body) has not arrived "
         "whole this many seconds after its first byte, or after connecting (uvicorn worker).",
     )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="Connections one worker holds at once; beyond them a new one is answered "
+        "503 and closed (uvicorn; gthread waits for a free one).",
+    )
     intra_op_threads: int = Field(
         0, ge=0, description="ORT intra-op threads per session; 0: CPUs divided by workers."
     )

@@ -26,7 +26,7 @@ graceful_timeout = _settings.graceful_timeout
 # costs no thread; gthread and meinheld keep the 5 s they were measured and tested with.
 keepalive = 75 if _settings.worker_class == "uvicorn" else 5
 backlog = 2048
-worker_connections = 4096
+worker_connections = _settings.max_connections
 preload_app = False  # sessions are created after fork, one copy per worker
 errorlog = "-"
 accesslog = None

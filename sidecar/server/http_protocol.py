@@ -24,6 +24,9 @@ What a connection does:
   `read_timeout` seconds of its first byte (or of connecting), else 408 and close; an idle
   keep-alive connection closes after `keep_alive` seconds. Moving a deadline is a store,
   not a timer: the timer re-arms itself when it fires early.
+- A worker holds at most `max_connections` connections; one more is answered 503 and
+  closed. A client that hangs up before its answer has its request cancelled: a queued
+  infer leaves its batching queue uncomputed.
 - An answer over `SLICE_BYTES` goes out in slices, each once the client took the previous
   ones; a client that takes nothing of what is queued for it (in the transport and in the
   kernel's socket buffer) for `write_timeout` seconds is reset (RST, the queued bytes
@@ -113,6 +116,8 @@ class WeirHttpProtocol(asyncio.Protocol):
 
     write_timeout = 30.0
     read_timeout = 60.0
+    max_connections = 4096
+    _refused_logged_at = float("-inf")
 
     def __init__(
         self,
@@ -162,6 +167,9 @@ class WeirHttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        if len(self.server_state.connections) >= self.max_connections:
+            self._refuse_connection()
+            return
         self.server_state.connections.add(self)
         self.server = _address(transport.get_extra_info("sockname"))
         self.client = _address(transport.get_extra_info("peername"))
@@ -179,8 +187,33 @@ class WeirHttpProtocol(asyncio.Protocol):
             # Gone before its answer (an edge that timed out, a client that gave up): normal,
             # counted, not worth a log line each.
             CLIENT_GONE.inc()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()  # nobody waits for it: a queued infer leaves its queue
+        self._task = None
         self.waiting.clear()
         self._wake_writer()
+
+    def _refuse_connection(self) -> None:
+        """Over `max_connections`: a 503 in V2 JSON, closed (each costs a file descriptor
+        and memory; the read timeout closes idle ones, this bounds them meanwhile)."""
+        self.gone = True
+        now = self.loop.time()
+        if now - WeirHttpProtocol._refused_logged_at >= 10:
+            WeirHttpProtocol._refused_logged_at = now
+            log.warning(
+                "refusing connections: this worker holds %d, its limit (max_connections)",
+                self.max_connections,
+            )
+        body = error_body(
+            f"this sidecar worker holds {self.max_connections} connections, its limit; "
+            "retry, or reuse connections (keep-alive)"
+        )
+        assert self.transport is not None
+        self.transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+        )
+        self.transport.close()
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: close now if idle, else after what was read."""
@@ -189,6 +222,8 @@ class WeirHttpProtocol(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.gone:  # refused, dropped or answered its last: what follows is not read
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -197,9 +232,9 @@ class WeirHttpProtocol(asyncio.Protocol):
             self._refuse(exc)
 
     def eof_received(self) -> bool | None:
-        # A half-closed client is done sending: answer what it sent, then close.
-        self.close_after = True
-        return True if self.answering or self.waiting else None
+        # The client is gone, as nginx judges a client's FIN during a request (its 499): what
+        # it sent is not computed. Half-closing clients are rare; hung-up ones are not.
+        return None
 
     # Parser callbacks (httptools).
 

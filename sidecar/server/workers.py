@@ -92,6 +92,7 @@ class AsyncioWorker(_Serving, Worker):
         assert self.served is not None
         WeirHttpProtocol.write_timeout = settings.write_timeout
         WeirHttpProtocol.read_timeout = settings.read_timeout
+        WeirHttpProtocol.max_connections = self.cfg.worker_connections
         _raise_open_files_limit()
         config = uvicorn.Config(
             self.served.app,

@@ -18,7 +18,8 @@ Per model version, one compute thread:
 A batch expected to compute within `INLINE_BUDGET_S` runs on the loop instead. The queue
 bound holds at enqueue (`QueueFull`, 503 at once). A caller that has waited `wait_timeout`
 gets a 503; the batcher completes its request anyway, and a bisect does not run it again
-(`Batcher.patience`).
+(`Batcher.patience`). A request whose client hung up (its task cancelled) leaves the queue
+uncomputed unless its batch has started.
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ class AsyncioDriver:
         except _GaveUp:
             # The batcher still owns the item and will complete it; this caller gives up.
             raise Unavailable(f"{batcher.name}: no result within {self.wait_timeout:g}s") from None
+        except asyncio.CancelledError:
+            # Its client is gone (the protocol cancels): not computed, if not taken yet.
+            with self._cond:
+                batcher.withdraw(item)
+            raise
         finally:
             timer.cancel()
 

@@ -166,6 +166,15 @@ class Batcher:
         self.queue.append(item)
         self.queued_rows += item.rows
 
+    def withdraw(self, item: Pending) -> bool:
+        """Take back a request still queued (its client is gone); False once it was taken."""
+        try:
+            self.queue.remove(item)
+        except ValueError:
+            return False
+        self.queued_rows -= item.rows
+        return True
+
     def take(self) -> list[Pending]:
         """The next batch: the oldest request plus compatible ones up to max_batch_size rows."""
         queue = self.queue

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 
-from tests.integration.sidecar.test_server import DIGITS
+import numpy as np
+import requests
+
+from tests.integration.sidecar.test_server import DIGITS, _rows, _wait_for
 
 READY = b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -62,18 +67,12 @@ def test_expect_100_continue_gets_its_interim_answer_before_the_body_is_sent(sid
     assert head.startswith(b"HTTP/1.1 200 ") and json.loads(answer)["outputs"]
 
 
-def test_a_client_that_half_closes_after_its_request_still_gets_its_answer(sidecar):
-    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=30) as sock:
-        sock.sendall(_infer())
-        sock.shutdown(socket.SHUT_WR)
-        (head, answer), = _answers(_read_all(sock))  # fmt: skip
-    assert head.startswith(b"HTTP/1.1 200 ") and json.loads(answer)["outputs"]
-
-
 def test_head_is_answered_without_a_body_and_the_connection_serves_on(sidecar):
     with socket.create_connection(("127.0.0.1", sidecar.port), timeout=30) as sock:
-        sock.sendall(b"HEAD /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n" + READY)
-        sock.shutdown(socket.SHUT_WR)
+        sock.sendall(
+            b"HEAD /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
         data = _read_all(sock)
     head, _, rest = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 405 ") and b"allow: get" in head.lower()  # GET only
@@ -115,3 +114,69 @@ def test_a_body_over_the_limit_is_refused_413_and_the_connection_serves_on(
         (refused, message), (served, answer) = _answers(_read_all(sock))
     assert refused.startswith(b"HTTP/1.1 413 ") and "4096" in json.loads(message)["error"]
     assert served.startswith(b"HTTP/1.1 200 ") and json.loads(answer)["outputs"]
+
+
+def test_connections_beyond_the_limit_are_answered_503_in_json_and_the_rest_serve(
+    spawn_sidecar, repository
+):
+    proc = spawn_sidecar(repository, "--workers", "1", env={"WEIR_MAX_CONNECTIONS": "4"})
+    held = [socket.create_connection(("127.0.0.1", proc.port), timeout=30) for _ in range(4)]
+    try:
+        for sock in held:  # each is accepted and served, and stays open
+            sock.sendall(READY)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=30) as extra:
+            (head, body), = _answers(_read_all(extra))  # fmt: skip
+        assert head.startswith(b"HTTP/1.1 503 ") and b"retry-after: 1" in head
+        assert "4 connections" in json.loads(body)["error"]
+    finally:
+        for sock in held:
+            sock.close()
+    # Closed connections free their places.
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=30) as sock:
+            sock.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if _read_all(sock).startswith(b"HTTP/1.1 200 "):
+                break
+        assert time.monotonic() < deadline, "no place freed within 30s"
+        time.sleep(0.1)
+
+
+def test_a_queued_request_whose_client_hangs_up_is_never_computed(spawn_sidecar, heavy_repository):
+    proc = spawn_sidecar(heavy_repository, "--workers", "1")
+    url = f"{proc.url}/v2/models/slow/infer"
+    # Binary and under 1 MiB: decoded on the loop, so each is queued once it is in flight.
+    # `slow` runs one request per batch: the one that hangs up waits behind two.
+    rows = 4000
+    tensor = np.full((rows, 64), 0.25, np.float32).tobytes()
+    header = json.dumps(
+        {"inputs": [{"name": "x", "shape": [rows, 64], "datatype": "FP32",
+                     "parameters": {"binary_data_size": len(tensor)}}]}
+    ).encode()  # fmt: skip
+    binary = {"Inference-Header-Content-Length": str(len(header))}
+
+    def in_flight() -> float:
+        return proc.metric("weir_requests_in_flight", model="slow")
+
+    with ThreadPoolExecutor(2) as pool:
+        busy = []
+        for n in (1, 2):
+            busy.append(
+                pool.submit(requests.post, url, data=header + tensor, headers=binary, timeout=300)
+            )
+            _wait_for(lambda n=n: in_flight() >= n, f"{n} busy")
+        body = _rows("slow", 3)
+        quitter = socket.create_connection(("127.0.0.1", proc.port), timeout=30)
+        quitter.sendall(
+            b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            % len(body)
+            + body
+        )
+        _wait_for(lambda: in_flight() >= 3, "queued")
+        quitter.close()
+        _wait_for(lambda: in_flight() <= 2, "withdrawn")
+        assert [f.result().status_code for f in busy] == [200, 200]
+    # Only the two busy requests' rows ran; the 3 rows of the one that hung up did not.
+    assert proc.metric("weir_inference_count_total", model="slow") == 2 * rows
+    assert requests.post(url, data=_rows("slow", 3), timeout=300).status_code == 200
