@@ -8,9 +8,8 @@ loop, every other route is the Falcon application, called in place.
   mapping as under a WSGI server), called on the loop: each answers in microseconds.
   `/metrics` gathers every worker's files, so it runs on a thread instead.
 
-The server reads the body first, within `DataPlane.max_body_bytes` (see `drain_ceiling`),
-and writes the answer: Weir's own HTTP/1.1 protocol (`sidecar.server.http_protocol`) and
-the ASGI adapter (`sidecar.http.asgi`) both call this.
+The server, Weir's own HTTP/1.1 protocol (`sidecar.server.http_protocol`), reads the body
+first, within `DataPlane.max_body_bytes` (see `drain_ceiling`), and writes the answer.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """gunicorn worker classes with Weir's drain: SIGTERM → readiness 503 → stop accepting → exit.
 
 Each worker builds what it serves after fork (`load_wsgi`, see `assembly`), handing in the
-batching driver its server needs: `AsyncioDriver` and the ASGI front under uvicorn (the
+batching driver its server needs: `AsyncioDriver` and the `LoopFront` under uvicorn (the
 default), `ThreadedDriver` under gthread, meinheld's `LoopDriver` (and its raw-response
 wrapper) under meinheld. It keeps that worker's readiness, so its SIGTERM handler starts
 draining without any module-level state.
 
-`AsyncioWorker` runs uvicorn's server on the worker's own uvloop loop, created before the
-models load so that each model version's driver is bound to it. uvicorn's SIGTERM (stop at
+`AsyncioWorker` runs uvicorn's server, with Weir's HTTP/1.1 protocol (`http_protocol`), on the
+worker's own uvloop loop, created before the models load so that each model version's driver
+is bound to it. uvicorn's SIGTERM (stop at
 once) becomes Weir's drain; SIGINT and SIGQUIT stop at once.
 
 meinheld's own worker maps SIGTERM to an immediate stop with a one-second grace, and its C
