@@ -11,7 +11,7 @@ import onnx
 
 from scripts.quantize import cpu, data, sessions, timing
 from scripts.quantize.accuracy import compare, decide
-from scripts.quantize.convert import Options, convert, has_convolutions
+from scripts.quantize.convert import Format, Options, convert, has_convolutions
 from scripts.quantize.publish import MODEL_FILE, REPORT_FILE, discard, publish, stage
 from scripts.quantize.report import Report, format_table
 
@@ -23,7 +23,7 @@ def choose_options(args: argparse.Namespace, source: Path, features: cpu.CpuFeat
         per_channel = has_convolutions(onnx.load(source, load_external_data=False))
     reduce_range = features.reduce_range if args.reduce_range is None else args.reduce_range
     # ONNX Runtime's dynamic quantization has QOperator kernels only (MatMulInteger, ...).
-    quant_format = "qoperator" if args.mode == "dynamic" else args.format
+    quant_format: Format = "qoperator" if args.mode == "dynamic" else args.format
     return Options(args.precision, args.mode, quant_format, per_channel, reduce_range)
 
 

@@ -60,6 +60,13 @@ def _timed(run: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _call(session: Any, feeds: Feeds) -> Callable[[], object]:
+    def run() -> object:
+        return session.run(None, feeds)
+
+    return run
+
+
 def _summary(samples: _Samples) -> Speed:
     wall = np.array(samples.wall)
     return Speed(
@@ -83,7 +90,7 @@ def side_by_side(
     once `one_row` batch-1 and `batches` batch-32 samples of each are taken; at least one
     round always runs."""
     single, batch = take(feeds, 1), take(feeds, BATCH)
-    calls = [(lambda s=s: s.run(None, single), lambda s=s: s.run(None, batch)) for s in sessions]
+    calls = [(_call(s, single), _call(s, batch)) for s in sessions]
     for one, many in calls:
         for _ in range(WARMUP):
             one()
