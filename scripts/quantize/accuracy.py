@@ -128,7 +128,7 @@ def decide(accuracy: Accuracy, tolerance: float, accept_loss: bool) -> Verdict:
         return Verdict(True, f"above tolerance, written as --accept-loss asks ({figures})")
     return Verdict(
         False,
-        f"refused: {figures}. Nothing was written. Try --mode static with more or better "
-        "calibration rows, --per-channel, or --precision fp16; or pass --accept-loss to ship "
-        "it anyway",
+        f"refused: {figures}. Nothing was written. Try more or better calibration rows "
+        "(--calibration), --per-channel or --precision fp16; or pass --accept-loss to ship it "
+        "anyway",
     )

@@ -80,8 +80,9 @@ def _kib(size: int) -> str:
 
 def _rows(report: Report) -> list[tuple[str, str, str]]:
     acc = report.accuracy
-    smaller = f"{_kib(report.new_bytes)} ({report.size_ratio:.2f}x smaller)"
-    rows = [("size", _kib(report.source_bytes), smaller)]
+    ratio = report.size_ratio
+    change = f"{1 / ratio:.2f}x larger" if 0 < ratio < 1 else f"{ratio:.2f}x smaller"
+    rows = [("size", _kib(report.source_bytes), f"{_kib(report.new_bytes)} ({change})")]
     if report.speed is not None:
         source, new = report.speed
         rows += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -84,3 +85,8 @@ def test_the_json_report() -> None:
     assert doc["accuracy"]["top1_agreement"] == 2 / 3
     assert doc["accuracy"]["loss_measure"].startswith("relative top-1 accuracy loss")
     assert doc["cpu"]["vnni"] is False and doc["onnxruntime"] == "1.31.1"
+
+
+def test_a_version_that_grew_says_larger() -> None:
+    grown = dataclasses.replace(report(), source_bytes=200, new_bytes=1000)
+    assert "(5.00x larger)" in format_table(grown)
