@@ -10,21 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import build_samples
+from tests.integration.sidecar import conftest as sidecar_tests
 
 ROOT = Path(__file__).resolve().parents[3]
-SAMPLES = ("digits/1", "digits/2", "cnn/1")
-
-
-@pytest.fixture(scope="session")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample repository, built into a temporary one when `make models` has not run."""
-    root = build_samples.REPOSITORY
-    if all((root / s / "model.onnx").is_file() for s in SAMPLES):
-        return root
-    built = tmp_path_factory.mktemp("samples")
-    build_samples.build(built)
-    return built
+SAMPLES = sidecar_tests.SAMPLES
+# The sample repository, built into a temporary one when `make models` has not run.
+repository = sidecar_tests.repository
 
 
 def copy_samples(samples: Path, target: Path) -> Path:
@@ -35,10 +26,10 @@ def copy_samples(samples: Path, target: Path) -> Path:
     return target
 
 
-def quantize(repository: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    """`weir quantize ARGV --repository REPOSITORY`, as an operator runs it (a short timing)."""
+def quantize(repo: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`weir quantize ARGV --repository REPO`, as an operator runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "scripts.cli", "quantize", *argv, "--repository", str(repository)],
+        [sys.executable, "-m", "scripts.cli", "quantize", *argv, "--repository", str(repo)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -18,9 +18,9 @@ BENCH = ("--bench-seconds", "3")
 
 
 @pytest.fixture(scope="module")
-def quantized(samples: Path, tmp_path_factory: pytest.TempPathFactory):
+def quantized(repository: Path, tmp_path_factory: pytest.TempPathFactory):
     """digits 2 -> 3 and cnn 1 -> 2, once for the module, with what each command printed."""
-    repo = copy_samples(samples, tmp_path_factory.mktemp("repo"))
+    repo = copy_samples(repository, tmp_path_factory.mktemp("repo"))
     runs = {
         "digits": quantize(repo, "digits", "2", "--to", "3", *BENCH),
         "cnn": quantize(repo, "cnn", "1", "--to", "2", *BENCH),
