@@ -10,8 +10,8 @@ from scripts.quantize.accuracy import Accuracy, Verdict
 from scripts.quantize.timing import BATCH, Speed
 
 FP16_SPEED = (
-    "not measured: FP16 kernels are a GPU's; on this CPU ONNX Runtime would run most of the "
-    "graph through casts, so its speed can only be judged on a GPU"
+    "not measured: ONNX Runtime's CPU provider has few FP16 kernels on x86 and casts around the "
+    "rest, so a CPU timing says nothing of a GPU's; its speed can only be judged on a GPU"
 )
 
 
@@ -71,7 +71,7 @@ class Report:
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2%}"
+    return "no labels" if value is None else f"{value:.2%}"
 
 
 def _kib(size: int) -> str:
