@@ -2,8 +2,8 @@
 
 Choices, each measured on the sample models (ONNX Runtime 1.31):
 - QDQ by default: ONNX Runtime fuses QuantizeLinear/DequantizeLinear pairs into its int8
-  kernels, and other runtimes read the same file; QOperator (QLinearConv...) came out 9x slower
-  than FP32 on cnn at batch 1 here, QDQ 2-3x faster.
+  kernels, and other runtimes read the same file; QOperator (QLinearConv...) came out 4-6x
+  slower than FP32 on cnn at batch 1 here, QDQ 2-3x faster.
 - Per-channel on when the graph has convolutions (each output channel gets its own scale:
   filters differ in range), off for dense-only graphs, where one scale and zero point per
   output column cost more bytes than they save on a model as small as digits (2.3x smaller
