@@ -40,8 +40,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--repository",
         type=Path,
-        default=Path(os.environ.get("WEIR_MODELS", "models")),
-        help="model repository (default: $WEIR_MODELS, else ./models)",
+        default=Path(os.environ.get("WEIR_MODELS_DIR", "models")),
+        help="model repository (default: $WEIR_MODELS_DIR, as for weir up, else ./models)",
     )
     parser.add_argument(
         "--precision",
