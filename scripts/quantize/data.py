@@ -116,6 +116,11 @@ def from_npz(path: Path, inputs: list[str]) -> EvalData:
             f"calibration file {path}: every array (and `labels`) needs the same number of "
             f"rows, at least 2; found {sorted(rows)}"
         )
+    if labels is not None and not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"calibration file {path}: `labels` must be class indices (integers), not "
+            f"{labels.dtype}"
+        )
     (count,) = rows
     cut = count - max(1, round(count * HELD_OUT))
     source = f"{path}: calibrated on rows 0-{cut - 1}, judged on rows {cut}-{count - 1}"

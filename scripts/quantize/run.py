@@ -27,7 +27,20 @@ def choose_options(args: argparse.Namespace, source: Path, features: cpu.CpuFeat
     return Options(args.precision, args.mode, quant_format, per_channel, reduce_range)
 
 
-def _notes(source: Path, options: Options) -> tuple[str, ...]:
+def _range_note(options: Options, features: cpu.CpuFeatures) -> str | None:
+    if options.precision != "int8" or options.reduce_range == features.reduce_range:
+        if options.precision == "int8" and not options.reduce_range and features.x86:
+            return "8-bit weights: this CPU's int8 kernels accumulate in int32 (VNNI/AMX)"
+        return None
+    if options.reduce_range:
+        return "7-bit weights as asked (--reduce-range), though this CPU does not need them"
+    return (
+        "8-bit weights as asked (--no-reduce-range) on an x86 CPU without VNNI: its int16 "
+        "accumulations may saturate; compare the accuracy with the default"
+    )
+
+
+def _notes(source: Path, options: Options, features: cpu.CpuFeatures) -> tuple[str, ...]:
     notes = []
     others = sorted(p.name for p in source.parent.iterdir() if p.name != MODEL_FILE)
     if others:
@@ -36,8 +49,9 @@ def _notes(source: Path, options: Options) -> tuple[str, ...]:
             "holds its model.onnx; config.yaml and hooks live in the model's folder and apply "
             "to every version)"
         )
-    if options.precision == "int8" and not options.reduce_range:
-        notes.append("8-bit weights: this CPU's int8 kernels accumulate in int32 (VNNI/AMX)")
+    range_note = _range_note(options, features)
+    if range_note:
+        notes.append(range_note)
     return tuple(notes)
 
 
@@ -86,7 +100,7 @@ def quantize(args: argparse.Namespace, source: Path, target: Path) -> Report:
             cpu=features.as_dict(),
             onnxruntime=ort.__version__,
             data_source=rows.source,
-            notes=_notes(source, options),
+            notes=_notes(source, options, features),
         )
         print(format_table(report))
         if not verdict.write:

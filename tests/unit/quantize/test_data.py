@@ -68,3 +68,10 @@ def test_other_models_need_a_file() -> None:
     assert builtin("digits", ["a", "b"]) is None
     with pytest.raises(DataError, match=r"--calibration FILE\.npz"):
         for_model("resnet", ["input"], None)
+
+
+def test_labels_must_be_class_indices(tmp_path) -> None:
+    path = tmp_path / "rows.npz"
+    np.savez(path, x=np.zeros((4, 2), np.float32), labels=np.array(["a", "b", "c", "d"]))
+    with pytest.raises(DataError, match="class indices"):
+        from_npz(path, ["x"])
