@@ -21,6 +21,7 @@ BENCH = ("--bench-seconds", "3")
 def quantized(repository: Path, tmp_path_factory: pytest.TempPathFactory):
     """digits 2 -> 3 and cnn 1 -> 2, once for the module, with what each command printed."""
     repo = copy_samples(repository, tmp_path_factory.mktemp("repo"))
+    (repo / "digits" / "2" / "NOTES.txt").write_text("trained on the lab's data of May")
     runs = {
         "digits": quantize(repo, "digits", "2", "--to", "3", *BENCH),
         "cnn": quantize(repo, "cnn", "1", "--to", "2", *BENCH),
@@ -41,6 +42,7 @@ def test_digits_is_written_within_tolerance_and_at_least_2_5x_smaller(quantized)
         "quantization.json",
     ]
     doc = report(repo / "digits" / "3")
+    assert any(note.startswith("not copied from v2: NOTES.txt") for note in doc["notes"])
     assert doc["written"] and doc["size"]["ratio"] >= 2.5
     assert doc["accuracy"]["rows"] == 450 and doc["accuracy"]["loss"] <= 0.01
     assert doc["accuracy"]["source_accuracy"] > 0.9
