@@ -12,7 +12,7 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 # Bottom to top. A package's modules may import their own package and anything below.
 LAYERS = [
     {"args", "release", "runtime"},
-    {"edge", "fleet", "k8s", "observability"},
+    {"edge", "fleet", "k8s", "observability", "quantize"},
     {"deploy"},
     {"stack"},
     {"cli"},
