@@ -48,7 +48,7 @@ from typing import Any
 
 import httptools
 
-from sidecar.errors import error_body, response_parts
+from sidecar.errors import error_body, internal_error_parts, response_parts
 from sidecar.http.loop_front import Headers, LoopFront, Parts, wsgi_environ
 from sidecar.metrics import CLIENT_GONE
 from sidecar.serving.dataplane import drain_ceiling
@@ -298,7 +298,7 @@ class WeirHttpProtocol(asyncio.Protocol):
         )
         self._deadline_kind = None
         self.waiting.append(request)
-        if self.answering:
+        if self.answering or self._write_paused:
             assert self.transport is not None
             self.transport.pause_reading()  # pipelined: read on once it is answered
         else:
@@ -307,17 +307,27 @@ class WeirHttpProtocol(asyncio.Protocol):
     # Answering, one request at a time.
 
     def _next(self) -> None:
-        """Answer the requests waiting, in order, until one must wait (for its batch or
-        for the client to take its answer)."""
-        while self.waiting and not self.answering and not self.gone:
+        """Answer the requests waiting, in order, until one must wait (for its batch, or for
+        the client to take what it was sent); idle, read on. Never recursive: a thousand
+        pipelined requests are a loop, not a call chain."""
+        while self.waiting and not self.answering and not self._write_paused and not self.gone:
             request = self.waiting.popleft()
             self.answering = True
-            answer = self._answer(request)
-            if isinstance(answer, tuple):
-                self._write(request, answer)
+            try:
+                answer = self._answer(request)
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, request.path)
+                answer = internal_error_parts()
+            if isinstance(answer, tuple) and len(answer[2]) <= SLICE_BYTES:
+                self._write_whole(request, answer)
+                self._finished(request)
             else:
                 # Kept: the loop holds its tasks weakly.
                 self._task = self.loop.create_task(self._answer_later(request, answer))
+        if not (self.answering or self.waiting or self._write_paused or self.gone):
+            assert self.transport is not None
+            self.transport.resume_reading()
+            self._set_deadline(self.keep_alive_s, _IDLE)
 
     def _answer(self, request: _Request) -> Any:
         """Parts, or a coroutine of them."""
@@ -339,37 +349,39 @@ class WeirHttpProtocol(asyncio.Protocol):
         return self.front.call(environ)
 
     async def _answer_later(self, request: _Request, answer: Any) -> None:
-        parts = await answer
-        if len(parts[2]) <= SLICE_BYTES or self.gone:
-            self._write(request, parts)
+        parts: Parts = answer if isinstance(answer, tuple) else await answer
+        if len(parts[2]) <= SLICE_BYTES:
+            self._write_whole(request, parts)
         else:
             await self._write_slices(request, parts)
+        self._task = None
+        self._finished(request)
+        self._next()
 
-    def _write(self, request: _Request, parts: Parts) -> None:
-        status, headers, body = parts
-        if len(body) > SLICE_BYTES and not self.gone:
-            self._task = self.loop.create_task(self._write_slices(request, parts))
+    def _write_whole(self, request: _Request, parts: Parts) -> None:
+        if self.gone:
             return
-        if not self.gone:
-            assert self.transport is not None
-            head = self._head(request, status, headers, len(body))
-            self.transport.write(head + body if request.method != "HEAD" else head)
-        self._answered(request)
+        status, headers, body = parts
+        assert self.transport is not None
+        head = self._head(request, status, headers, len(body))
+        self.transport.write(head + body if request.method != "HEAD" else head)
 
     async def _write_slices(self, request: _Request, parts: Parts) -> None:
         status, headers, body = parts
+        if self.gone:
+            return
         assert self.transport is not None
         self.transport.write(self._head(request, status, headers, len(body)))
-        if request.method != "HEAD":
-            view = memoryview(body)
-            for start in range(0, len(body), SLICE_BYTES):
-                while self._write_paused and not self.gone:
-                    self._drained = self.loop.create_future()
-                    await self._drained
-                if self.gone:
-                    break
-                self.transport.write(view[start : start + SLICE_BYTES])
-        self._answered(request)
+        if request.method == "HEAD":
+            return
+        view = memoryview(body)
+        for start in range(0, len(body), SLICE_BYTES):
+            while self._write_paused and not self.gone:
+                self._drained = self.loop.create_future()
+                await self._drained
+            if self.gone:
+                return
+            self.transport.write(view[start : start + SLICE_BYTES])
 
     def _head(
         self, request: _Request, status: str, headers: list[tuple[str, str]], length: int
@@ -384,21 +396,16 @@ class WeirHttpProtocol(asyncio.Protocol):
         )  # the date uvicorn's server keeps current
         return "".join(lines).encode("latin-1") + default + b"\r\n"
 
-    def _answered(self, request: _Request) -> None:
+    def _finished(self, request: _Request) -> None:
+        """`request` is answered: close when it or the connection asks to."""
         self.answering = False
         self.server_state.total_requests += 1
         if self.gone:
             return
-        assert self.transport is not None
         if not request.keep_alive or (self.close_after and not self.waiting):
+            assert self.transport is not None
             self.transport.close()
             self.gone = True
-            return
-        if self.waiting:
-            self._next()
-            return
-        self.transport.resume_reading()
-        self._set_deadline(self.keep_alive_s, _IDLE)
 
     # Refusals.
 
@@ -475,6 +482,8 @@ class WeirHttpProtocol(asyncio.Protocol):
             self._watch.cancel()
             self._watch = None
         self._wake_writer()
+        if not self.answering:
+            self._next()  # requests held back while the client took nothing
 
     def _wake_writer(self) -> None:
         if self._drained is not None and not self._drained.done():

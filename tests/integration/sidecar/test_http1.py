@@ -80,16 +80,18 @@ def test_head_is_answered_without_a_body_and_the_connection_serves_on(sidecar):
     assert rest.startswith(b"HTTP/1.1 200 "), rest[:80]
 
 
-def test_a_thousand_pipelined_requests_in_one_write_are_answered_in_order(sidecar):
-    requests = b"".join(
-        b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nX-N: %d\r\n\r\n" % n for n in range(999)
+def test_two_thousand_requests_pipelined_behind_an_infer_are_answered_in_order(sidecar):
+    # All wait while the infer computes, then are answered one after another.
+    gets = b"".join(
+        b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nX-N: %d\r\n\r\n" % n for n in range(1998)
     )
     last = b"GET /v2/models/digits HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     with socket.create_connection(("127.0.0.1", sidecar.port), timeout=60) as sock:
-        sock.sendall(requests + last)
+        sock.sendall(_infer() + gets + last)
         answers = _answers(_read_all(sock))
-    assert len(answers) == 1000
+    assert len(answers) == 2000
     assert all(head.startswith(b"HTTP/1.1 200 ") for head, _ in answers)
+    assert json.loads(answers[0][1])["outputs"]
     assert json.loads(answers[-1][1])["name"] == "digits"
 
 
