@@ -45,6 +45,9 @@ COMMANDS: dict[str, Command] = {
     "k8s": _in("scripts.k8s.manifests", "main", "parser", "print Kubernetes manifests"),
     "view": _in("scripts.fleet.model_view", "main", "parser", "sidecars' view of the models"),
     "probe": _in("scripts.fleet.probe", "main", "parser", "exit 0 when a sidecar is ready"),
+    "rollout": _in(
+        "scripts.rollout.commands", "main", "parser", "canary rollout: start, status, pause, ..."
+    ),
 }
 
 
