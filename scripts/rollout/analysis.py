@@ -25,51 +25,14 @@ from dataclasses import dataclass
 
 from scripts.release.rollout import Analysis
 from scripts.rollout.counts import Histogram, Signals
+from scripts.rollout.stats import count_above, poisson_by_chance, psi, psi_by_chance, quantile
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
-# A bin one side never saw counts as this share of it in PSI (a zero would make it infinite).
-PSI_FLOOR = 1e-4
 
 
 def error_ratio(signals: Signals) -> float | None:
     """Server failures per attempt; None without attempts."""
     return signals.server_failures / signals.attempts if signals.attempts else None
-
-
-def quantile(histogram: Histogram | None, q: float) -> float | None:
-    """The q-quantile, interpolated linearly inside its bucket (the first bucket starts at 0;
-    in the +Inf bucket, the highest finite bound): Prometheus' `histogram_quantile`."""
-    if histogram is None or histogram.total <= 0:
-        return None
-    rank = q * histogram.total
-    seen, lower = 0.0, 0.0
-    for bound, count in zip(histogram.bounds, histogram.counts, strict=True):
-        if count > 0 and seen + count >= rank:
-            if math.isinf(bound):
-                return lower
-            return lower + (bound - lower) * (rank - seen) / count
-        seen += count
-        if not math.isinf(bound):
-            lower = bound
-    return lower
-
-
-def psi(expected: Mapping[str, float], actual: Mapping[str, float]) -> float | None:
-    """Population stability index of `actual` against `expected` (counts per bin): the sum
-    over bins of (a - e) * ln(a / e) on shares; bins both left empty are skipped, a bin one
-    side left empty counts as PSI_FLOOR of it. < 0.1 is steady, > 0.25 a real shift."""
-    e_total, a_total = sum(expected.values()), sum(actual.values())
-    if e_total <= 0 or a_total <= 0:
-        return None
-    value = 0.0
-    for key in set(expected) | set(actual):
-        e_count, a_count = expected.get(key, 0.0), actual.get(key, 0.0)
-        if e_count <= 0 and a_count <= 0:
-            continue
-        e = max(e_count / e_total, PSI_FLOOR)
-        a = max(a_count / a_total, PSI_FLOOR)
-        value += (a - e) * math.log(a / e)
-    return value
 
 
 def _bins(histogram: Histogram | None) -> dict[str, float]:
@@ -136,16 +99,35 @@ def check_errors(bounds: Analysis, stable: Signals, canary: Signals) -> Check:
 def check_p99(bounds: Analysis, stable: Signals, canary: Signals) -> Check:
     s, c = quantile(stable.latency, 0.99), quantile(canary.latency, 0.99)
     figures = {"stable_p99": s, "canary_p99": c, "bound": bounds.max_p99_ratio}
-    if s is None or c is None:
+    if s is None or c is None or canary.latency is None:
         return Check("p99", INCONCLUSIVE, "p99: no latency on one side", figures)
     ratio = c / s if s > 0 else math.inf if c > 0 else 1.0
     figures["ratio"] = ratio if math.isfinite(ratio) else None
-    ok = ratio <= bounds.max_p99_ratio or c - s <= bounds.p99_slack
+    head = f"p99 canary {_ms(c)} vs stable {_ms(s)} (x{ratio:.2f}"
+    if ratio <= bounds.max_p99_ratio:
+        return Check("p99", PASS, f"{head}, within x{bounds.max_p99_ratio:g})", figures)
+    if c - s <= bounds.p99_slack:
+        slack = _ms(bounds.p99_slack)
+        return Check(
+            "p99", PASS, f"{head}, over x{bounds.max_p99_ratio:g} but within {slack})", figures
+        )
+    # A healthy canary has about 1% of its requests above stable's p99, fewer above the bound:
+    # how many it has there says whether a high p99 is a slower version or a few unlucky ones.
+    threshold = max(s * bounds.max_p99_ratio, s + bounds.p99_slack)
+    above, total = count_above(canary.latency, threshold), canary.latency.total
+    chance = poisson_by_chance(0.01 * total)
+    figures.update(slow=above, slow_by_chance=chance)
+    if above <= chance:
+        text = (
+            f"{head}, over x{bounds.max_p99_ratio:g}, but {above:.0f} of {total:g} requests above "
+            f"{_ms(threshold)} is what chance gives (up to {chance:.0f}): holding for more)"
+        )
+        return Check("p99", INCONCLUSIVE, text, figures)
     text = (
-        f"p99 canary {_ms(c)} vs stable {_ms(s)} (x{ratio:.2f}; "
-        f"{'within' if ok else 'over'} x{bounds.max_p99_ratio:g} beyond {_ms(bounds.p99_slack)})"
+        f"{head}, over x{bounds.max_p99_ratio:g} and {_ms(c - s)} slower; {above:.0f} of "
+        f"{total:g} requests above {_ms(threshold)})"
     )
-    return Check("p99", PASS if ok else FAIL, text, figures)
+    return Check("p99", FAIL, text, figures)
 
 
 def _check_psi(
@@ -161,11 +143,18 @@ def _check_psi(
     figures = {"psi": value, "bound": bound, "stable_rows": rows[0], "canary_rows": rows[1]}
     if value is None:
         return Check(name, INCONCLUSIVE, f"{what}: not measured (no rows on one side)", figures)
-    ok = value <= bound
-    text = f"{what} PSI {value:.3f} ({'within' if ok else 'over'} {bound:g})"
-    if ok and min(rows) < min_rows:
-        return Check(name, INCONCLUSIVE, text + f", on only {min(rows):g} rows", figures)
-    return Check(name, PASS if ok else FAIL, text, figures)
+    chance = psi_by_chance(stable, canary)
+    figures["by_chance"] = chance
+    text = f"{what} PSI {value:.3f}"
+    if value <= bound:
+        if min(rows) < min_rows:
+            return Check(name, INCONCLUSIVE, f"{text} on only {min(rows):g} rows", figures)
+        return Check(name, PASS, f"{text} (within {bound:g})", figures)
+    if value <= chance:
+        # Over the bound, but samples this small drift that far by chance: more rows decide.
+        text += f" (over {bound:g}, but {min(rows):g} rows can show {chance:.3f} by chance)"
+        return Check(name, INCONCLUSIVE, text, figures)
+    return Check(name, FAIL, f"{text} (over {bound:g})", figures)
 
 
 def check_shadow(bounds: Analysis, agreement: float | None, compared: float) -> Check:

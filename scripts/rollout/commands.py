@@ -75,7 +75,8 @@ def status(runtime: RuntimeDir, model: str) -> int:
         print(f"{model}: no rollout has run in {runtime.root}")
         return 0
     with st.controller_lock(runtime, model) as free:
-        print(describe(state, controller_running=not free, now=time.time()))
+        record = str(st.state_path(runtime, model))
+        print(describe(state, controller_running=not free, now=time.time(), record=record))
     return 0
 
 

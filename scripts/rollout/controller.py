@@ -34,6 +34,10 @@ from scripts.rollout.signals import LocalSignals, PrometheusSignals, SignalsErro
 from scripts.runtime import RuntimeDir
 
 POLL_S = 0.25
+BREAKER_OPEN = (
+    "the canary's circuit breaker opened (its server failures reached the model's "
+    "breaker.failures within breaker.window)"
+)
 
 
 class RolloutError(RuntimeError):
@@ -106,7 +110,7 @@ class Controller:
         return LocalSignals(self.runtime).read(self.client, self.state.model)
 
     def open_window(self) -> None:
-        self.state.window_started = self.clock()
+        self.state.window_started = self.state.last_judged = self.clock()
         if self.state.source == "local":
             self.state.baseline = st.signals_to_json(self.reading())
         st.save_state(self.runtime, self.state)
@@ -174,7 +178,7 @@ class Controller:
         self.stop_canary(st.ABORTED, f"aborted: {reason}; canary {self.state.canary} at 0%")
         self.log(self.state.reason)
 
-    def judge_window(self) -> None:
+    def judge_window(self, breaker_open: bool = False) -> None:
         s = self.state
         try:
             signals = self.window_signals()
@@ -189,17 +193,24 @@ class Controller:
             self.open_window()
             self.log(entry["text"])
             return
+        s.last_judged = self.clock()
         stable = combine(signals.get(v, Signals()) for v in s.stable)
         canary = signals.get(s.canary, Signals())
-        verdict = judge(Analysis(**s.analysis), s.min_requests, stable, canary)
+        # Validated when the release was; stored in base units (fractions, seconds).
+        bounds = Analysis.model_construct(**s.analysis)
+        verdict = judge(bounds, s.min_requests, stable, canary)
         figures = {
             "verdict": verdict.verdict,
             "window_s": round(self.clock() - s.window_started, 1),
             **st.verdict_to_json(verdict),
         }
         where = f"step {s.step + 1} ({s.weight:g}%)"
-        if verdict.verdict == FAIL:
-            text = f"ROLLED BACK at {where}: {verdict.summary()}; canary {s.canary} now at 0%"
+        if breaker_open or verdict.verdict == FAIL:
+            why = verdict.summary() if verdict.verdict == FAIL else ""
+            if breaker_open:
+                figures["breaker"] = "open"
+                why = BREAKER_OPEN + (f"; {why}" if why else "")
+            text = f"ROLLED BACK at {where}: {why}; canary {s.canary} now at 0%"
             self.stop_canary(st.ROLLED_BACK, text, **figures)
             self.log(text)
         elif verdict.verdict == INCONCLUSIVE:
@@ -274,11 +285,16 @@ class Controller:
             self.command(control)
         if s.status != st.RUNNING:
             return
-        reason = interference(self.live(), s)
+        live = self.live()
+        reason = interference(live, s)
         if reason:
             self.pause(reason)
             return
-        if self.clock() - s.window_started >= s.interval:
+        breaker = live.get("versions", {}).get(s.canary, {}).get("breaker", {}).get("state")
+        if breaker == "open":
+            # Its requests now go to the fallback: the canary would starve, never judged.
+            self.judge_window(breaker_open=True)
+        elif self.clock() - max(s.window_started, s.last_judged) >= s.interval:
             self.judge_window()
 
     def run(self) -> int:

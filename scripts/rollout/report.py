@@ -11,7 +11,9 @@ def _clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at))
 
 
-def describe(state: st.RolloutState, *, controller_running: bool, now: float) -> str:
+def describe(
+    state: st.RolloutState, *, controller_running: bool, now: float, record: str = ""
+) -> str:
     s = state
     stable = ", ".join(f"{v}" for v in s.stable)
     head = f"{s.model}: canary {s.canary} against stable {stable} (from revision {s.revision})"
@@ -21,7 +23,8 @@ def describe(state: st.RolloutState, *, controller_running: bool, now: float) ->
         age = now - s.window_started
         lines.append(
             f"  RUNNING step {s.step + 1} of {len(s.steps)}: canary at {s.weight:g}%; window "
-            f"{age:.0f}s of {s.interval:g}s, at least {s.min_requests} requests per version"
+            f"open {age:.0f}s, judged every {s.interval:g}s on at least {s.min_requests} "
+            "requests per version"
         )
         if not controller_running:
             lines.append(
@@ -35,7 +38,7 @@ def describe(state: st.RolloutState, *, controller_running: bool, now: float) ->
             f"`weir rollout abort {s.model}` sends the canary to 0%"
         )
     elif s.status == st.PROMOTED:
-        lines.append(f"  PROMOTED: {s.reason}")
+        lines.append(f"  PROMOTED: {s.reason.removeprefix('promoted: ')}")
     else:
         lines.append(f"  {s.status.upper().replace('_', ' ')}: {s.reason}")
     judged = [d for d in s.decisions if d["kind"] in ("pass", "hold", st.ROLLED_BACK)]
@@ -49,6 +52,6 @@ def describe(state: st.RolloutState, *, controller_running: bool, now: float) ->
         lines.append(
             "  steps passed: "
             + ", ".join(f"{d['weight']:g}%" for d in passed)
-            + f"; full record: {st.rollouts_dir_hint(s.model)}"
+            + (f"; every decision with its figures: {record}" if record else "")
         )
     return "\n".join(lines)

@@ -91,6 +91,7 @@ class RolloutState:
     step: int = 0
     set_weights: dict[str, float] = field(default_factory=dict)
     window_started: float = 0.0
+    last_judged: float = 0.0  # a window that holds is judged again one interval later
     baseline: dict[str, Any] | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
     acked: str = ""
@@ -176,7 +177,3 @@ def take_control(runtime: RuntimeDir, model: str) -> dict[str, str] | None:
         return None
     path.unlink(missing_ok=True)
     return {str(k): str(v) for k, v in data.items()}
-
-
-def rollouts_dir_hint(model: str) -> str:
-    return f"<runtime>/rollouts/{model}.json"

@@ -138,7 +138,7 @@ def test_status_says_what_happens_and_why() -> None:
     state.record("pass", "step 1 (1%) passed: server errors canary 0.00% ...")
     state.step = 1
     text = describe(state, controller_running=True, now=130.0)
-    assert "RUNNING step 2 of 5: canary at 5%; window 30s of 60s" in text
+    assert "RUNNING step 2 of 5: canary at 5%; window open 30s, judged every 60s" in text
     assert "passed: server errors" in text and "steps passed: 1%" in text
     paused = make_state(status=st.PAUSED, reason="the kill switch of digits/3 is on")
     text = describe(paused, controller_running=True, now=0)
