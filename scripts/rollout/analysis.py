@@ -61,6 +61,8 @@ class Verdict:
     def summary(self) -> str:
         """The checks that decided, for a log line: the failed ones, else the inconclusive
         ones, else all."""
+        if self.checks and self.checks[0].name == "traffic":
+            return self.checks[0].text  # nothing else was judged
         picked = [c for c in self.checks if c.verdict == self.verdict and self.verdict != PASS]
         return "; ".join(c.text for c in (picked or self.checks))
 

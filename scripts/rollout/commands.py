@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
         if args.action == "start":
             return start(runtime, client, args.model, args.prometheus)
         return control(runtime, client, args.model, args.action, args.reason)
-    except (AdminError, RolloutError, DeployError) as exc:
+    except (AdminError, RolloutError, DeployError, st.StateError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         print(
@@ -127,7 +127,11 @@ def start(runtime: RuntimeDir, client: AdminClient, model: str, prometheus: str 
             if state.status == st.RUNNING and state.source == "local" and not state.baseline:
                 controller.open_window()
             return controller.run()
-        state = new_state(runtime, model, prometheus or "local")
+        fresh = new_state(runtime, model, prometheus or "local")
+        if state is not None:
+            kept = st.archive_state(runtime, state)
+            print(f"weir rollout: the {state.status} rollout of {state.canary} is kept in {kept}")
+        state = fresh
         st.save_state(runtime, state)
         controller = Controller(runtime, state, client)
         controller.log(

@@ -120,12 +120,29 @@ def state_path(runtime: RuntimeDir, model: str) -> Path:
     return rollouts_dir(runtime) / f"{model}.json"
 
 
+class StateError(RuntimeError):
+    """A state file that cannot be read; the message says which and what to do."""
+
+
 def load_state(runtime: RuntimeDir, model: str) -> RolloutState | None:
+    path = state_path(runtime, model)
     try:
-        data = json.loads(state_path(runtime, model).read_text())
+        return RolloutState(**json.loads(path.read_text()))
     except FileNotFoundError:
         return None
-    return RolloutState(**data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise StateError(
+            f"the rollout state {path} cannot be read ({exc}); the live weights are as the "
+            "admin API shows them (weir status). Move the file away to start a new rollout"
+        ) from None
+
+
+def archive_state(runtime: RuntimeDir, state: RolloutState) -> Path:
+    """Keep a finished rollout's record beside the new one's: <model>-<started>.json."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(state.started))
+    target = rollouts_dir(runtime) / f"{state.model}-{stamp}.json"
+    os.replace(state_path(runtime, state.model), target)
+    return target
 
 
 def save_state(runtime: RuntimeDir, state: RolloutState) -> None:

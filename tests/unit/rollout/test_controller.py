@@ -88,6 +88,23 @@ def test_the_state_survives_a_round_trip_with_its_windows(tmp_path: Path) -> Non
     assert st.signals_from_json(again.baseline or {}) == reading
 
 
+def test_a_finished_rollout_is_kept_beside_the_next(tmp_path: Path) -> None:
+    runtime = RuntimeDir(tmp_path)
+    state = make_state(status=st.PROMOTED, started=0.0)
+    st.save_state(runtime, state)
+    kept = st.archive_state(runtime, state)
+    assert kept.name == "digits-19700101T000000.json" and kept.exists()
+    assert st.load_state(runtime, "digits") is None
+
+
+def test_an_unreadable_state_says_which_file_and_what_to_do(tmp_path: Path) -> None:
+    runtime = RuntimeDir(tmp_path)
+    st.rollouts_dir(runtime).mkdir()
+    st.state_path(runtime, "digits").write_text("{not json")
+    with pytest.raises(st.StateError, match=r"digits\.json cannot be read.*Move the file away"):
+        st.load_state(runtime, "digits")
+
+
 def test_a_command_from_another_shell_is_taken_once(tmp_path: Path) -> None:
     runtime = RuntimeDir(tmp_path)
     ident = st.send_control(runtime, "digits", "pause", "load test")
