@@ -141,7 +141,11 @@ def archive_state(runtime: RuntimeDir, state: RolloutState) -> Path:
     """Keep a finished rollout's record beside the new one's: <model>-<started>.json."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(state.started))
     target = rollouts_dir(runtime) / f"{state.model}-{stamp}.json"
-    os.replace(state_path(runtime, state.model), target)
+    # A copy: the state file itself stays until the new rollout's replaces it, so a `status`
+    # meanwhile never finds none.
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(state_path(runtime, state.model).read_bytes())
+    os.replace(tmp, target)
     return target
 
 

@@ -48,6 +48,7 @@ class Stack(WeirUp):
                 rollout_models.write(build(source / "model.onnx"), digits / version)
         self.tmp = tmp
         self.revision = 1
+        self.canary = ""
         self.launch(str(self.release_file(None)))
 
     def release_file(self, rollout: str | None) -> Path:
@@ -88,7 +89,9 @@ models:
         env = {k: v for k, v in os.environ.items() if k != "WEIR_ADMIN_TOKEN"}
         return {**env, "WEIR_RUNTIME_DIR": str(self.runtime)}
 
-    def apply_rollout(self, rollout: str) -> None:
+    def apply_rollout(self, canary: str, rollout: str) -> None:
+        self.canary = canary
+        rollout = f'{{canary: "{canary}", {rollout}}}'
         self.revision += 1
         done = self.weir("apply", str(self.release_file(rollout)))
         assert done.returncode == 0, done.stdout + done.stderr
@@ -105,7 +108,16 @@ models:
         )
 
     def state(self) -> dict:
-        return json.loads((self.runtime / "rollouts" / "digits.json").read_text())
+        """The state file of the rollout of this stack's canary, once its controller wrote it
+        (the previous rollout's stays until then; bounded)."""
+        path = self.runtime / "rollouts" / "digits.json"
+        deadline = time.monotonic() + 30
+        while True:
+            data = json.loads(path.read_text()) if path.exists() else {}
+            if data.get("canary") == self.canary:
+                return data
+            assert time.monotonic() < deadline, f"no rollout of {self.canary} in {path}"
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +234,7 @@ def effective(stack: Stack) -> dict[str, float]:
 
 
 def test_a_canary_failing_five_percent_is_rolled_back_on_its_error_ratio(stack: Stack) -> None:
-    stack.apply_rollout('{canary: "4", steps: [10, 50, 100], interval: 2s, min_requests: 100}')
+    stack.apply_rollout("4", "steps: [10, 50, 100], interval: 2s, min_requests: 100")
     with Traffic(stack, poison_every=20) as traffic:
         controller = Controller(stack)
         code = controller.finished()
@@ -253,7 +265,7 @@ def test_a_canary_failing_five_percent_is_rolled_back_on_its_error_ratio(stack: 
 def test_a_canary_that_never_predicts_a_class_is_rolled_back_on_classes_alone(
     stack: Stack,
 ) -> None:
-    stack.apply_rollout('{canary: "5", steps: [25, 50, 100], interval: 2s, min_requests: 100}')
+    stack.apply_rollout("5", "steps: [25, 50, 100], interval: 2s, min_requests: 100")
     with Traffic(stack):
         controller = Controller(stack)
         code = controller.finished()
@@ -273,7 +285,7 @@ def test_a_canary_that_never_predicts_a_class_is_rolled_back_on_classes_alone(
 def test_a_canary_without_traffic_stays_inconclusive_and_a_hand_on_the_controls_pauses_it(
     stack: Stack,
 ) -> None:
-    stack.apply_rollout('{canary: "6", steps: [50, 100], interval: 2s, min_requests: 50}')
+    stack.apply_rollout("6", "steps: [50, 100], interval: 2s, min_requests: 50")
     with Traffic(stack, force="1"):  # every request forced to the stable version
         controller = Controller(stack)
         try:
@@ -339,7 +351,7 @@ def test_a_healthy_canary_is_promoted_through_every_step_into_an_applied_revisio
     stack: Stack,
 ) -> None:
     steps = [10, 25, 50, 100]
-    stack.apply_rollout('{canary: "3", steps: [10, 25, 50, 100], interval: 2s, min_requests: 100}')
+    stack.apply_rollout("3", "steps: [10, 25, 50, 100], interval: 2s, min_requests: 100")
     with Traffic(stack):
         controller = Controller(stack)
         assert controller.finished() == 0, "".join(controller.lines)
