@@ -124,8 +124,6 @@ def start(runtime: RuntimeDir, client: AdminClient, model: str, prometheus: str 
                 f"going on with the rollout of canary {state.canary} at step "
                 f"{state.step + 1} ({state.weight:g}%), {state.status} (the controller restarted)"
             )
-            if state.status == st.RUNNING and state.source == "local" and not state.baseline:
-                controller.open_window()
             return controller.run()
         fresh = new_state(runtime, model, prometheus or "local")
         if state is not None:

@@ -110,9 +110,15 @@ class Controller:
         return LocalSignals(self.runtime).read(self.client, self.state.model)
 
     def open_window(self) -> None:
+        """A new window from now. Its first reading failing (a sidecar restarting) leaves no
+        baseline: the next tick opens the window again, and the weights set are saved anyway."""
         self.state.window_started = self.state.last_judged = self.clock()
-        if self.state.source == "local":
-            self.state.baseline = st.signals_to_json(self.reading())
+        self.state.baseline = None
+        try:
+            if self.state.source == "local":
+                self.state.baseline = st.signals_to_json(self.reading())
+        except SignalsError as exc:
+            self.log(f"cannot read the signals to open a window ({exc}); trying again")
         st.save_state(self.runtime, self.state)
 
     def window_signals(self) -> dict[str, Signals] | None:
@@ -285,6 +291,9 @@ class Controller:
             self.command(control)
         if s.status != st.RUNNING:
             return
+        if s.source == "local" and s.baseline is None:
+            self.open_window()
+            return
         live = self.live()
         reason = interference(live, s)
         if reason:
@@ -301,8 +310,8 @@ class Controller:
         while self.state.status in st.ACTIVE:
             try:
                 self.tick()
-            except AdminError as exc:
-                self.log(f"the edge's admin API failed ({exc}); trying again")
+            except (AdminError, SignalsError) as exc:
+                self.log(f"the edge failed to answer ({exc}); trying again")
                 time.sleep(1.0)
             time.sleep(POLL_S)
         return 0 if self.state.status == st.PROMOTED else 1
