@@ -81,6 +81,13 @@ CONFIDENCE = Histogram(
     LABELS,
     buckets=CONFIDENCE_BUCKETS,
 )
+PREDICTED_CLASS = Counter(
+    "weir_predicted_class",
+    "Rows answered, by top-1 class index of the confidence output (indexes from "
+    "MAX_CLASS_LABELS on share one label): what a rollout compares between versions.",
+    (*LABELS, "class"),
+)
+MAX_CLASS_LABELS = 256
 QUEUE_DEPTH = Gauge(
     "weir_queue_depth",
     "Requests waiting in the batching queue: when the latest batch started, then those left "

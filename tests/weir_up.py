@@ -3,7 +3,9 @@ waited on, the process itself for the test to stop by its PID."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.processes import descendants
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_BANNER = "Weir is up."
@@ -65,3 +69,13 @@ class WeirUp:
                 pytest.fail(f"weir up exited {self.process.returncode}:\n{self.log()[-4000:]}")
             time.sleep(0.1)
         pytest.fail(f"{text!r} not in the log after {timeout_s}s:\n{self.log()[-4000:]}")
+
+    def kill_tree(self) -> None:
+        """SIGKILL `weir up` and every process below it: a test's teardown, whatever state the
+        test left it in (a process that exits meanwhile is fine)."""
+        if self.process.poll() is None:
+            for pid in descendants(self.process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.process.kill()
+            self.process.wait()

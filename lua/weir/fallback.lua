@@ -6,6 +6,7 @@ local guard = require("weir.breaker.guard")
 local marker = require("weir.marker")
 local metrics = require("weir.metrics")
 local names = require("weir.names")
+local outcome = require("weir.outcome")
 local overrides = require("weir.overrides")
 local response = require("weir.response")
 local settings = require("weir.settings")
@@ -91,6 +92,15 @@ local function placeholder(model, name, reason, failed)
     return _M.decide(model, name, reason, failed, nothing_else)
 end
 
+-- The answer a fallback replaces is counted under the version that failed (the request is then
+-- counted under the version that answered it): what a rollout's error ratio reads. Off the hot
+-- path: only requests that failed come here. Only the server's failures, as the breaker counts.
+function _M.count_server_failure(name, version, status, verdict)
+    if status and version ~= "" and verdict == outcome.FAILED then
+        metrics.server_failure(name, version, status)
+    end
+end
+
 -- access_by_lua of @weir_fallback_M: the chosen version failed (5xx, timeout, refused); charge
 -- its breaker, then try the fallback version, or answer with the placeholder.
 function _M.after_upstream_error()
@@ -100,7 +110,8 @@ function _M.after_upstream_error()
         return response.exit(500, response.error_body("the edge lost track of this request; retry"))
     end
     local failed = var[VERSION]
-    local status = guard.record_failure(name, model)
+    local status, verdict = guard.record_failure(name, model)
+    _M.count_server_failure(name, failed, status, verdict)
     local previous = reason_marker:peek()
     if previous ~= "" then
         -- The request was already on its fallback version: nothing left to try.
@@ -115,7 +126,7 @@ function _M.after_fallback_error()
     local name = var[MODEL]
     local model = settings.model(name)
     local failed = var[VERSION]
-    guard.record_failure(name, model)
+    _M.count_server_failure(name, failed, guard.record_failure(name, model))
     local decision = placeholder(model, name, var[FALLBACK], failed)
     response.send(decision.status, decision.body, decision.retry_after)
 end

@@ -91,6 +91,10 @@ function _M.fallback(model, reason)
     add("fb|" .. model .. "|" .. reason)
 end
 
+function _M.server_failure(model, version, status)
+    add(key3("sf", model, version, status))
+end
+
 -- Rare and worth seeing at once: straight to the shared dict.
 function _M.transition(model, version, from, to)
     incr("bt|" .. model .. "|" .. version .. "|" .. from .. "|" .. to)
@@ -148,8 +152,11 @@ local COUNTERS = {
         "Requests answered by the fallback (killed, breaker-open, upstream-error, overloaded)." },
     bt = { "weir_edge_breaker_transitions_total", { "model", "version", "from", "to" },
         "Circuit breaker state changes." },
+    sf = { "weir_edge_server_failures_total", { "model", "version", "status" },
+        "Answers of a version that were the server's failure (marked 5xx, 502, 504), replaced by "
+            .. "the fallback; the request itself is counted under the version that answered it." },
 }
-local ORDER = { "req", "rl", "fb", "bt" }
+local ORDER = { "req", "rl", "fb", "bt", "sf" }
 
 -- extra: list of {name, help, type, rows = {{labels_names, label_values, value}}} (gauges).
 -- known: {kind = {label_values, ...}}, the label sets the settings make known ("rl", "fb",

@@ -2,8 +2,9 @@
 
     python -m scripts.observability.dashboard > scripts/observability/grafana-dashboard.json
 
-Rows: traffic and errors, latency, batching, the grey release's confidence side by side per
-version (drift shows there first), and the edge's protections (breakers, 429s, fallbacks).
+Rows: traffic and errors, latency, batching, the grey release's confidence and predicted
+classes side by side per version (drift shows there first), each version's live traffic share
+(a rollout's step), and the edge's protections (breakers, 429s, fallbacks).
 A test keeps the committed JSON equal to this output and checks every metric it queries is
 really exported by a running edge and sidecar.
 """
@@ -110,6 +111,31 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
                 f"sum by (version, le) "
                 f"(increase(weir_prediction_confidence_bucket{{{MODEL}}}[5m]))",
                 "v{{version}} le {{le}}",
+            )
+        ],
+    ),
+    (
+        "Predicted classes by version (share of its answers; a rollout compares them)",
+        "percentunit",
+        "bargauge",
+        [
+            (
+                f"sum by ({BY_VERSION}, class) "
+                f"(increase(weir_predicted_class_total{{{MODEL}}}[5m])) / ignoring(class) "
+                f"group_left sum by ({BY_VERSION}) "
+                f"(increase(weir_predicted_class_total{{{MODEL}}}[5m]))",
+                "{{model}} v{{version}} class {{class}}",
+            )
+        ],
+    ),
+    (
+        "Traffic share by version, percent (live weights: a rollout's current step)",
+        "short",
+        "timeseries",
+        [
+            (
+                f"max by ({BY_VERSION}) (weir_edge_version_weight{{{MODEL}}})",
+                "{{model}} v{{version}}",
             )
         ],
     ),

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from scripts.release.rollout import Rollout, rollout_errors
 from scripts.release.sections import (
     DEFAULT_POOL,
     EdgeSection,
@@ -192,6 +193,7 @@ class Model(Strict):
     fallback: Fallback | None = None
     timeout: Duration = Field(10.0, description="upstream read/send timeout per request")
     pool: PoolName = Field(DEFAULT_POOL, description="the sidecar pool serving it (sidecars.pools)")
+    rollout: Rollout | None = Field(None, description="progressive delivery: `weir rollout`")
 
     @field_validator("versions", mode="before")
     @classmethod
@@ -273,6 +275,12 @@ class Release(Strict):
             if (problem := self.sidecars.undeclared(name, model.pool))
         ]
         if errors:
+            raise ValidationError.from_exception_data("Release", errors)
+        return self
+
+    @model_validator(mode="after")
+    def _rollouts(self) -> Release:
+        if errors := rollout_errors(self.models):  # each at its rollout's own line
             raise ValidationError.from_exception_data("Release", errors)
         return self
 

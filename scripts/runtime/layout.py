@@ -19,6 +19,8 @@
                                    repository-<pool>/ for each other pool's sidecars
   sidecars.json                    `weir up`'s sidecars, locked while it runs
   examples/digits.json             `weir up`: the request its printed curl sends
+  rollouts/<model>.json            `weir rollout`: the rollout's state and every decision;
+                                   <model>.lock (its controller), <model>.control.json
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from sidecar.errors import PayloadTooLarge, QueueFull, Unavailable, WeirError
 from sidecar.metrics import unknown_model_failure
 from sidecar.serving.batching import Pending
 from sidecar.serving.model import AsyncDriver, Driver, ModelVersion
+from sidecar.serving.predictions import count_predictions
 from sidecar.serving.readiness import Readiness
 from sidecar.serving.repository import Repository
 
@@ -242,6 +243,7 @@ class DataPlane:
             raise item.error
         outputs = item.outputs
         assert outputs is not None
+        count_predictions(found, outputs)
         pairs = [(spec.name, outputs[i]) for i, spec in enumerate(found.outputs)]
         if found.hook is not None:
             pairs = found.hook.apply(pairs)

@@ -8,10 +8,8 @@ between the two limits are a case too).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -71,12 +69,7 @@ class Stack(WeirUp):
         self.wait_for_log(READY_BANNER, timeout_s)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            for pid in descendants(self.process.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            self.process.kill()
-        self.process.wait()
+        self.kill_tree()
 
     @property
     def url(self) -> str:

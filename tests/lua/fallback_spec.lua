@@ -18,3 +18,29 @@ describe("fallback.decide", function()
         assert.same({ status = 200, body = "{}" }, d)
     end)
 end)
+
+describe("fallback.count_server_failure", function()
+    local fallback = require("weir.fallback")
+    local metrics = require("weir.metrics")
+    local outcome = require("weir.outcome")
+    local counted
+    before_each(function()
+        counted = {}
+        metrics.server_failure = function(model, version, status)
+            counted[#counted + 1] = model .. "/" .. version .. "/" .. status
+        end
+    end)
+
+    it("counts the server's failure under the version that failed", function()
+        fallback.count_server_failure("m", "3", 500, outcome.FAILED)
+        assert.same({ "m/3/500" }, counted)
+    end)
+
+    it("counts nothing that is not the server's failure, or has no version", function()
+        fallback.count_server_failure("m", "3", 500, nil)  -- unmarked 500: a client may cause it
+        fallback.count_server_failure("m", "", 502, outcome.FAILED)
+        fallback.count_server_failure("m", "3", nil, nil)
+        assert.same({}, counted)
+    end)
+end)
+

@@ -14,7 +14,7 @@ LAYERS = [
     {"args", "release", "runtime"},
     {"edge", "fleet", "k8s", "observability", "quantize"},
     {"deploy"},
-    {"stack"},
+    {"stack", "rollout"},
     {"cli"},
 ]
 MODULES = sorted(p for p in SCRIPTS.rglob("*.py") if p.name != "__init__.py")

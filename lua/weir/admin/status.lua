@@ -57,6 +57,9 @@ function _M.gauges()
         help = "Circuit breaker state: 0 closed, 1 open, 2 half-open.", rows = {} }
     local killed = { name = "weir_edge_killed",
         help = "1 when a kill switch is on (version \"\": the whole model).", rows = {} }
+    local share = { name = "weir_edge_version_weight",
+        help = "Percent of the model's requests each version is routed now (the live split or the "
+            .. "release's, kill switches applied): a rollout's current step.", rows = {} }
     local models = {}
     for name in pairs(current.models) do
         models[#models + 1] = name
@@ -65,7 +68,12 @@ function _M.gauges()
     for _, name in ipairs(models) do
         local live = overrides.model(name)
         killed.rows[#killed.rows + 1] = { { "model", "version" }, { name, "" }, live.killed and 1 or 0 }
-        for _, version in ipairs(current.models[name].versions) do
+        local model = current.models[name]
+        local effective = live.killed and {} or weights.effective(model.versions,
+            live.split or model.weights, live.killed_versions)
+        for _, version in ipairs(model.versions) do
+            share.rows[#share.rows + 1] = { { "model", "version" }, { name, version },
+                effective[version] or 0 }
             local s = guard.breaker:state(name, version)
             bstate.rows[#bstate.rows + 1] = { { "model", "version" }, { name, version }, BREAKER_CODES[s] }
             killed.rows[#killed.rows + 1] = { { "model", "version" }, { name, version },
@@ -74,7 +82,7 @@ function _M.gauges()
     end
     local info = { name = "weir_edge_config_info", help = "The applied release.",
         rows = { { { "revision", "checksum" }, { current.revision, current.checksum }, 1 } } }
-    return { bstate, killed, info }
+    return { bstate, killed, share, info }
 end
 
 -- The counters' label sets the settings make known, for metrics.render to export at 0:

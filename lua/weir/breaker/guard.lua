@@ -65,7 +65,7 @@ function _M.record_failure(name, model)
     elseif probe then
         _M.breaker:release_probe(name, version, probe)
     end
-    return status
+    return status, verdict
 end
 
 -- log_by_lua: the real upstream outcome feeds the breaker (ctx: outcome.read).

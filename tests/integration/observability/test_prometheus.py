@@ -206,3 +206,21 @@ def test_the_autoscaling_queries_weir_k8s_renders_return_data(scraped, metric):
         assert result, f"no data for {query}"
         value = float(result[0]["value"][1])
         assert value == value and value >= 0, (query, value)  # a number, not NaN
+
+
+def test_the_rollout_reads_a_window_of_the_fleet_from_prometheus(scraped):
+    """`weir rollout start --prometheus URL`: its queries (sums over every edge replica and
+    sidecar Prometheus scrapes) give each version's requests, latency, confidence and classes."""
+    from scripts.rollout.signals import PrometheusSignals
+
+    url = scraped["api"].removesuffix("/api/v1")
+    signals = PrometheusSignals(url).window("digits", 60)
+    assert signals, "no version of digits in the window"
+    total = sum(s.requests for s in signals.values())
+    assert total > 0
+    for version, s in signals.items():
+        if s.requests:
+            assert s.latency is not None and s.latency.total > 0, version
+            assert s.confidence is not None and s.confidence.total > 0, version
+            assert sum(s.classes.values()) > 0, version
+            assert s.server_failures == 0

@@ -79,11 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         stack.wait_for_log(READY_BANNER)
         yield stack
     finally:
-        if stack.process.poll() is None:
-            for pid in descendants(stack.process.pid):
-                os.kill(pid, signal.SIGKILL)
-            stack.process.kill()
-            stack.process.wait()
+        stack.kill_tree()
 
 
 def infer(stack: Stack, user: str = "alice") -> requests.Response:

@@ -1,0 +1,350 @@
+"""The rollout controller: steps a canary's live weight through the admin API (no reload),
+judges each window (scripts/rollout/analysis.py), and rolls back, holds or promotes.
+
+One tick every POLL_S: take a command sent from another shell (pause, resume, abort), compare
+the live state with what it last set (a kill switch or a manual split pauses it, saying so),
+and once a window is `interval` old, judge it:
+
+- FAIL: the canary's weight goes to 0 at once (the stable versions take its share back);
+- INCONCLUSIVE (too few requests): the window grows; nothing is promoted on too little traffic;
+- PASS: the next step, a new window; the step to 100% is the end: an applied revision with
+  the final split (the deploy pipeline), and the release-YAML change to commit printed.
+
+Every decision is recorded with its figures in the state file and printed as one line.
+(A little over 300 lines: the loop, its decisions and the promotion share the state.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from scripts.deploy.pipeline import apply_release
+from scripts.edge.admin_client import AdminClient, AdminError
+from scripts.edge.revisions import current_revision
+from scripts.release.rollout import Analysis
+from scripts.rollout import state as st
+from scripts.rollout.analysis import FAIL, INCONCLUSIVE, PASS, judge
+from scripts.rollout.counts import Signals, combine, window
+from scripts.rollout.signals import LocalSignals, PrometheusSignals, SignalsError
+from scripts.runtime import RuntimeDir
+
+POLL_S = 0.25
+BREAKER_OPEN = (
+    "the canary's circuit breaker opened (its server failures reached the model's "
+    "breaker.failures within breaker.window)"
+)
+
+
+class RolloutError(RuntimeError):
+    """A rollout that cannot start or go on; the message says why and what to do."""
+
+
+def weights_at(canary: str, stable: dict[str, float], percent: float) -> dict[str, float]:
+    """The canary at `percent`, the rest shared by the stable versions as the release shared
+    it among them; 1 decimal each, summing to exactly 100."""
+    rest = 100.0 - percent
+    total = sum(stable.values())
+    out = {v: round(rest * w / total, 1) for v, w in stable.items()}
+    if out:
+        largest = max(out, key=lambda v: out[v])
+        out[largest] = round(out[largest] + rest - sum(out.values()), 1)
+    out[canary] = round(percent, 1)
+    return out
+
+
+def same_weights(a: dict[str, Any] | None, b: dict[str, float]) -> bool:
+    if not isinstance(a, dict):
+        return False
+    keys = {k for k, v in a.items() if float(v) > 0} | {k for k, v in b.items() if v > 0}
+    return all(abs(float(a.get(k, 0)) - b.get(k, 0.0)) < 0.05 for k in keys)
+
+
+def interference(live: dict[str, Any], state: st.RolloutState) -> str | None:
+    """Why the live state is no longer what the controller set, or None."""
+    if live.get("killed"):
+        return f"the kill switch of {state.model} is on"
+    for version in [state.canary, *state.stable]:
+        if live.get("versions", {}).get(version, {}).get("killed"):
+            return f"the kill switch of {state.model}/{version} is on"
+    override = live.get("weights", {}).get("override")
+    if not same_weights(override, state.set_weights):
+        return (
+            f"the live split of {state.model} is {_fmt(override)}, not the "
+            f"{_fmt(state.set_weights)} the rollout set: someone changed it by hand (weir split)"
+        )
+    return None
+
+
+def _fmt(weights: Any) -> str:
+    if not isinstance(weights, dict):
+        return "the release's (no override)"
+    return "{" + ", ".join(f"{k}: {float(v):g}%" for k, v in sorted(weights.items())) + "}"
+
+
+@dataclass
+class Controller:
+    runtime: RuntimeDir
+    state: st.RolloutState
+    client: AdminClient
+    say: Callable[[str], None] = print
+    clock: Callable[[], float] = time.time
+
+    # ------------------------------------------------------------------ weights and reads
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        self.client.checked("PUT", f"/admin/models/{self.state.model}/split", weights)
+        self.state.set_weights = weights
+
+    def live(self) -> dict[str, Any]:
+        data = self.client.checked("GET", f"/admin/models/{self.state.model}")
+        if not isinstance(data, dict):
+            raise AdminError(f"unexpected answer for model {self.state.model}: {data!r}")
+        return data
+
+    def reading(self) -> dict[str, Signals]:
+        return LocalSignals(self.runtime).read(self.client, self.state.model)
+
+    def open_window(self) -> None:
+        """A new window from now. Its first reading failing (a sidecar restarting) leaves no
+        baseline: the next tick opens the window again, and the weights set are saved anyway."""
+        self.state.window_started = self.state.last_judged = self.clock()
+        self.state.baseline = None
+        try:
+            if self.state.source == "local":
+                self.state.baseline = st.signals_to_json(self.reading())
+        except SignalsError as exc:
+            self.log(f"cannot read the signals to open a window ({exc}); trying again")
+        st.save_state(self.runtime, self.state)
+
+    def window_signals(self) -> dict[str, Signals] | None:
+        if self.state.source != "local":
+            seconds = self.clock() - self.state.window_started
+            return PrometheusSignals(self.state.source).window(self.state.model, seconds)
+        now = self.reading()
+        before = st.signals_from_json(self.state.baseline or {})
+        out: dict[str, Signals] = {}
+        for version, later in now.items():
+            delta = window(before.get(version, Signals()), later)
+            if delta is None:
+                return None
+            out[version] = delta
+        return out
+
+    # ------------------------------------------------------------------ decisions
+
+    def log(self, text: str) -> None:
+        self.say(f"[rollout] {time.strftime('%H:%M:%S')} {self.state.model}: {text}")
+
+    def begin(self) -> None:
+        s = self.state
+        self.set_weights(weights_at(s.canary, s.stable, s.weight))
+        entry = s.record("step", f"canary {s.canary} at {s.weight:g}% (step 1 of {len(s.steps)})")
+        self.open_window()
+        self.log(entry["text"])
+
+    def pause(self, reason: str) -> None:
+        s = self.state
+        s.status, s.reason = st.PAUSED, reason
+        s.record("pause", f"paused: {reason}")
+        st.save_state(self.runtime, s)
+        self.log(
+            f"PAUSED: {reason}. The weights stay as they are; `weir rollout resume {s.model}` "
+            f"takes over again, `weir rollout abort {s.model}` sends the canary to 0%"
+        )
+
+    def resume(self) -> str | None:
+        s = self.state
+        live = self.live()
+        for version in [s.canary, *s.stable]:
+            if live.get("killed") or live.get("versions", {}).get(version, {}).get("killed"):
+                return f"a kill switch is still on for {s.model}: revive it first (weir revive)"
+        s.status, s.reason = st.RUNNING, ""
+        if s.weight >= 100:  # paused because the promotion failed: try it again
+            self.promote()
+            return None
+        self.set_weights(weights_at(s.canary, s.stable, s.weight))
+        s.record("resume", f"resumed at step {s.step + 1} ({s.weight:g}%), a new window")
+        self.open_window()
+        self.log(f"resumed: canary {s.canary} at {s.weight:g}%, a new window")
+        return None
+
+    def stop_canary(self, status: str, text: str, **figures: Any) -> None:
+        s = self.state
+        self.set_weights(weights_at(s.canary, s.stable, 0.0))
+        s.status, s.reason = status, text
+        s.record(status, text, **figures)
+        st.save_state(self.runtime, s)
+
+    def abort(self, reason: str) -> None:
+        self.stop_canary(st.ABORTED, f"aborted: {reason}; canary {self.state.canary} at 0%")
+        self.log(self.state.reason)
+
+    def judge_window(self, breaker_open: bool = False) -> None:
+        s = self.state
+        try:
+            signals = self.window_signals()
+        except SignalsError as exc:
+            self.log(f"cannot read the signals ({exc}); trying again")
+            return
+        if signals is None:
+            entry = s.record(
+                "restart",
+                "counters went back (the edge or a sidecar restarted): the window starts again",
+            )
+            self.open_window()
+            self.log(entry["text"])
+            return
+        s.last_judged = self.clock()
+        stable = combine(signals.get(v, Signals()) for v in s.stable)
+        canary = signals.get(s.canary, Signals())
+        # Validated when the release was; stored in base units (fractions, seconds).
+        bounds = Analysis.model_construct(**s.analysis)
+        verdict = judge(bounds, s.min_requests, stable, canary)
+        figures = {
+            "verdict": verdict.verdict,
+            "window_s": round(self.clock() - s.window_started, 1),
+            **st.verdict_to_json(verdict),
+        }
+        where = f"step {s.step + 1} ({s.weight:g}%)"
+        if breaker_open or verdict.verdict == FAIL:
+            why = verdict.summary() if verdict.verdict == FAIL else ""
+            if breaker_open:
+                figures["breaker"] = "open"
+                why = BREAKER_OPEN + (f"; {why}" if why else "")
+            text = f"ROLLED BACK at {where}: {why}; canary {s.canary} now at 0%"
+            self.stop_canary(st.ROLLED_BACK, text, **figures)
+            self.log(text)
+        elif verdict.verdict == INCONCLUSIVE:
+            text = f"{where} inconclusive, holding: {verdict.summary()}"
+            s.record("hold", text, **figures)
+            st.save_state(self.runtime, s)
+            self.log(text)
+        else:
+            assert verdict.verdict == PASS
+            text = f"{where} passed: {verdict.summary()}"
+            s.record("pass", text, **figures)
+            self.log(text)
+            self.next_step()
+
+    def next_step(self) -> None:
+        s = self.state
+        s.step += 1
+        if s.weight >= 100:
+            self.promote()
+            return
+        self.set_weights(weights_at(s.canary, s.stable, s.weight))
+        entry = s.record(
+            "step", f"canary {s.canary} at {s.weight:g}% (step {s.step + 1} of {len(s.steps)})"
+        )
+        self.open_window()
+        self.log(entry["text"])
+
+    def promote(self) -> None:
+        s = self.state
+        self.set_weights(weights_at(s.canary, s.stable, 100.0))
+        try:
+            revision, path, change = promoted_release(self.runtime, s)
+            message = apply_release(path, self.runtime)
+            self.client.checked("DELETE", f"/admin/models/{s.model}/split")
+        except Exception as exc:  # the canary serves 100% live; the file is for a person
+            s.status, s.reason = st.PAUSED, f"promotion could not be applied: {exc}"
+            s.record("pause", s.reason)
+            st.save_state(self.runtime, s)
+            self.log(
+                f"PAUSED at 100%: the canary serves everything through a live split, but "
+                f"applying the final revision failed ({exc}). Fix it, then `weir rollout "
+                f"resume {s.model}` tries again, or apply the change below yourself"
+            )
+            return
+        s.status, s.final_revision = st.PROMOTED, revision
+        s.reason = f"promoted: canary {s.canary} serves 100% as revision {revision}"
+        s.record(st.PROMOTED, s.reason, applied=message)
+        st.save_state(self.runtime, s)
+        self.log(f"{s.reason} ({message})")
+        self.say(change)
+
+    # ------------------------------------------------------------------ the loop
+
+    def command(self, control: dict[str, str]) -> None:
+        s = self.state
+        what, reason = control.get("command"), control.get("reason", "")
+        if what == "pause" and s.status == st.RUNNING:
+            self.pause(reason or "paused by hand (weir rollout pause)")
+        elif what == "resume" and s.status == st.PAUSED:
+            refused = self.resume()
+            if refused:
+                self.log(f"resume refused: {refused}")
+        elif what == "abort":
+            self.abort(reason or "by hand (weir rollout abort)")
+        s.acked = control.get("id", "")
+        st.save_state(self.runtime, s)
+
+    def tick(self) -> None:
+        s = self.state
+        control = st.take_control(self.runtime, s.model)
+        if control:
+            self.command(control)
+        if s.status != st.RUNNING:
+            return
+        if s.source == "local" and s.baseline is None:
+            self.open_window()
+            return
+        live = self.live()
+        reason = interference(live, s)
+        if reason:
+            self.pause(reason)
+            return
+        breaker = live.get("versions", {}).get(s.canary, {}).get("breaker", {}).get("state")
+        if breaker == "open":
+            # Its requests now go to the fallback: the canary would starve, never judged.
+            self.judge_window(breaker_open=True)
+        elif self.clock() - max(s.window_started, s.last_judged) >= s.interval:
+            self.judge_window()
+
+    def run(self) -> int:
+        while self.state.status in st.ACTIVE:
+            try:
+                self.tick()
+            except (AdminError, SignalsError) as exc:
+                self.log(f"the edge failed to answer ({exc}); trying again")
+                time.sleep(1.0)
+            time.sleep(POLL_S)
+        return 0 if self.state.status == st.PROMOTED else 1
+
+
+def promoted_release(runtime: RuntimeDir, s: st.RolloutState) -> tuple[int, str, str]:
+    """The live release with the canary at 100% and its rollout done: a file to apply, its
+    revision, and the change for a person to commit to their release file."""
+    live = current_revision(runtime)
+    if live is None:
+        raise RolloutError(f"no applied revision in {runtime.root}")
+    data = yaml.safe_load((live.dir / "release.yaml").read_text())
+    revision = int(data["revision"]) + 1
+    model = data["models"][s.model]
+    versions = [str(v) for v in model["versions"]]
+    split = {v: (100 if v == s.canary else 0) for v in versions}
+    data["revision"] = revision
+    model.setdefault("release", {})["split"] = split
+    model.pop("rollout", None)
+    path = st.rollouts_dir(runtime) / f"{s.model}-r{revision}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"# weir rollout {s.model}: canary {s.canary} promoted to 100%\n"
+        + yaml.safe_dump(data, sort_keys=False)
+    )
+    pairs = ", ".join(f'"{v}": {w}' for v, w in split.items())
+    change = "\n".join(
+        [
+            f"Commit this change to your release file (applied as revision {revision}; the "
+            f"whole file is {path}):",
+            f"  revision: {revision}",
+            f"  models.{s.model}.release.split: {{{pairs}}}",
+            f"  models.{s.model}.rollout: remove it (done)",
+        ]
+    )
+    return revision, str(path), change

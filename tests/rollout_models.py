@@ -1,0 +1,77 @@
+"""Canaries for the rollout tests, built from the real digits v1 graph (logistic regression,
+`input` FP32 [N,64] -> `probabilities` FP32 [N,10]):
+
+- `healthy`: the same graph;
+- `failing`: the same, but a request whose pixel 0 is set fails in ONNX Runtime (a Reshape to
+  a width its output cannot take). Pixel 0 of scikit-learn's digits is always 0, so clients
+  poison a request on purpose by setting it; alone in its batch, the sidecar answers it 500
+  marked as its own failure;
+- `no_three`: never predicts class 3 (its probability zeroed, the rest renormalised): fast,
+  error-free, and wrong on every 3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+POISON_PIXEL = 0
+
+
+def _base(source: Path) -> onnx.ModelProto:
+    model = onnx.load(str(source))
+    (out,) = [n for n in model.graph.node if "probabilities" in n.output]
+    out.output[:] = ["p0"]
+    return model
+
+
+def _const(name: str, value: np.ndarray) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name=name))
+
+
+def failing(source: Path) -> onnx.ModelProto:
+    model = _base(source)
+    model.graph.node.extend(
+        [
+            _const("starts", np.array([POISON_PIXEL], dtype=np.int64)),
+            _const("ends", np.array([POISON_PIXEL + 1], dtype=np.int64)),
+            _const("axes", np.array([1], dtype=np.int64)),
+            helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["pixel"]),
+            helper.make_node("ReduceMax", ["pixel"], ["top"], keepdims=0),
+            helper.make_node("Cast", ["top"], ["flag"], to=TensorProto.INT64),
+            _const("wide", np.array(1000, dtype=np.int64)),
+            _const("ten", np.array([10], dtype=np.int64)),
+            _const("minus_one", np.array([-1], dtype=np.int64)),
+            helper.make_node("Mul", ["flag", "wide"], ["extra"]),
+            helper.make_node("Add", ["ten", "extra"], ["width"]),
+            helper.make_node("Concat", ["minus_one", "width"], ["shape"], axis=0),
+            helper.make_node("Reshape", ["p0", "shape"], ["probabilities"]),
+        ]
+    )
+    onnx.checker.check_model(model)
+    return model
+
+
+def no_three(source: Path) -> onnx.ModelProto:
+    model = _base(source)
+    mask = np.ones((1, 10), dtype=np.float32)
+    mask[0, 3] = 0.0
+    model.graph.node.extend(
+        [
+            _const("mask", mask),
+            helper.make_node("Mul", ["p0", "mask"], ["masked"]),
+            _const("sum_axes", np.array([1], dtype=np.int64)),
+            helper.make_node("ReduceSum", ["masked", "sum_axes"], ["total"], keepdims=1),
+            helper.make_node("Div", ["masked", "total"], ["probabilities"]),
+        ]
+    )
+    onnx.checker.check_model(model)
+    return model
+
+
+def write(model: onnx.ModelProto, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(folder / "model.onnx"))
