@@ -80,6 +80,13 @@ CONFIDENCE = Histogram(
     LABELS,
     buckets=CONFIDENCE_BUCKETS,
 )
+PREPROCESS_SECONDS = Histogram(
+    "weir_preprocess_duration_seconds",
+    "Pre-processing time per infer request in the model class (image decoding included), "
+    "part of the request time.",
+    LABELS,
+    buckets=LATENCY_BUCKETS,
+)
 QUEUE_DEPTH = Gauge(
     "weir_queue_depth",
     "Requests waiting in the batching queue: when the latest batch started, then those left "

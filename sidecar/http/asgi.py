@@ -75,8 +75,13 @@ class AsgiFront:
             if target is not None:
                 header_length = _header(raw, b"inference-header-content-length")
                 # The body goes straight in: the data plane drops it once decoded.
+                content_type = _header(raw, b"content-type")
                 result = await self.dataplane.infer_async(
-                    target[0], target[1], await self._read_body(receive, length), header_length
+                    target[0],
+                    target[1],
+                    await self._read_body(receive, length),
+                    header_length,
+                    content_type,
                 )
                 return ("200 OK", result.headers, result.body), False
             body = await self._read_body(receive, length)
