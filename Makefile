@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-MODELS := models/digits/1/model.onnx models/digits/2/model.onnx models/cnn/1/model.onnx
+MODELS := models/digits/1/model.onnx models/digits/2/model.onnx models/cnn/1/model.onnx \
+          models/handwriting/1/model.onnx
 
 .PHONY: up test test-image test-prometheus fuzz lint bench render deps system-deps models clean
 

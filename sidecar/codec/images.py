@@ -1,13 +1,19 @@
 """Encoded images (PNG, JPEG) from clients into decoded Pillow images, within limits.
 
+A V2 JSON request carries BYTES as text, so there an image is sent base64-encoded (plain, or
+as a `data:image/png;base64,...` URL); anything that does not start like a PNG or JPEG file is
+read as base64 first. The binary extension and uploads carry the file's own bytes.
+
 Every refusal is the client's (`BadRequest`, a 400) and says what was wrong: too many bytes,
 not an accepted format, too many pixels (checked from the header, before any pixel is
 decoded: a 40 KB PNG may declare 40000 x 40000), or a file that does not decode whole
-(truncated, corrupt). Pillow's own decompression-bomb guard stays on beneath ours.
+(truncated, corrupt). Pillow's own decompression-bomb guard stays on, far beyond ours.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import warnings
 from collections.abc import Sequence
@@ -17,12 +23,14 @@ from PIL import Image, UnidentifiedImageError
 
 from sidecar.errors import BadRequest
 
-# Ours is checked first and is lower; Pillow's (which raises at twice its value) is a second
-# guard for callers that open images some other way. Its warning below that is noise here.
-Image.MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+# Ours (`ImageLimits.max_pixels`, at most 64 Mi) is what refuses, with the image's size in the
+# message; Pillow's own guard, which raises in `Image.open` at twice this value, is raised out
+# of its way and stays as a last resort. Its warning below that is noise here.
+Image.MAX_IMAGE_PIXELS = 1 << 31
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 FORMATS = ("PNG", "JPEG")
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,18 @@ def _formats_text(formats: Sequence[str]) -> str:
     return " or ".join(formats) if len(formats) <= 2 else ", ".join(formats)
 
 
+def _unbase64(data: bytes) -> bytes:
+    """Base64 text (a data: URL's included) decoded; anything else as it was."""
+    text = data.strip()
+    if text.startswith(b"data:"):
+        text = text.partition(b",")[2]
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return data
+    return decoded if decoded.startswith(_MAGIC) else data
+
+
 def decode_image(
     data: bytes, limits: ImageLimits, draft: tuple[int, int] | None = None, what: str = "image"
 ) -> Image.Image:
@@ -46,6 +66,8 @@ def decode_image(
     if not data:
         formats = _formats_text(limits.formats)
         raise BadRequest(f"{what} is empty: send the bytes of a {formats} file")
+    if not data.startswith(_MAGIC) and len(data) <= limits.max_bytes * 4 // 3 + 64:
+        data = _unbase64(data)
     if len(data) > limits.max_bytes:
         raise BadRequest(
             f"{what} is {len(data)} bytes, the limit is {limits.max_bytes} bytes; send a "

@@ -98,6 +98,8 @@ def multipart_files(body: bytes, content_type: str, input_name: str) -> list[byt
         head_end = body.find(b"\r\n\r\n", pos, pos + MAX_PART_HEADER_BYTES + 4)
         index = len(files) + 1
         if head_end < 0:
+            if len(body) - pos <= MAX_PART_HEADER_BYTES:
+                raise BadRequest(f"multipart part {index} is truncated within its headers")
             raise BadRequest(
                 f"multipart part {index}: its headers do not end within "
                 f"{MAX_PART_HEADER_BYTES} bytes"

@@ -4,12 +4,13 @@ model class (pre- and post-processing in Python, `sidecar.serving.model_class`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sidecar.codec.images import ImageLimits
+if TYPE_CHECKING:
+    from sidecar.codec.images import ImageLimits
 
 
 class Batching(BaseModel):
@@ -68,6 +69,8 @@ class Images(BaseModel):
     )
 
     def limits(self) -> ImageLimits:
+        from sidecar.codec.images import ImageLimits  # Pillow: only where images are decoded
+
         return ImageLimits(self.max_bytes, self.max_pixels, tuple(self.formats))
 
 

@@ -55,6 +55,7 @@ class PoolStack(WeirUp):
         text = text.replace("sidecars:\n", pools, 1).replace("devices: auto", "devices: cpu")
         text = text.replace("    timeout: 2s\n", "    timeout: 2s\n    pool: light\n", 1)
         text = text.replace("    timeout: 5s\n", "    timeout: 5s\n    pool: heavy\n", 1)
+        text = text.replace("    timeout: 4s\n", "    timeout: 4s\n    pool: light\n", 1)
         self.models = tmp / "models"
         for version in (ROOT / "models").glob("*/[0-9]*"):
             (self.models / version.parent.name).mkdir(parents=True, exist_ok=True)
