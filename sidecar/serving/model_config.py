@@ -49,6 +49,10 @@ class Batching(BaseModel):
         return getattr(self, key) if key in self.model_fields_set else None
 
 
+ImageFormat = Literal["PNG", "JPEG"]
+IMAGE_FORMATS: tuple[ImageFormat, ...] = ("PNG", "JPEG")
+
+
 class Images(BaseModel):
     """Limits on each encoded image a model class decodes (`ModelContext.decode_image`)."""
 
@@ -64,8 +68,8 @@ class Images(BaseModel):
         description="Most pixels (width x height) an image may declare; checked from its "
         "header before anything is decoded (decompression bombs).",
     )
-    formats: list[Literal["PNG", "JPEG"]] = Field(
-        default_factory=lambda: ["PNG", "JPEG"], min_length=1, description="Accepted formats."
+    formats: list[ImageFormat] = Field(
+        default_factory=lambda: list(IMAGE_FORMATS), min_length=1, description="Accepted formats."
     )
 
     def limits(self) -> ImageLimits:
