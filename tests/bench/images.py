@@ -10,7 +10,10 @@ upload per cell. Two files: the sample 96x96 PNG (models/handwriting/seven.png, 
 prints it) and a 1024x768 JPEG photo of the same digit. The decode share comes from the
 sidecar's own histograms over each cell: `weir_preprocess_duration_seconds` (decoding and
 pre-processing, on its thread pool) over `weir_request_duration_seconds` (body read to answer
-ready, in the sidecar); their means per request are in the table too.
+ready, in the sidecar); their means per request are in the table too. The request time holds
+the wait for a pre-processing thread and for the CPU too: with many clients on few cores the
+decode share falls because waiting grows, not because decoding got cheaper. Each cell is
+counted once the sidecar holds no request (`weir_requests_in_flight` 0) before and after it.
 """
 
 from __future__ import annotations
@@ -108,13 +111,31 @@ def _totals(metrics_url: str) -> tuple[HistogramTotals, HistogramTotals]:
     )
 
 
+def settle(metrics_url: str, timeout_s: float = 30.0) -> None:
+    """Until the sidecar holds no handwriting request: what wrk left in flight when it stopped
+    must not be counted in the next cell."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = scrape(metrics_url)
+        held = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("weir_requests_in_flight{") and f'model="{MODEL}"' in line
+        )
+        if held == 0:
+            return
+        time.sleep(0.1)
+
+
 def measure(
     url: str, metrics_url: str, script: Path, clients: int, duration: int, rounds: int
 ) -> tuple[LoadResult, HistogramTotals, HistogramTotals]:
     parts = []
+    settle(metrics_url)
     request_before, pre_before = _totals(metrics_url)
     for _ in range(rounds):
         parts.append(run_wrk(url, script, clients, duration))
+    settle(metrics_url)
     request_after, pre_after = _totals(metrics_url)
     return LoadResult.merge(parts), request_after - request_before, pre_after - pre_before
 
