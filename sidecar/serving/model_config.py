@@ -68,6 +68,12 @@ class Images(BaseModel):
         description="Most pixels (width x height) an image may declare; checked from its "
         "header before anything is decoded (decompression bombs).",
     )
+    max_images: int = Field(
+        64,
+        ge=1,
+        description="Most encoded images (BYTES elements) one request may carry: each costs "
+        "a decode, so the body limit alone would let thousands of small files in.",
+    )
     formats: list[ImageFormat] = Field(
         default_factory=lambda: list(IMAGE_FORMATS), min_length=1, description="Accepted formats."
     )

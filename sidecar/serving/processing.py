@@ -52,6 +52,13 @@ def prepare(
         _check_classification(found, request.classification)
     model_class = found.model_class
     if model_class is not None and model_class.preprocesses:
+        files = sum(arr.size for arr in feeds.values() if arr.dtype == object)
+        limit = found.config.images.max_images
+        if files > limit:
+            raise BadRequest(
+                f"{files} images (BYTES elements) in one request, the limit is {limit}; send "
+                "fewer per request"
+            )
         started = perf_counter()
         feeds = model_class.preprocess(feeds)
         observe(found.preprocess_seconds, perf_counter() - started)

@@ -113,6 +113,13 @@ def test_a_bad_file_among_several_is_named_by_its_place(plane):
         _infer(plane, body, content_type)
 
 
+def test_more_images_than_the_limit_are_refused_before_any_is_decoded(plane):
+    fields = [("image", (f"{i}.png", b"never decoded", "image/png")) for i in range(65)]
+    body, content_type = urllib3.encode_multipart_formdata(fields)
+    with pytest.raises(BadRequest, match=r"65 images .* in one request, the limit is 64"):
+        _infer(plane, body, content_type)
+
+
 def test_a_file_over_the_models_byte_limit_is_refused(plane):
     big = images.png(2000, 2000, 0) + b"\0" * (4 << 20)  # trailing bytes: still over 4 MiB
     with pytest.raises(BadRequest, match="the limit is 4194304 bytes"):
