@@ -22,6 +22,7 @@ CANVAS = 32  # the digits data set's bitmaps: 32x32, counted in 4x4 blocks
 BLOCK = 4
 INK = 0.35  # of the strongest ink: what counts as the digit when cropping to it
 BLANK = 24.0  # ink contrast (0-255) below which there is no digit to read
+ORIENTATION = 0x0112  # the EXIF tag
 
 
 def _grey(image: Image.Image) -> np.ndarray:
@@ -40,10 +41,13 @@ def _grey(image: Image.Image) -> np.ndarray:
 
 def features(image: Image.Image) -> np.ndarray:
     """The 64 digits features (0..1, row-major 8x8) of an image of one digit."""
-    image = ImageOps.exif_transpose(image)
-    if max(image.size) > WORKING_SIZE:
-        image = image.copy()
-        image.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.BOX)
+    if image.getexif().get(ORIENTATION, 1) != 1:  # a phone photo taken sideways
+        image = ImageOps.exif_transpose(image)
+    width, height = image.size
+    if max(width, height) > WORKING_SIZE:  # a new, small image: the large one is not copied
+        scale = WORKING_SIZE / max(width, height)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
     grey = _grey(image)
     h, w = grey.shape
     edge = max(1, min(h, w) // 16)

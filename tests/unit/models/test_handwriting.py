@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import urllib3
+from PIL import Image
 
 from models import build_samples
 from sidecar.errors import BadRequest
@@ -68,6 +69,17 @@ def test_a_raw_png_body_answers_the_label_with_its_confidence(plane):
     doc, _ = _infer(plane, images.SEVEN.read_bytes(), "image/png")
     out = _outputs(doc)
     assert out["label"] == ["7"] and out["confidence"][0] > 0.9
+
+
+def test_a_photo_taken_sideways_is_read_upright_by_its_exif_orientation(plane):
+    with Image.open(images.SEVEN) as seven:
+        stored = seven.convert("RGB").resize((300, 300)).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display": what a phone writes
+    out = io.BytesIO()
+    stored.save(out, "JPEG", exif=exif)
+    doc, _ = _infer(plane, out.getvalue(), "image/jpeg")
+    assert _outputs(doc)["label"] == ["7"]
 
 
 def test_v2_json_carries_images_as_base64_and_binary_as_the_files_bytes(plane):
