@@ -35,10 +35,11 @@ _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 @dataclass(frozen=True, slots=True)
 class ImageLimits:
-    """What one encoded image may be: bytes, decoded pixels (width x height), formats."""
+    """What one encoded image may be: bytes, decoded pixels (width x height), formats. The
+    defaults of a model's limits are `sidecar.serving.model_config.Images`'."""
 
-    max_bytes: int = 8 * 1024 * 1024
-    max_pixels: int = 4096 * 4096
+    max_bytes: int
+    max_pixels: int
     formats: tuple[str, ...] = FORMATS
 
 

@@ -39,6 +39,7 @@ from PIL import Image
 from sidecar.codec.datatypes import V2_TO_NUMPY
 from sidecar.codec.images import ImageLimits, decode_image
 from sidecar.errors import BadRequest, InferenceFailed, WeirError
+from sidecar.serving.model_config import Images
 from sidecar.serving.onnx_session import TensorSpec
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class ModelContext:
     name: str
     version: str
     labels: list[str] | None = None
-    images: ImageLimits = field(default_factory=ImageLimits)
+    images: ImageLimits = field(default_factory=lambda: Images().limits())
 
     def decode_image(
         self, data: bytes, what: str = "image", draft: tuple[int, int] | None = None
