@@ -28,9 +28,15 @@ COPY constraints.txt ./
 RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
     && python3 -m venv /build/venv \
-    && /build/venv/bin/pip install --no-cache-dir -c constraints.txt numpy onnx scikit-learn
-COPY models/build_samples.py models/
-RUN /build/venv/bin/python models/build_samples.py --repository /build/repository
+    && /build/venv/bin/pip install --no-cache-dir -c constraints.txt numpy onnx scikit-learn \
+        pillow onnxruntime-gpu
+# handwriting is trained through its own model class, which uses the sidecar's image decoding;
+# its source files (model class, labels, sample image) join the built weights.
+COPY models/ models/
+COPY sidecar/ sidecar/
+RUN PYTHONPATH=/build /build/venv/bin/python models/build_samples.py --repository /build/repository \
+    && cp models/handwriting/config.yaml models/handwriting/model.py models/handwriting/seven.png \
+        /build/repository/handwriting/
 
 # Weir's venv: wheels only, no compiler (the default uvicorn worker needs none; the optional
 # meinheld worker is not in the image).

@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-MODELS := models/digits/1/model.onnx models/digits/2/model.onnx models/cnn/1/model.onnx
+MODELS := models/digits/1/model.onnx models/digits/2/model.onnx models/cnn/1/model.onnx \
+          models/handwriting/1/model.onnx
 
 .PHONY: up test test-image test-prometheus fuzz lint bench render deps system-deps models clean
 
@@ -35,10 +36,12 @@ lint: deps
 	luacheck lua tests/lua
 	$(VENV)/bin/hadolint Dockerfile
 
-# The sidecar against its baselines, then the edge hop against a bare nginx proxy_pass.
+# The sidecar against its baselines, the edge hop against a bare nginx proxy_pass, then image
+# uploads through the edge (tests/bench/IMAGES_RESULTS.md).
 bench: deps models
 	$(PY) -m tests.bench.run
 	$(PY) -m tests.bench.edge_hop
+	$(PY) -m tests.bench.images
 
 render: deps
 	$(VENV)/bin/weir render release.yaml

@@ -3,9 +3,16 @@
 Nothing is downloaded: `digits` is trained on scikit-learn's bundled digits data set and
 `cnn` uses fixed random weights drawn from a seeded generator, so every build is identical.
 
-    digits/1/model.onnx   logistic regression    input [N,64] FP32 -> probabilities [N,10]
-    digits/2/model.onnx   small MLP              input [N,64] FP32 -> probabilities [N,10]
-    cnn/1/model.onnx      4 conv layers + dense  input [N,3,64,64] FP32 -> probabilities [N,10]
+    digits/1/model.onnx       logistic regression    input [N,64] FP32 -> probabilities [N,10]
+    digits/2/model.onnx       small MLP              input [N,64] FP32 -> probabilities [N,10]
+    cnn/1/model.onnx          4 conv layers + dense  input [N,3,64,64] FP32 -> probabilities [N,10]
+    handwriting/1/model.onnx  MLP behind a model class (models/handwriting/model.py): a PNG or
+                              JPEG of one digit in (BYTES), its label and confidence out
+
+`handwriting` is trained on what its own pre-processing makes of the training digits rendered
+as image files in random styles, and scored on the held-out digits (never trained on) rendered
+in six fixed styles (sizes, colours, light and dark backgrounds, PNG and JPEG: models/rendered.py),
+beside digits/2 on the same held-out digits as tensors.
 
 The graphs are written with `onnx.helper` from the trained weights, so they carry exactly one
 input and one output with the names clients see in metadata (`input`, `probabilities`).
@@ -21,10 +28,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+try:  # as a module (tests, `python -m models.build_samples`) or as a script (`make models`)
+    from models import rendered
+except ImportError:  # pragma: no cover - run as models/build_samples.py
+    import rendered  # type: ignore[no-redef]
+
 OPSET = 17
 INPUT = "input"
 OUTPUT = "probabilities"
 REPOSITORY = Path(__file__).resolve().parent
+SAMPLES = ("digits/1", "digits/2", "cnn/1", "handwriting/1")
 
 
 def _save(graph: onnx.GraphProto, path: Path) -> None:
@@ -137,11 +150,12 @@ def build_digits(repository: Path) -> dict[str, float]:
 
 
 def build(repository: Path, force: bool = False) -> dict[str, float]:
-    targets = [repository / p / "model.onnx" for p in ("digits/1", "digits/2", "cnn/1")]
+    targets = [repository / p / "model.onnx" for p in SAMPLES]
     if not force and all(t.exists() for t in targets):
         return {}
     accuracy = build_digits(repository)
     _save(cnn_graph(), repository / "cnn" / "1" / "model.onnx")
+    accuracy.update(rendered.build_handwriting(repository, dense_graph, _save))
     return accuracy
 
 
@@ -154,9 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     if not accuracy:
         print(f"sample models already present in {args.repository} (use --force to rebuild)")
         return 0
-    for model, score in accuracy.items():
-        print(f"built {model}: held-out accuracy {score:.4f}")
+    for model in ("digits/1", "digits/2"):
+        print(f"built {model}: held-out accuracy {accuracy[model]:.4f}")
     print(f"built cnn/1: fixed random weights (seed 7), in {args.repository}")
+    print(
+        f"built handwriting/1: held-out accuracy {accuracy['handwriting/1']:.4f} on "
+        f"{accuracy['handwriting/1 images']:.0f} rendered image files "
+        f"({len(rendered.TEST_STYLES)} styles per held-out digit); digits/2 on the same "
+        f"digits as tensors: {accuracy['digits/2']:.4f}"
+    )
+    for style in rendered.TEST_STYLES:
+        print(f"  {style.describe():<52} {accuracy['handwriting/1 ' + style.name]:.4f}")
     return 0
 
 

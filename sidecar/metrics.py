@@ -88,6 +88,13 @@ PREDICTED_CLASS = Counter(
     (*LABELS, "class"),
 )
 MAX_CLASS_LABELS = 256
+PREPROCESS_SECONDS = Histogram(
+    "weir_preprocess_duration_seconds",
+    "Pre-processing time per infer request in the model class (image decoding included), "
+    "part of the request time.",
+    LABELS,
+    buckets=LATENCY_BUCKETS,
+)
 QUEUE_DEPTH = Gauge(
     "weir_queue_depth",
     "Requests waiting in the batching queue: when the latest batch started, then those left "

@@ -21,6 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 READY_BANNER = "Weir is up."
 
 
+def link_samples(models: Path) -> None:
+    """A repository of links to the sample models: each version folder, and each model
+    folder's own files (config.yaml, a model class, handwriting's sample image), so that tests
+    may add versions without touching the samples."""
+    for version in (ROOT / "models").glob("*/[0-9]*"):
+        (models / version.parent.name).mkdir(parents=True, exist_ok=True)
+        (models / version.parent.name / version.name).symlink_to(version)
+    for source in (ROOT / "models").glob("*/*"):
+        if source.is_file() and (models / source.parent.name).is_dir():
+            (models / source.parent.name / source.name).symlink_to(source)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

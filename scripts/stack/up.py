@@ -86,9 +86,35 @@ def write_example(runtime: RuntimeDir) -> Path:
     return path
 
 
-def banner(listen: str, admin: str, token_hint: str, example: Path) -> str:
+IMAGE_MODEL = "handwriting"
+IMAGE_SAMPLE = "seven.png"
+
+
+def write_image_example(runtime: RuntimeDir, release: Release, models: Path) -> Path | None:
+    """The sample image of a handwritten 7 (models/handwriting/seven.png), copied beside the
+    JSON example when the release serves `handwriting`; None when it does not."""
+    source = models / IMAGE_MODEL / IMAGE_SAMPLE
+    if IMAGE_MODEL not in release.models or not source.is_file():
+        return None
+    path = runtime.root / "examples" / IMAGE_SAMPLE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(source.read_bytes())
+    return path
+
+
+def banner(
+    listen: str, admin: str, token_hint: str, example: Path, image: Path | None = None
+) -> str:
     edge, admin_url = f"http://{local_address(listen)}", f"http://{admin}"
     auth = f'-H "Authorization: Bearer {token_hint}"'
+    upload = (
+        [
+            "  # an image file, as a lab client uploads it: its label and confidence",
+            f"  curl -s -F image=@{image} {edge}/v2/models/{IMAGE_MODEL}/infer",
+        ]
+        if image is not None
+        else []
+    )
     return "\n".join(
         [
             "",
@@ -97,6 +123,7 @@ def banner(listen: str, admin: str, token_hint: str, example: Path) -> str:
             "",
             "  # an inference (the edge picks the version; X-User-Id keeps a user on one)",
             f"  curl -s -H 'X-User-Id: alice' {edge}/v2/models/digits/infer -d @{example}",
+            *upload,
             "  # live state of every model",
             f"  curl -s {auth} {admin_url}/admin/status",
             "  # kill switch for digits version 2, and its undo",
@@ -276,7 +303,9 @@ def main(argv: list[str]) -> int:
         edge = sup.add(Child("edge", _weir("edge"), env=env, grace_s=grace_s))
         wait_ready(edge, local_address(release.edge.listen), "/v2/health/ready")
         example = write_example(runtime)
-        say("up", banner(release.edge.listen, release.edge.admin_listen, token_hint, example))
+        image = write_image_example(runtime, release, args.models)
+        edge_at, admin_at = release.edge.listen, release.edge.admin_listen
+        say("up", banner(edge_at, admin_at, token_hint, example, image))
         sup.run_until_stopped()
     except KeyboardInterrupt:
         say("up", "stopping: draining the edge, then the sidecars")

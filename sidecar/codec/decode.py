@@ -37,6 +37,8 @@ class InferRequest:
     outputs: dict[str, bool] | None = None
     binary_default: bool = False
     parameters: dict[str, Any] = field(default_factory=dict)
+    # Output name -> K: Triton's classification extension, the top K as "score:index:label".
+    classification: dict[str, int] = field(default_factory=dict)
 
 
 def _header_length(value: str, body_length: int) -> int:
@@ -184,6 +186,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         )
 
     outputs = None
+    classification: dict[str, int] = {}
     raw_outputs = doc.get("outputs")
     binary_default = _flag(params, "binary_data_output", False, "'parameters'")
     if raw_outputs is not None:
@@ -197,5 +200,13 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
             oparams = _params(out.get("parameters"), where)
             keys += len(out) + json_backend.count_keys(oparams, 4) + _others(out, _OUTPUT, 3)
             outputs[out["name"]] = _flag(oparams, "binary_data", binary_default, where)
+            top = oparams.get("classification")
+            if top is not None:
+                if type(top) is not int or top < 1:
+                    raise BadRequest(
+                        f"{where}: classification must be the number of top classes to "
+                        f"return (an integer of at least 1), got {_show(top)}"
+                    )
+                classification[out["name"]] = top
     _check_duplicates(head, keys)
-    return InferRequest(request_id, inputs, outputs, binary_default, params)
+    return InferRequest(request_id, inputs, outputs, binary_default, params, classification)

@@ -74,6 +74,7 @@ class InferRoute:
                 environ["wsgi.input"].read,
                 content_length(environ.get("CONTENT_LENGTH")),
                 environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"),
+                environ.get("CONTENT_TYPE"),
             )
         except WeirError as exc:
             status, headers, body = response_parts(exc)

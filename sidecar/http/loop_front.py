@@ -61,7 +61,11 @@ class LoopFront:
         """The answer to an infer request whose body has been read (within the limit)."""
         try:
             result = await self.dataplane.infer_async(
-                target[0], target[1], body, header(headers, b"inference-header-content-length")
+                target[0],
+                target[1],
+                body,
+                header(headers, b"inference-header-content-length"),
+                header(headers, b"content-type"),
             )
         except WeirError as exc:
             return response_parts(exc)

@@ -10,13 +10,14 @@ drift apart.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sidecar.codec.decode import InferRequest, decode_request
+from sidecar.codec.decode import InferRequest
 from sidecar.codec.encode import encode_response
 from sidecar.codec.wire import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE
 from sidecar.errors import PayloadTooLarge, QueueFull, Unavailable, WeirError
@@ -24,6 +25,7 @@ from sidecar.metrics import unknown_model_failure
 from sidecar.serving.batching import Pending
 from sidecar.serving.model import AsyncDriver, Driver, ModelVersion
 from sidecar.serving.predictions import count_predictions
+from sidecar.serving.processing import client_outputs, prepare
 from sidecar.serving.readiness import Readiness
 from sidecar.serving.repository import Repository
 
@@ -56,6 +58,10 @@ INLINE_BYTES = 1 << 20
 # Request bytes admitted at once under an event loop, at least: queued requests hold their
 # tensors, so the queue's bound in requests alone would let 256 large bodies in.
 MIN_IN_FLIGHT_BYTES = 256 * 1024 * 1024
+# Requests of models with a model class's `preprocess` (image decoding) are prepared on a pool
+# of this many threads, never on the loop: Pillow and numpy release the GIL while they decode
+# and resize, so they run beside each other and beside the compute threads.
+PREPROCESS_THREADS = min(4, len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +83,19 @@ class DataPlane:
         self.in_flight_limit = max(MIN_IN_FLIGHT_BYTES, 4 * max_body_bytes)
         self.in_flight_bytes = 0
         self._worker_thread: ThreadPoolExecutor | None = None
+        self._preprocess_pool: ThreadPoolExecutor | None = None
 
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
         if self._worker_thread is None:
             self._worker_thread = ThreadPoolExecutor(1, thread_name_prefix="codec")
         return await asyncio.get_running_loop().run_in_executor(self._worker_thread, fn, *args)
+
+    async def _on_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._preprocess_pool is None:
+            self._preprocess_pool = ThreadPoolExecutor(
+                PREPROCESS_THREADS, thread_name_prefix="preprocess"
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._preprocess_pool, fn, *args)
 
     def live(self) -> dict[str, Any]:
         return {"live": True}
@@ -142,6 +156,7 @@ class DataPlane:
         read: Callable[[int], bytes],
         length: int | None,
         header_length: str | None,
+        content_type: str | None = None,
     ) -> InferResult:
         started = perf_counter()
         try:
@@ -152,7 +167,7 @@ class DataPlane:
         metrics = found.metrics
         metrics.entered()
         try:
-            return self._infer(found, read, length, header_length, started)
+            return self._infer(found, read, length, header_length, content_type, started)
         finally:
             metrics.left()
 
@@ -162,10 +177,12 @@ class DataPlane:
         read: Callable[[int], bytes],
         length: int | None,
         header_length: str | None,
+        content_type: str | None,
         started: float,
     ) -> InferResult:
         try:
-            request, item = self._prepare(found, self.read_body(read, length), header_length)
+            body = self.read_body(read, length)
+            request, item = prepare(found, body, header_length, content_type)
             cast(Driver, found.driver).infer(item)
             return self._finish(found, request, item, started)
         except Exception as exc:
@@ -178,6 +195,7 @@ class DataPlane:
         version: str | None,
         body: bytes,
         header_length: str | None,
+        content_type: str | None = None,
     ) -> InferResult:
         """`infer` for a server on an event loop: the body is already read (within the
         limit, `too_large` otherwise) and the request waits for its batch without holding a
@@ -200,10 +218,16 @@ class DataPlane:
         metrics.entered()
         self.in_flight_bytes += size
         try:
-            if size <= INLINE_BYTES:
-                request, item = self._prepare(found, body, header_length)
+            if found.preprocesses:  # images to decode: never on the loop
+                request, item = await self._on_pool(
+                    prepare, found, body, header_length, content_type
+                )
+            elif size <= INLINE_BYTES:
+                request, item = prepare(found, body, header_length, content_type)
             else:  # decoding it would hold up every request behind it on the loop
-                request, item = await self._on_thread(self._prepare, found, body, header_length)
+                request, item = await self._on_thread(
+                    prepare, found, body, header_length, content_type
+                )
             del body  # a queued request holds its tensors, not its text
             await cast(AsyncDriver, found.driver).submit(item)
             outputs = item.outputs or ()
@@ -223,18 +247,6 @@ class DataPlane:
         found.metrics.failure(exc.reason if isinstance(exc, WeirError) else "internal")
 
     @staticmethod
-    def _prepare(
-        found: ModelVersion, body: bytes, header_length: str | None
-    ) -> tuple[InferRequest, Pending]:
-        """Decode and validate: the request, and its rows for the batcher."""
-        request = decode_request(body, header_length)
-        feeds, rows = found.signature.feeds(request)
-        # The tensors are in `feeds` now: the decoded JSON lists (and the raw binary views
-        # into the body) would hold ~10x the body's size while the request waits its batch.
-        request.inputs = []
-        return request, Pending(feeds, rows)
-
-    @staticmethod
     def _finish(
         found: ModelVersion, request: InferRequest, item: Pending, started: float
     ) -> InferResult:
@@ -244,9 +256,7 @@ class DataPlane:
         outputs = item.outputs
         assert outputs is not None
         count_predictions(found, outputs)
-        pairs = [(spec.name, outputs[i]) for i, spec in enumerate(found.outputs)]
-        if found.hook is not None:
-            pairs = found.hook.apply(pairs)
+        pairs = client_outputs(found, request, outputs)
         wanted = request.outputs
         if wanted is not None:
             pairs = [(name, arr) for name, arr in pairs if name in wanted]

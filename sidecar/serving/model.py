@@ -15,13 +15,14 @@ import numpy as np
 from sidecar.metrics import (
     MODEL_LOAD_SECONDS,
     MODEL_READY,
+    PREPROCESS_SECONDS,
     ModelMetrics,
     add,
     observe,
     observe_many,
 )
 from sidecar.serving.batching import Batcher, BatchPolicy, Pending
-from sidecar.serving.hooks import Hook
+from sidecar.serving.model_class import ModelClass, ModelContext
 from sidecar.serving.model_config import Batching, ModelConfig
 from sidecar.serving.onnx_session import Session
 from sidecar.serving.validation import Signature
@@ -94,9 +95,28 @@ class ModelVersion:
         self.batchable = all(
             spec.shape and spec.shape[0] is None for spec in (*self.inputs, *self.outputs)
         )
-        self.hook = Hook(path.parent.parent, config.hook, config.labels) if config.hook else None
-        declared = [*self.outputs, *(self.hook.outputs if self.hook else [])]
-        self.signature = Signature(self.inputs, declared, config.nan_policy, self.batchable)
+        self.model_class = (
+            ModelClass(
+                path.parent.parent,
+                config.model_file,
+                ModelContext(name, version, config.labels, config.images.limits()),
+                self.inputs,
+                self.outputs,
+            )
+            if config.model_file
+            else None
+        )
+        # What clients send and get: the model class's signature, else the ONNX model's.
+        self.client_inputs = self.model_class.inputs if self.model_class else self.inputs
+        self.client_outputs = self.model_class.outputs if self.model_class else self.outputs
+        self.preprocesses = self.model_class is not None and self.model_class.preprocesses
+        self.preprocess_seconds = PREPROCESS_SECONDS.labels(name, version)
+        client_batched = self.batchable and all(
+            spec.shape and spec.shape[0] is None for spec in self.client_inputs
+        )
+        self.signature = Signature(
+            self.client_inputs, self.client_outputs, config.nan_policy, client_batched
+        )
         override = config.versions.get(version)
         delay_ms = _pick("max_queue_delay_ms", override, config, defaults.max_queue_delay * 1e3)
         policy = BatchPolicy(
@@ -166,9 +186,8 @@ class ModelVersion:
             "name": self.name,
             "versions": [self.version],
             "platform": "onnx_onnxv1",
-            "inputs": [spec.metadata() for spec in self.inputs],
-            "outputs": [spec.metadata() for spec in self.outputs]
-            + [spec.metadata() for spec in (self.hook.outputs if self.hook else [])],
+            "inputs": [spec.metadata() for spec in self.client_inputs],
+            "outputs": [spec.metadata() for spec in self.client_outputs],
         }
 
 

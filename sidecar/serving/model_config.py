@@ -1,12 +1,16 @@
-"""Per-model `config.yaml`: batching, labels, NaN/Inf policy and an optional Python hook."""
+"""Per-model `config.yaml`: batching, labels, NaN/Inf policy, image limits and an optional
+model class (pre- and post-processing in Python, `sidecar.serving.model_class`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    from sidecar.codec.images import ImageLimits
 
 
 class Batching(BaseModel):
@@ -45,6 +49,41 @@ class Batching(BaseModel):
         return getattr(self, key) if key in self.model_fields_set else None
 
 
+ImageFormat = Literal["PNG", "JPEG"]
+IMAGE_FORMATS: tuple[ImageFormat, ...] = ("PNG", "JPEG")
+
+
+class Images(BaseModel):
+    """Limits on each encoded image a model class decodes (`ModelContext.decode_image`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_bytes: int = Field(
+        8 * 1024 * 1024, ge=1, description="Largest encoded image file, in bytes."
+    )
+    max_pixels: int = Field(
+        4096 * 4096,
+        ge=1,
+        le=64 * 1024 * 1024,
+        description="Most pixels (width x height) an image may declare; checked from its "
+        "header before anything is decoded (decompression bombs).",
+    )
+    max_images: int = Field(
+        64,
+        ge=1,
+        description="Most encoded images (BYTES elements) one request may carry: each costs "
+        "a decode, so the body limit alone would let thousands of small files in.",
+    )
+    formats: list[ImageFormat] = Field(
+        default_factory=lambda: list(IMAGE_FORMATS), min_length=1, description="Accepted formats."
+    )
+
+    def limits(self) -> ImageLimits:
+        from sidecar.codec.images import ImageLimits  # Pillow: only where images are decoded
+
+        return ImageLimits(self.max_bytes, self.max_pixels, tuple(self.formats))
+
+
 class ModelConfig(BaseModel):
     """Everything optional: a model folder without config.yaml uses the sidecar defaults."""
 
@@ -64,9 +103,27 @@ class ModelConfig(BaseModel):
     confidence: Literal["auto", "probabilities", "logits", "none"] = Field(
         "auto", description="How to read the confidence output; auto: softmax unless in [0,1]."
     )
-    hook: str | None = Field(
-        None, description="Python file in the model folder defining postprocess(outputs, labels)."
+    model_class: str | None = Field(
+        None,
+        description="Python file in the model folder defining class Model (pre- and "
+        "post-processing, the signature clients see): sidecar/serving/model_class.py.",
     )
+    hook: str | None = Field(
+        None,
+        description="The older name: a file defining postprocess(outputs, labels) (or a "
+        "Model class), loaded as model_class is.",
+    )
+    images: Images = Field(default_factory=Images)
+
+    @model_validator(mode="after")
+    def _one_model_file(self) -> ModelConfig:
+        if self.model_class and self.hook:
+            raise ValueError("give model_class or hook (its older name), not both")
+        return self
+
+    @property
+    def model_file(self) -> str | None:
+        return self.model_class or self.hook
 
 
 class ConfigError(ValueError):

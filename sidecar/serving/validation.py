@@ -20,6 +20,11 @@ def _fmt(shape: Sequence[int | None]) -> str:
     return "[" + ",".join("-1" if d is None else str(d) for d in shape) + "]"
 
 
+def describe(specs: Sequence[TensorSpec]) -> str:
+    """Inputs or outputs for an error message: 'input' FP32 [-1,64], ..."""
+    return ", ".join(f"'{s.name}' {s.datatype} {_fmt(s.shape)}" for s in specs)
+
+
 def check_shape(tensor: InputTensor, spec: TensorSpec) -> None:
     if len(tensor.shape) != len(spec.shape):
         raise BadRequest(
@@ -106,7 +111,7 @@ class Signature:
             missing = [name for name in self.by_name if name not in feeds]
             raise BadRequest(
                 f"missing input(s) {', '.join(repr(n) for n in missing)}: this model needs "
-                + ", ".join(f"'{s.name}' {s.datatype} {_fmt(s.shape)}" for s in self.inputs)
+                + describe(self.inputs)
             )
         if request.outputs is not None:
             for name in request.outputs:

@@ -4,17 +4,23 @@
 
 Every simulated user carries a stable `X-User-Id`, so the edge's grey release keeps each user on
 one version (the answering version is counted per task name). Tasks send the sample models'
-inputs as V2 JSON and as binary tensors. `WEIR_LOCUST_USER_HEADER` renames the sticky header.
+inputs as V2 JSON and as binary tensors, and image files to `handwriting` the way a lab client
+uploads them (`requests.post(url, files={"image": f})`: multipart/form-data, field `image`).
+`WEIR_LOCUST_USER_HEADER` renames the sticky header.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import uuid
+from pathlib import Path
 
 import numpy as np
 from locust import FastHttpUser, between, task
+from PIL import Image, ImageOps
+from urllib3 import encode_multipart_formdata
 
 USER_HEADER = os.environ.get("WEIR_LOCUST_USER_HEADER", "X-User-Id")
 _rng = np.random.default_rng(0)
@@ -49,6 +55,32 @@ def v2_binary(array: np.ndarray) -> tuple[bytes, dict[str, str]]:
 
 
 CNN_BODY, CNN_HEADERS = v2_binary(CNN_IMAGE)
+SEVEN = Path(__file__).resolve().parents[2] / "models" / "handwriting" / "seven.png"
+
+
+def image_files() -> list[tuple[str, bytes, str]]:
+    """The sample 7 as a few files a lab client might upload: its PNG, a large inverted
+    JPEG, a small tinted PNG."""
+    with Image.open(SEVEN) as seven:
+        grey = seven.convert("L")
+        variants = [("seven.png", SEVEN.read_bytes(), "image/png")]
+        for name, image, fmt in (
+            ("seven-dark.jpg", ImageOps.invert(grey).resize((400, 400)), "JPEG"),
+            (
+                "seven-blue.png",
+                ImageOps.colorize(grey, "navy", "lightyellow").resize((48, 48)),
+                "PNG",
+            ),
+        ):
+            out = io.BytesIO()
+            image.save(out, fmt)
+            variants.append((name, out.getvalue(), f"image/{fmt.lower()}"))
+    return variants
+
+
+IMAGE_UPLOADS = [
+    encode_multipart_formdata([("image", (name, data, mime))]) for name, data, mime in image_files()
+]
 
 
 class WeirUser(FastHttpUser):
@@ -78,3 +110,8 @@ class WeirUser(FastHttpUser):
     @task(2)
     def cnn_binary(self) -> None:
         self._infer("cnn", CNN_BODY, CNN_HEADERS)
+
+    @task(2)
+    def handwriting_upload(self) -> None:
+        body, content_type = IMAGE_UPLOADS[int(_rng.integers(len(IMAGE_UPLOADS)))]
+        self._infer("handwriting", body, {"Content-Type": content_type})

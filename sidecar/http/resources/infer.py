@@ -13,7 +13,12 @@ class Infer(ModelResource):
         self, req: falcon.Request, resp: falcon.Response, model: str, version: str | None = None
     ) -> None:
         result = self.dataplane.infer(
-            model, version, req.stream.read, req.content_length, req.get_header(HEADER_LENGTH)
+            model,
+            version,
+            req.stream.read,
+            req.content_length,
+            req.get_header(HEADER_LENGTH),
+            req.content_type,
         )
         resp.data = result.body
         for name, value in result.headers:

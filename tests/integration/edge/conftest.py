@@ -31,6 +31,7 @@ from scripts.stack.edge import Edge
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "test-token-0123456789"
+SIDECAR = (sys.executable, "-m", "scripts.cli", "sidecar", "--device", "cpu")
 
 try:
     find_nginx()
@@ -260,6 +261,31 @@ class EdgeHarness:
             if all(piece in data for piece in expected) or time.monotonic() > deadline:
                 return data
             time.sleep(0.05)
+
+
+@pytest.fixture
+def socket_sidecar(harness: EdgeHarness) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `weir sidecar` (one worker) on the sample models, listening on the unix socket
+    the runtime directory names for the CPU; SIGINT at teardown, SIGKILL if it lingers."""
+    harness.runtime.ensure()
+    log = (harness.tmp / "sidecar.log").open("wb")
+    socket = harness.runtime.sidecar_socket("cpu")
+    models = HERE.parents[2] / "models"
+    process = subprocess.Popen(
+        [*SIDECAR, "--models", str(models), "--socket", str(socket), "--workers", "1"],
+        cwd=HERE.parents[2],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield process
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(5)
+    log.close()
 
 
 @pytest.fixture

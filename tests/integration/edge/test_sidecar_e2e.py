@@ -4,11 +4,7 @@ socket the runtime directory's convention names (run/sidecar-cpu.sock)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,39 +21,8 @@ if not (ROOT / "sidecar" / "server" / "launcher.py").exists() or not all(
 
 
 @pytest.fixture
-def sidecar(harness):
-    harness.runtime.ensure()
-    socket_path = harness.runtime.sidecar_socket("cpu")
-    log = (harness.tmp / "sidecar.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scripts.cli",
-            "sidecar",
-            "--models",
-            str(MODELS),
-            "--device",
-            "cpu",
-            "--socket",
-            str(socket_path),
-            "--workers",
-            "1",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ},
-    )
-    yield process
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(5)
-    log.close()
+def sidecar(socket_sidecar):
+    return socket_sidecar
 
 
 def _release_models() -> dict:

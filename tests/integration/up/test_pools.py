@@ -29,7 +29,7 @@ from scripts.fleet.pools import pool_sidecars
 from scripts.release import load_release
 from scripts.stack.isolation import PoolCgroup, cgroup_name
 from tests.processes import alive, descendants
-from tests.weir_up import READY_BANNER, ROOT, WeirUp, free_port
+from tests.weir_up import READY_BANNER, ROOT, WeirUp, free_port, link_samples
 
 CPUS = sorted(os.sched_getaffinity(0))
 HEAVY_MEMORY_MIB = 400  # idle: about 90 MiB (master and one worker with cnn); 16 rows: ~100
@@ -55,10 +55,9 @@ class PoolStack(WeirUp):
         text = text.replace("sidecars:\n", pools, 1).replace("devices: auto", "devices: cpu")
         text = text.replace("    timeout: 2s\n", "    timeout: 2s\n    pool: light\n", 1)
         text = text.replace("    timeout: 5s\n", "    timeout: 5s\n    pool: heavy\n", 1)
+        text = text.replace("    timeout: 4s\n", "    timeout: 4s\n    pool: light\n", 1)
         self.models = tmp / "models"
-        for version in (ROOT / "models").glob("*/[0-9]*"):
-            (self.models / version.parent.name).mkdir(parents=True, exist_ok=True)
-            (self.models / version.parent.name / version.name).symlink_to(version)
+        link_samples(self.models)
         self.release = tmp / "release.yaml"
         self.release.write_text(text)
         self.launch(str(self.release))

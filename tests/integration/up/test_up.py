@@ -5,6 +5,7 @@ One stack serves the whole module; tests run in file order and the last one stop
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ from scripts.deploy.history import History
 from scripts.observability import dashboard
 from scripts.runtime import RuntimeDir
 from tests.processes import alive, descendants, parent
-from tests.weir_up import READY_BANNER, ROOT, WeirUp, free_port
+from tests.weir_up import READY_BANNER, ROOT, WeirUp, free_port, link_samples
 
 
 class Stack(WeirUp):
@@ -38,9 +39,7 @@ class Stack(WeirUp):
         assert "max_body: 24m" in text
         # Its own repository (links to the samples) that tests may add versions to.
         self.models = tmp / "models"
-        for version in (ROOT / "models").glob("*/[0-9]*"):
-            (self.models / version.parent.name).mkdir(parents=True, exist_ok=True)
-            (self.models / version.parent.name / version.name).symlink_to(version)
+        link_samples(self.models)
         self.release = tmp / "release.yaml"
         self.release.write_text(text)
         self.launch(str(self.release))
@@ -110,6 +109,17 @@ def test_the_pasted_inference_answers_through_the_edge(stack):
     (output,) = body["outputs"]
     assert output["shape"] == [1, 10]
     assert sum(output["data"]) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_the_pasted_image_upload_answers_the_label_with_its_confidence(stack):
+    """The banner's `curl -F image=@...` line, run as printed: handwriting's sample 7."""
+    (line,) = [line for line in stack.lines if "curl -s -F image=@" in line]
+    command = line[line.index("curl") :].strip()
+    assert command.endswith(f"{stack.url}/v2/models/handwriting/infer")
+    answer = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, timeout=30)
+    assert answer.returncode == 0, answer.stderr
+    outputs = {o["name"]: o["data"] for o in json.loads(answer.stdout)["outputs"]}
+    assert outputs["label"] == ["7"] and outputs["confidence"][0] > 0.9
 
 
 def test_a_body_the_edge_accepts_is_accepted_by_the_sidecar_too(stack):

@@ -42,7 +42,7 @@ def test_render_to_a_directory(tmp_path: Path, capsys) -> None:
     rt = ["--runtime-dir", str(tmp_path / "rt")]
     assert render_main([str(REPO / "release.yaml"), "--out", str(out), *rt]) == 0
     settings = json.loads((out / "settings.json").read_text())
-    assert set(settings["models"]) == {"digits", "cnn"}
+    assert set(settings["models"]) == {"digits", "cnn", "handwriting"}
     assert (out / "nginx.conf").read_text().startswith("# weir revision 1 checksum ")
     assert render_main([str(REPO / "release.yaml"), *rt]) == 0
     assert "upstream weir_digits_v2 {" in capsys.readouterr().out

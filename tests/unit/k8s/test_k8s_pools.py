@@ -25,6 +25,7 @@ def docs(tmp_path: Path, devices: str = "cpu", gpus: int = 1) -> list[dict]:
     text = text.replace("sidecars:\n", "sidecars:" + POOLS, 1)
     text = text.replace("    timeout: 5s\n", "    timeout: 5s\n    pool: heavy\n", 1)
     text = text.replace("    timeout: 2s\n", "    timeout: 2s\n    pool: light\n", 1)
+    text = text.replace("    timeout: 4s\n", "    timeout: 4s\n    pool: light\n", 1)  # handwriting
     path = tmp_path / "release.yaml"
     path.write_text(text)
     out = k8s.render_manifests(load_release(path), "weir:test", 1, 2, gpus)

@@ -17,7 +17,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, flo
 
 @pytest.mark.parametrize(
     ("model", "shape"),
-    [("digits/1", [2, 64]), ("digits/2", [2, 64]), ("cnn/1", [2, 3, 64, 64])],
+    [
+        ("digits/1", [2, 64]),
+        ("digits/2", [2, 64]),
+        ("cnn/1", [2, 3, 64, 64]),
+        ("handwriting/1", [2, 64]),
+    ],
 )
 def test_each_model_maps_its_input_to_class_probabilities(built, model, shape):
     repository, _ = built
@@ -35,6 +40,17 @@ def test_digits_versions_are_accurate_on_held_out_data(built):
     _, accuracy = built
     assert accuracy["digits/1"] > 0.93
     assert accuracy["digits/2"] > 0.95
+
+
+def test_handwriting_reads_rendered_image_files_about_as_well_as_digits_reads_tensors(built):
+    """Held-out digits drawn as PNG and JPEG files of six styles (28 to 480 px, grey, colour
+    and transparent, dark on light and light on dark), through the model class's own
+    preprocessing, against digits/2 on the same digits as tensors."""
+    _, accuracy = built
+    assert accuracy["handwriting/1 images"] == 6 * 450
+    assert accuracy["handwriting/1"] > accuracy["digits/2"] - 0.02
+    styles = [key for key in accuracy if key.startswith("handwriting/1 ") and "images" not in key]
+    assert len(styles) == 6 and min(accuracy[key] for key in styles) > 0.93
 
 
 def test_rebuild_is_skipped_when_models_exist_and_identical_when_forced(built):

@@ -21,7 +21,7 @@ def _error(text: str) -> str:
 
 def test_embedded_default_is_valid() -> None:
     release = load_release(REPO / "release.yaml").release
-    assert set(release.models) == {"digits", "cnn"}
+    assert set(release.models) == {"digits", "cnn", "handwriting"}
     assert release.models["digits"].weights() == {"1": 90.0, "2": 10.0}
     assert release.edge.admin_listen.startswith("127.0.0.1:")
 

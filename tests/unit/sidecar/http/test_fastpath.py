@@ -109,7 +109,7 @@ def test_parsed_infer_paths_are_kept_for_a_bounded_number_of_paths(monkeypatch):
     seen = []
 
     class Plane:
-        def infer(self, model, version, read, length, header_length):
+        def infer(self, model, version, read, length, header_length, content_type=None):
             seen.append((model, version))
             raise fastpath.WeirError("stop here")
 

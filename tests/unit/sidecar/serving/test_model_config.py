@@ -147,7 +147,10 @@ def test_a_hook_serves_through_weir_ups_symlinked_view(tmp_path, repository):
     )
     assert (view / "digits" / "hook.py").is_symlink()
     settings = Settings(models=str(view), repository_poll_seconds=0)
-    assert load_dataplane(settings, threaded_driver).repository.get("digits", "1").hook is not None
+    assert (
+        load_dataplane(settings, threaded_driver).repository.get("digits", "1").model_class
+        is not None
+    )
 
 
 @pytest.mark.parametrize("name", ["../hook.py", "/etc/hostname"])
