@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,8 @@ class Stack(WeirUp):
         self.port = free_port()
         self.runtime = tmp / "runtime"
         self.models = copy_samples(samples, tmp / "models")
+        # The release serves every sample model; the image model comes along as it is.
+        shutil.copytree(samples / "handwriting", self.models / "handwriting")
         text = (ROOT / "release.yaml").read_text()
         text = text.replace("listen: 8080", f"listen: 127.0.0.1:{self.port}")
         text = text.replace("127.0.0.1:9901", f"127.0.0.1:{free_port()}")
