@@ -15,7 +15,8 @@ Per model version, one compute thread:
 3. the thread runs the batch (ONNX Runtime releases the GIL) and hands the whole batch back
    to the loop in one `call_soon_threadsafe`, which resolves each request's future.
 
-A batch expected to compute within `INLINE_BUDGET_S` runs on the loop instead. The queue
+A batch expected to compute within `INLINE_BUDGET_S` runs on the loop instead (on the host's
+CPU only: a device's batches always go to the thread). The queue
 bound holds at enqueue (`QueueFull`, 503 at once). A caller that has waited `wait_timeout`
 gets a 503; the batcher completes its request anyway, and a bisect does not run it again
 (`Batcher.patience`). A request whose client hung up (its task cancelled) leaves the queue
@@ -146,8 +147,10 @@ class AsyncioDriver:
         return batcher.queue[0].enqueued + policy.max_queue_delay - perf_counter()
 
     def _light(self) -> bool:
-        """Whether the next batch is expected to compute within `INLINE_BUDGET_S`."""
-        if self._run_s is None:
+        """Whether the next batch is expected to compute within `INLINE_BUDGET_S`. Never on a
+        device: its runs cost the host little CPU however long they take (a 300 ms GPU batch
+        on the loop would hold every probe for 300 ms)."""
+        if self._run_s is None or not self.batcher.on_host:
             return False
         rows = self.batcher.queued_rows
         return self._run_s * max(1.0, rows / self._run_rows) <= INLINE_BUDGET_S

@@ -140,9 +140,14 @@ class Batcher:
         observe: ObserveFn | None = None,
         depth: DepthFn | None = None,
         on_split: Callable[[], None] | None = None,
+        *,
+        on_host: bool = True,
     ) -> None:
         self.name = name
         self.policy = policy
+        # The run computes on this host's CPU (False: on a device, which the run waits for,
+        # so the calling thread's CPU time says nothing of how long it takes).
+        self.on_host = on_host
         self._run = run
         self._observe = observe
         # Told the number of requests still waiting after each batch (0 once traffic stops).

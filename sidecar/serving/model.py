@@ -141,6 +141,7 @@ class ModelVersion:
             _weakly(self._observe),
             self.metrics.queue_depth.set,
             self.metrics.splits.inc,
+            on_host=all(p == "CPUExecutionProvider" for p in self.session.providers),
         )
         self.driver: Driver | AsyncDriver = driver_factory(self.batcher, self.metrics)
         self.load_seconds = time.perf_counter() - started

@@ -90,6 +90,21 @@ def test_once_measured_light_batches_run_on_the_loop_itself():
     assert [thread for _, thread in runner.runs] == ["compute m:1", "MainThread"]
 
 
+def test_a_device_s_batches_never_run_on_the_loop_however_cheap_they_look():
+    runner = Runner()
+
+    async def main() -> None:
+        policy = BatchPolicy(64, 0.0, 100)
+        batcher = Batcher("m:1", policy, runner, on_host=False)
+        driver = AsyncioDriver(batcher, asyncio.get_running_loop())
+        for _ in range(3):
+            await driver.submit(_item())
+        driver.stop()
+
+    asyncio.run(main())
+    assert [thread for _, thread in runner.runs] == ["compute m:1"] * 3
+
+
 def test_a_caller_that_gives_up_gets_503_and_the_batch_still_completes():
     gate = threading.Event()
     runner = Runner(gate)
