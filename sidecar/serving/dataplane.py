@@ -24,7 +24,6 @@ from sidecar.errors import PayloadTooLarge, QueueFull, Unavailable, WeirError
 from sidecar.metrics import unknown_model_failure
 from sidecar.serving.batching import Pending
 from sidecar.serving.model import AsyncDriver, Driver, ModelVersion
-from sidecar.serving.predictions import count_predictions
 from sidecar.serving.processing import client_outputs, prepare
 from sidecar.serving.readiness import Readiness
 from sidecar.serving.repository import Repository
@@ -255,7 +254,6 @@ class DataPlane:
             raise item.error
         outputs = item.outputs
         assert outputs is not None
-        count_predictions(found, outputs)
         pairs = client_outputs(found, request, outputs)
         wanted = request.outputs
         if wanted is not None:

@@ -25,6 +25,7 @@ from sidecar.serving.batching import Batcher, BatchPolicy, Pending
 from sidecar.serving.model_class import ModelClass, ModelContext
 from sidecar.serving.model_config import Batching, ModelConfig
 from sidecar.serving.onnx_session import Session
+from sidecar.serving.predictions import ClassCounter
 from sidecar.serving.validation import Signature
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class ModelVersion:
             if config.confidence == "none" or conf_name not in self.output_index
             else self.output_index[conf_name]
         )
+        self.predicted_classes = ClassCounter(name, version, self._confidence_index)
         self.session.warmup(policy.max_batch_size or 1)
         self.batcher = Batcher(
             f"model '{name}' version {version}",
@@ -173,6 +175,7 @@ class ModelVersion:
         if self._confidence_index is not None:
             top = _top_confidence(outputs[self._confidence_index], self.config.confidence)
             observe_many(m.confidence, top)
+            self.predicted_classes.count(outputs)
 
     def retire(self) -> None:
         """No longer served: stop the driver's own thread, if it has one, once the requests

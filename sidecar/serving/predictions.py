@@ -3,28 +3,24 @@
 a canary and its stable version, and what drifts.
 
 The top-1 class is the argmax of the output the confidence histogram reads
-(`config.yaml`'s `confidence_output`, else the first output); `confidence: none` counts
-nothing, nor does an output with one column (a regression, no classes). Cost on the data
-plane: one argmax and one counter increment per request (a single row: plain Python).
+(`config.yaml`'s `confidence_output`, else the first output: `ModelVersion` picks it);
+`confidence: none` counts nothing, nor does an output with one column (a regression, no
+classes). Counted per batch run, beside the confidence histogram: one argmax and one counter
+increment per class present in the batch.
 """
 
 from __future__ import annotations
-
-import weakref
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sidecar.metrics import MAX_CLASS_LABELS, PREDICTED_CLASS, add
 
-if TYPE_CHECKING:
-    from sidecar.serving.model import ModelVersion
-
 OTHER = f"{MAX_CLASS_LABELS}+"
 
 
 class ClassCounter:
-    """One model version's counters, their children resolved on first use."""
+    """One model version's counters, their children resolved on first use; `index`: the
+    output read (None: no classes to count)."""
 
     __slots__ = ("children", "index", "model", "version")
 
@@ -54,21 +50,3 @@ class ClassCounter:
         counts = np.bincount(rows.argmax(axis=1))
         for cls in np.flatnonzero(counts).tolist():
             add(self.child(cls), int(counts[cls]))  # type: ignore[arg-type]
-
-
-_COUNTERS: weakref.WeakKeyDictionary[ModelVersion, ClassCounter] = weakref.WeakKeyDictionary()
-
-
-def _counter_for(found: ModelVersion) -> ClassCounter:
-    counter = _COUNTERS.get(found)
-    if counter is None:
-        config = found.config
-        name = config.confidence_output or (found.outputs[0].name if found.outputs else None)
-        index = None if config.confidence == "none" else found.output_index.get(name or "")
-        counter = _COUNTERS[found] = ClassCounter(found.name, found.version, index)
-    return counter
-
-
-def count_predictions(found: ModelVersion, outputs: list[np.ndarray]) -> None:
-    """Count the top-1 classes of one answered request's outputs."""
-    _counter_for(found).count(outputs)
