@@ -86,12 +86,18 @@ def _fmt(weights: Any) -> str:
     return "{" + ", ".join(f"{k}: {float(v):g}%" for k, v in sorted(weights.items())) + "}"
 
 
+def say_line(text: str) -> None:
+    """One line out now: a controller's output is read through pipes and log collectors,
+    where a block-buffered stdout would hold its decisions back for minutes."""
+    print(text, flush=True)
+
+
 @dataclass
 class Controller:
     runtime: RuntimeDir
     state: st.RolloutState
     client: AdminClient
-    say: Callable[[str], None] = print
+    say: Callable[[str], None] = say_line
     clock: Callable[[], float] = time.time
 
     # ------------------------------------------------------------------ weights and reads
