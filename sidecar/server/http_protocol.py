@@ -48,7 +48,13 @@ from typing import Any
 
 import httptools
 
-from sidecar.errors import error_body, internal_error_parts, response_parts
+from sidecar.errors import (
+    FAILURE_HEADER,
+    SERVER_FAILURE,
+    error_body,
+    internal_error_parts,
+    response_parts,
+)
 from sidecar.http.loop_front import Headers, LoopFront, Parts, wsgi_environ
 from sidecar.metrics import CLIENT_GONE
 from sidecar.serving.dataplane import drain_ceiling
@@ -59,6 +65,7 @@ MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
 SLICE_BYTES = 1 << 20
+ANSWERS_PER_TURN = 16
 _REASONS = {400: "Bad Request", 405: "Method Not Allowed", 408: "Request Timeout"}
 _REASONS |= {413: "Request Entity Too Large", 414: "URI Too Long"}
 _REASONS[431] = "Request Header Fields Too Large"
@@ -144,12 +151,17 @@ class WeirHttpProtocol(asyncio.Protocol):
         self.close_after = False  # close once the requests read so far are answered
         self.gone = False
         self._task: asyncio.Task[None] | None = None  # the answer under way, when it waits
+        self._resume: asyncio.Handle | None = None  # `_next` again next turn (a long pipeline)
         # The request being read.
         self._url = b""
         self._headers: Headers = []
         self._header_bytes = 0
-        self._body: list[bytes] = []
+        self._body = bytearray()
         self._size = 0
+        self._in_message = False  # between a request's first byte and its end
+        self._in_head = False  # between a request's first byte and its headers' end
+        self._head_bytes = 0  # bytes fed meanwhile
+        self._unparsable = False  # the parser failed or stopped: nothing more is read
         self._keep_body = True
         # Deadlines (module docstring): the one timer fires at `_timer_at` or later.
         self._deadline = 0.0
@@ -187,6 +199,9 @@ class WeirHttpProtocol(asyncio.Protocol):
             # Gone before its answer (an edge that timed out, a client that gave up): normal,
             # counted, not worth a log line each.
             CLIENT_GONE.inc()
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
         if self._task is not None and not self._task.done():
             self._task.cancel()  # nobody waits for it: a queued infer leaves its queue
         self._task = None
@@ -211,25 +226,49 @@ class WeirHttpProtocol(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(
             b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-            b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+            b"%s: %s\r\n"
+            % (FAILURE_HEADER.encode(), SERVER_FAILURE.encode())
+            + b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(body)
+            + body
         )
         self.transport.close()
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: close now if idle, else after what was read."""
+        self._close_after_answers()
+
+    def _close_after_answers(self) -> None:
         self.close_after = True
         if not self.answering and not self.waiting and self.transport is not None:
             self.transport.close()
+            self.gone = True
 
     def data_received(self, data: bytes) -> None:
-        if self.gone:  # refused, dropped or answered its last: what follows is not read
+        if self.gone or self._unparsable:  # what follows is not read
             return
+        if self._in_head:
+            self._head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            pass  # no upgrades: the request is served as a plain one (its body is ignored)
+            # llhttp hands the bytes after an upgrade request to the new protocol, unparsed:
+            # parsing on would take a body for a request (smuggling). Answered, then closed.
+            self._unparsable = True
+            if self._in_message:
+                self._answer_error(400, "the sidecar switches to no other protocol (Upgrade)")
+            else:  # the upgrade request was read whole: it is answered, then we close
+                self._close_after_answers()
+            return
         except httptools.HttpParserError as exc:
+            self._unparsable = True
             self._refuse(exc)
+            return
+        # httptools keeps a header line to itself until it ends: bound it from the bytes fed.
+        if self._in_head and self._head_bytes > MAX_URL_BYTES + MAX_HEADER_BYTES:
+            self._unparsable = True
+            self._answer_error(
+                431, f"request headers are over {MAX_HEADER_BYTES} bytes or {MAX_HEADERS} fields"
+            )
 
     def eof_received(self) -> bool | None:
         # The client is gone, as nginx judges a client's FIN during a request (its 499): what
@@ -239,10 +278,13 @@ class WeirHttpProtocol(asyncio.Protocol):
     # Parser callbacks (httptools).
 
     def on_message_begin(self) -> None:
+        self._in_message = True
         self._url = b""
         self._headers = []
         self._header_bytes = 0
-        self._body = []
+        self._in_head = True
+        self._head_bytes = 0
+        self._body = bytearray()
         self._size = 0
         self._keep_body = True
         self._set_deadline(self.read_timeout, _READ)
@@ -253,6 +295,8 @@ class WeirHttpProtocol(asyncio.Protocol):
             raise _Refused(414, f"the request line is over {MAX_URL_BYTES} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            return  # a chunked body's trailer: not headers of the request
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > MAX_HEADER_BYTES or len(self._headers) >= MAX_HEADERS:
             raise _Refused(
@@ -261,6 +305,7 @@ class WeirHttpProtocol(asyncio.Protocol):
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         declared = None
         expect = False
         for name, value in self._headers:
@@ -268,24 +313,32 @@ class WeirHttpProtocol(asyncio.Protocol):
                 declared = int(value)  # llhttp accepts digits only, and one value
             elif name == b"expect" and value.lower() == b"100-continue":
                 expect = True
-        if declared is not None and declared > self.ceiling:
+        if declared is not None and (declared > self.ceiling or (expect and declared > self.limit)):
+            # Beyond the ceiling, or waiting for our go-ahead: refused before any body is sent.
             raise _Refused(413, self.front.dataplane.too_large().message)
         self._keep_body = declared is None or declared <= self.limit
-        if expect and self._keep_body and not self.answering and self.transport is not None:
+        if (
+            expect
+            and self.parser.get_http_version() != "1.0"  # 1xx answers are HTTP/1.1's
+            and not self.answering
+            and not self.waiting
+            and self.transport is not None
+        ):
             self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
         if self._keep_body and self._size <= self.limit:
-            self._body.append(body)
+            self._body += body  # one growing buffer: a body of 1-byte chunks is not 28x its size
         elif self._size > self.ceiling:  # chunked, and past any size worth draining
             raise _Refused(413, self.front.dataplane.too_large().message)
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         parser = self.parser
         version = parser.get_http_version()
-        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        self._body = []
+        body = bytes(self._body)
+        self._body = bytearray()
         too_large = self._size > self.limit
         request = _Request(
             parser.get_method().decode("ascii"),
@@ -298,7 +351,7 @@ class WeirHttpProtocol(asyncio.Protocol):
         )
         self._deadline_kind = None
         self.waiting.append(request)
-        if self.answering or self._write_paused:
+        if self.answering or self._write_paused or self._resume is not None:
             assert self.transport is not None
             self.transport.pause_reading()  # pipelined: read on once it is answered
         else:
@@ -309,8 +362,18 @@ class WeirHttpProtocol(asyncio.Protocol):
     def _next(self) -> None:
         """Answer the requests waiting, in order, until one must wait (for its batch, or for
         the client to take what it was sent); idle, read on. Never recursive: a thousand
-        pipelined requests are a loop, not a call chain."""
+        pipelined requests are a loop, not a call chain; and at most `ANSWERS_PER_TURN` of
+        them per loop turn, so that one client's pipeline never holds the loop (its other
+        connections, the gunicorn heartbeat) for longer than a few answers."""
+        self._resume = None
+        answered = 0
         while self.waiting and not self.answering and not self._write_paused and not self.gone:
+            if answered == ANSWERS_PER_TURN:
+                assert self.transport is not None
+                self.transport.pause_reading()
+                self._resume = self.loop.call_soon(self._next)
+                return
+            answered += 1
             request = self.waiting.popleft()
             self.answering = True
             try:
@@ -482,7 +545,7 @@ class WeirHttpProtocol(asyncio.Protocol):
             self._watch.cancel()
             self._watch = None
         self._wake_writer()
-        if not self.answering:
+        if not self.answering and self._resume is None:
             self._next()  # requests held back while the client took nothing
 
     def _wake_writer(self) -> None:

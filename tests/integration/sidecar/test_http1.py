@@ -3,6 +3,7 @@ rely on that the requests library never shows (sidecar.server.http_protocol)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -182,3 +183,55 @@ def test_a_queued_request_whose_client_hangs_up_is_never_computed(spawn_sidecar,
     # Only the two busy requests' rows ran; the 3 rows of the one that hung up did not.
     assert proc.metric("weir_inference_count_total", model="slow") == 2 * rows
     assert requests.post(url, data=_rows("slow", 3), timeout=300).status_code == 200
+
+
+def test_a_request_hidden_in_the_body_of_an_upgrade_request_is_never_served(sidecar):
+    smuggled = b"GET /v2/models/digits HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v2/health/live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+        )
+        time.sleep(0.2)  # the body in a later segment, as a smuggler sends it
+        with contextlib.suppress(OSError):  # the server may already have closed
+            sock.sendall(smuggled)
+        answers = _answers(_read_all(sock))
+    assert len(answers) == 1, answers  # one request, one answer, then the connection closed
+    assert not answers[0][0].startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_header_line_that_never_ends_is_refused_431_before_it_grows(sidecar):
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=30) as sock:
+        sock.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        sent, answer = 0, b""
+        with contextlib.suppress(OSError):  # refused and closed while we still send
+            while sent < 4 << 20:
+                sock.sendall(b"a" * 16384)
+                sent += 16384
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert sent < 4 << 20  # refused long before 4 MiB of one header
+    assert requests.get(f"{sidecar.url}/v2/health/ready", timeout=10).status_code == 200
+
+
+def test_a_chunked_body_s_trailer_is_no_request_header(sidecar):
+    body = json.dumps(DIGITS).encode()
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n"
+            b"Inference-Header-Content-Length: 3\r\n\r\n" % (len(body), body)
+        )
+        (head, answer), = _answers(_read_all(sock))  # fmt: skip
+    assert head.startswith(b"HTTP/1.1 200 ") and json.loads(answer)["outputs"]
+
+
+def test_expect_100_continue_over_the_limit_is_refused_at_once(spawn_sidecar, repository):
+    small = spawn_sidecar(repository, env={"WEIR_MAX_BODY_BYTES": "4096"})
+    with socket.create_connection(("127.0.0.1", small.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 10000\r\n\r\n"
+        )
+        (head, message), = _answers(_read_all(sock))  # fmt: skip
+    assert head.startswith(b"HTTP/1.1 413 ") and "4096" in json.loads(message)["error"]
