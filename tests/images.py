@@ -8,7 +8,7 @@ import zlib
 from functools import cache
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from models import rendered
 
@@ -65,3 +65,15 @@ def zlib_bomb(side: int = 4000) -> bytes:
 
 def truncated(data: bytes) -> bytes:
     return data[: len(data) // 2]
+
+
+def png_with_metadata(exif: bytes | None = None, text: dict[str, str] | None = None) -> bytes:
+    """A valid 32x32 PNG carrying an `eXIf` chunk and/or text chunks as given (e.g. EXIF that
+    is not EXIF, or a "Raw profile type exif" text that is not hex)."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    buffer = io.BytesIO()
+    kwargs = {"exif": exif} if exif is not None else {}
+    Image.new("L", (32, 32), 255).save(buffer, "PNG", pnginfo=info, **kwargs)
+    return buffer.getvalue()

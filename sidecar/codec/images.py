@@ -108,4 +108,14 @@ def decode_image(
             f"{what} is a {image.format} file that does not decode whole (truncated or "
             "corrupt); send the complete file"
         ) from None
+    try:
+        image.getexif()  # parsed lazily, after the pixels: a broken EXIF block is the file's too
+    except MemoryError:
+        raise
+    except Exception:
+        image.close()
+        raise BadRequest(
+            f"{what} is a {image.format} file whose EXIF metadata does not parse; send it "
+            "without EXIF, or as its camera wrote it"
+        ) from None
     return image

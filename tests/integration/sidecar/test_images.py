@@ -101,6 +101,11 @@ HOSTILE = {
     "oversized": (b"\xff\xd8\xff" + b"\0" * (4 << 20), "the limit is 4194304 bytes"),
     "bomb header": (images.png_declaring(40000, 40000), "40000×40000"),  # noqa: RUF001
     "zlib bomb": (images.zlib_bomb(6000), "6000×6000 (36000000 pixels)"),  # noqa: RUF001
+    "EXIF that is no EXIF": (images.png_with_metadata(exif=b"garbage!garbage!"), "EXIF"),
+    "EXIF text that is no hex": (
+        images.png_with_metadata(text={"Raw profile type exif": "\nexif\n  10\nzzzz-not-hex\n"}),
+        "EXIF",
+    ),
 }
 
 
