@@ -20,6 +20,9 @@ MULTIPART = "multipart/form-data"
 # Bounds on what the parser walks: a part's header block, and parts per body.
 MAX_PART_HEADER_BYTES = 8 * 1024
 MAX_PARTS = 1024
+# A Content-Type or Content-Disposition value, at most: their parameters are parsed by
+# `email.message`, whose cost grows with the square of a value's length.
+MAX_PARAMETERS_BYTES = 1024
 
 
 def media_type(content_type: str | None) -> str:
@@ -47,6 +50,11 @@ def upload_request(body: bytes, content_type: str, input_name: str) -> InferRequ
 
 
 def _boundary(content_type: str) -> bytes:
+    if len(content_type) > MAX_PARAMETERS_BYTES:  # email's parameter parser is quadratic
+        raise BadRequest(
+            f"the Content-Type of a multipart/form-data body is over {MAX_PARAMETERS_BYTES} "
+            "bytes; send just the type and its boundary"
+        )
     header = Message()
     header["content-type"] = content_type
     boundary = header.get_param("boundary")
@@ -66,6 +74,11 @@ def _disposition(head: bytes, index: int) -> tuple[str | None, str | None]:
         if not sep:
             raise BadRequest(f"multipart part {index}: malformed header line {line[:60]!r}")
         if key.strip().lower() == "content-disposition":
+            if len(value) > MAX_PARAMETERS_BYTES:  # email's parameter parser is quadratic
+                raise BadRequest(
+                    f"multipart part {index}: its Content-Disposition is over "
+                    f"{MAX_PARAMETERS_BYTES} bytes; send a name and a short file name"
+                )
             header["content-disposition"] = value.strip()
     if header["content-disposition"] is None:
         raise BadRequest(f"multipart part {index} has no Content-Disposition header")

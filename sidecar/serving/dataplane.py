@@ -61,6 +61,9 @@ MIN_IN_FLIGHT_BYTES = 256 * 1024 * 1024
 # of this many threads, never on the loop: Pillow and numpy release the GIL while they decode
 # and resize, so they run beside each other and beside the compute threads.
 PREPROCESS_THREADS = min(4, len(os.sched_getaffinity(0)))
+# Requests waiting for a pre-processing thread, at most (then 503 queue_full, as the batching
+# queue's bound): without it, slow uploads queue without limit, each holding its body.
+PREPROCESS_QUEUE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ class DataPlane:
         self.in_flight_bytes = 0
         self._worker_thread: ThreadPoolExecutor | None = None
         self._preprocess_pool: ThreadPoolExecutor | None = None
+        self._pool_slots: asyncio.Semaphore | None = None
+        self._pool_waiting = 0
 
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
         if self._worker_thread is None:
@@ -90,11 +95,30 @@ class DataPlane:
         return await asyncio.get_running_loop().run_in_executor(self._worker_thread, fn, *args)
 
     async def _on_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on the pre-processing pool. Requests wait for a thread here, at most
+        `PREPROCESS_QUEUE` of them (then 503): the executor itself never queues work, so a
+        request whose client hung up while it waited takes its body with it."""
         if self._preprocess_pool is None:
             self._preprocess_pool = ThreadPoolExecutor(
                 PREPROCESS_THREADS, thread_name_prefix="preprocess"
             )
-        return await asyncio.get_running_loop().run_in_executor(self._preprocess_pool, fn, *args)
+            self._pool_slots = asyncio.Semaphore(PREPROCESS_THREADS)
+        assert self._pool_slots is not None
+        if self._pool_waiting >= PREPROCESS_QUEUE:
+            raise QueueFull(
+                f"this sidecar worker already has {PREPROCESS_QUEUE} requests waiting for "
+                "pre-processing (image decoding); retry after the Retry-After delay"
+            )
+        self._pool_waiting += 1
+        try:
+            await self._pool_slots.acquire()
+        finally:
+            self._pool_waiting -= 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._preprocess_pool, fn, *args)
+        finally:
+            self._pool_slots.release()
 
     def live(self) -> dict[str, Any]:
         return {"live": True}

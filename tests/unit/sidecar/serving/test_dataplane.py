@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sidecar.errors import NotFound, PayloadTooLarge
+from sidecar.errors import NotFound, PayloadTooLarge, QueueFull
+from sidecar.serving import dataplane
 from sidecar.serving.batching import BatchPolicy, threaded_driver
 from sidecar.serving.dataplane import DataPlane, drain_ceiling
 from sidecar.serving.readiness import Readiness
@@ -157,3 +160,21 @@ def test_under_an_event_loop_requests_are_admitted_up_to_a_byte_budget(repositor
     assert len(refused) == 2 and "MiB of requests" in refused[0].message
     assert all(not isinstance(r, Exception) for r in results if r not in refused)
     assert left == 0  # every admitted byte is given back
+
+
+def test_requests_wait_for_a_pre_processing_thread_up_to_a_bound_then_get_503(plane, monkeypatch):
+    monkeypatch.setattr(dataplane, "PREPROCESS_THREADS", 1)
+    monkeypatch.setattr(dataplane, "PREPROCESS_QUEUE", 1)
+    gate = threading.Event()
+
+    async def main() -> list[object]:
+        busy = asyncio.ensure_future(plane._on_pool(gate.wait, 30))
+        waiting = asyncio.ensure_future(plane._on_pool(lambda: "second"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(QueueFull, match="1 requests waiting for pre-processing"):
+            await plane._on_pool(lambda: "third")
+        gate.set()
+        return [await busy, await waiting]
+
+    assert asyncio.run(main()) == [True, "second"]
+    assert plane._pool_waiting == 0
