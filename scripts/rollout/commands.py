@@ -107,6 +107,7 @@ def new_state(runtime: RuntimeDir, model: str, source: str) -> st.RolloutState:
         analysis=policy.analysis.model_dump(),
         revision=live.revision,
         source=source,
+        shadow=found.shadow is not None and found.shadow.version == policy.canary,
     )
 
 
