@@ -210,12 +210,16 @@ def test_a_slow_shadow_is_shed_and_the_clients_keep_the_live_pace(stack: ShadowS
 
 def test_a_failing_shadow_touches_no_breaker_and_no_client(stack: ShadowStack) -> None:
     stack.apply_shadow('{version: "4", sample: 100%}')
-    failures_before = stack.shadow_counts()[("weir_shadow_failures_total", "1", "4")]
+    counts = stack.shadow_counts()
+    failures_before = counts[("weir_shadow_failures_total", "1", "4")]
+    shed_before = counts[("weir_shadow_shed_total", "1", "4")]
     answers = _send(stack, 30, poison=True)  # version 4 fails every one of these, 1 none
     assert {a.status_code for a in answers} == {200}
     assert {a.headers.get("X-Weir-Fallback", "") for a in answers} == {""}
-    pair = _settled(stack, "1", "4", failures_before + 30)
-    assert pair["failures"] - failures_before == 30, pair
+    pair = _settled(stack, "1", "4", failures_before + shed_before + 30)
+    # Every copy failed (or, while 8 were in flight, was shed): counted, and nowhere else.
+    assert pair["comparisons"] == 0 and pair["failures"] - failures_before > 0, pair
+    assert pair["failures"] - failures_before + pair["shed"] - shed_before == 30, pair
     status = stack.admin("GET", "/admin/models/digits").json()
     states = {v: s["breaker"]["state"] for v, s in status["versions"].items()}
     assert set(states.values()) == {"closed"}, states  # 30 failures; 3 would open one
