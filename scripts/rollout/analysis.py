@@ -11,6 +11,8 @@ Prometheus `increase()` over the interval gives; either way a `Signals` per vers
 - `latency`: the edge's upstream response-time histogram; p99 interpolated inside buckets as
   Prometheus' `histogram_quantile` does.
 - `confidence`: the sidecars' top-1 confidence histogram; `classes`: rows per predicted class.
+- `shadow_compared`, `shadow_agreed`: rows a version answered that a shadow version computed
+  too, and those whose top-1 class they agree on (`agreement`: canary against stable).
 
 Verdicts: FAIL when any bound is broken, else INCONCLUSIVE when either side has fewer than
 `min_requests` attempts in the window (or a model signal fewer rows), else PASS. Too little
@@ -184,7 +186,10 @@ def check_shadow(bounds: Analysis, agreed: float, compared: float) -> Check:
         "min_comparisons": need,
     }
     if rate is None:
-        text = "shadow agreement: no requests compared yet (the shadow sees stable's requests)"
+        text = (
+            "shadow agreement: no rows compared in this window (none sampled yet, or every "
+            "copy shed or failed: weir_shadow_shed_total, weir_shadow_failures_total)"
+        )
         return Check("shadow", INCONCLUSIVE, text, figures)
     text = f"shadow agreement {_pct(rate)} ({agreed:g}/{compared:g} rows)"
     if upper is not None and upper < bound:

@@ -260,3 +260,25 @@ def test_a_permuted_canary_is_rolled_back_on_agreement_alone(stack: ShadowStack)
     assert "shadow agreement" in final["text"]
     assert base.effective(stack)["7"] == 0
     print("".join(controller.lines))
+
+
+def test_an_identical_canary_passes_agreement_at_every_step_and_is_promoted(
+    stack: ShadowStack,
+) -> None:
+    stack.shadow = '{version: "3", sample: 100%}'
+    stack.apply_rollout(
+        "3",
+        "steps: [50, 100], interval: 2s, min_requests: 100, "
+        "analysis: {min_shadow_comparisons: 100}",
+    )
+    with base.Traffic(stack):
+        controller = base.Controller(stack)
+        assert controller.finished() == 0, "".join(controller.lines)
+    state = stack.state()
+    assert state["status"] == "promoted", "".join(controller.lines)
+    passed = [d for d in state["decisions"] if d["kind"] == "pass"]
+    assert [d["weight"] for d in passed] == [50]
+    shadow = base.checks(passed[0])["shadow"]
+    assert shadow["verdict"] == "pass" and shadow["figures"]["agreement"] == 1.0, shadow
+    assert shadow["figures"]["compared"] >= 100
+    print("".join(controller.lines))
