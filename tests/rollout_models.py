@@ -10,7 +10,7 @@
   error-free, and wrong on every 3;
 - `permuted`: the same answers with the classes moved round (`PERMUTATION`): its confidence
   and class histograms are the source's, its top-1 agrees with it on about 10% of the rows;
-- `slow`: the same answers, after about 8.6 GFLOP of matrix products per row.
+- `slow`: the same answers, after about 17 GFLOP of matrix products per row.
 """
 
 from __future__ import annotations
@@ -99,9 +99,9 @@ def permuted(source: Path) -> onnx.ModelProto:
 
 
 # `slow` repeats each row SLOW_REPEATS times into 1024 columns and runs four 1024x1024 matrix
-# products on them (about 8.6 GFLOP a row: a tenth of a second or more here), then
+# products on them (about 17 GFLOP a row: a fifth of a second or more here), then
 # adds 0 times their sum to the source's answer: the same answers, slowly.
-SLOW_REPEATS = 1024
+SLOW_REPEATS = 2048
 
 
 def slow(source: Path) -> onnx.ModelProto:
