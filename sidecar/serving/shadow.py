@@ -15,10 +15,11 @@ ones, per row:
 
 Bounded: at most `MAX_IN_FLIGHT` copies per shadow version and worker are queued or computing;
 one more is shed (counted), as is one its batcher's full queue refuses. A shadow's failure
-is counted in `weir_shadow_failures_total` and logged at debug: it never reaches a client, is
-never marked as the server's failure, so no breaker sees it. Its rows count in the shadow
-version's execution, batch-size, compute and confidence metrics (it did compute them), never in
-its request counters or predicted classes.
+is counted in `weir_shadow_failures_total` (the batcher logs a failing run as it logs any): it
+never reaches a client, is never marked as the server's failure, so no breaker sees it. Its
+rows count wherever the shadow version counts the rows it computes (executions, batch sizes,
+compute time, confidence; predicted classes too where a batch run counts them): it did compute
+them; never in its request counters.
 
 Only the asyncio (uvicorn) worker shadows: the gthread and meinheld workers never read the
 header (their requests are not shadowed, and nothing is counted).
