@@ -37,11 +37,13 @@ lint: deps
 	$(VENV)/bin/hadolint Dockerfile
 
 # The sidecar against its baselines, the edge hop against a bare nginx proxy_pass, then image
-# uploads through the edge (tests/bench/IMAGES_RESULTS.md).
+# uploads through the edge (tests/bench/IMAGES_RESULTS.md), then a 10% shadow's cost to clients
+# (tests/bench/SHADOW_RESULTS.md).
 bench: deps models
 	$(PY) -m tests.bench.run
 	$(PY) -m tests.bench.edge_hop
 	$(PY) -m tests.bench.images
+	$(PY) -m tests.bench.shadow
 
 render: deps
 	$(VENV)/bin/weir render release.yaml

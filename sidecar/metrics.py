@@ -287,3 +287,36 @@ def mark_process_dead(pid: int) -> None:
     """gunicorn child_exit: drop the dead worker's live gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(pid)
+
+
+# Shadow traffic (sidecar/serving/shadow.py): labelled by the model, the live version that
+# answered the client and the shadow version that computed the copy.
+SHADOW_LABELS = ("model", "version", "shadow")
+SHADOW_COMPARISONS = Counter(
+    "weir_shadow_comparisons",
+    "Rows a shadow version computed and whose top-1 class was compared with the live answer's.",
+    SHADOW_LABELS,
+)
+SHADOW_AGREEMENTS = Counter(
+    "weir_shadow_agreements",
+    "Compared rows whose top-1 class the shadow version and the live one agree on.",
+    SHADOW_LABELS,
+)
+SHADOW_SHED = Counter(
+    "weir_shadow_shed",
+    "Shadow copies not computed because the shadow version already had its bound of copies "
+    "in flight, or its queue was full.",
+    SHADOW_LABELS,
+)
+SHADOW_FAILURES = Counter(
+    "weir_shadow_failures",
+    "Shadow copies that failed, by reason (never a client's error, never a breaker's).",
+    (*SHADOW_LABELS, "reason"),
+)
+SHADOW_MAX_ABS_DIFF = Histogram(
+    "weir_shadow_max_abs_diff",
+    "Per compared row, the largest absolute difference between the shadow's outputs and the "
+    "live ones.",
+    SHADOW_LABELS,
+    buckets=(0.0, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 0.5, 1.0, 10.0),
+)

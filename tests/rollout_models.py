@@ -7,7 +7,10 @@
   poison a request on purpose by setting it; alone in its batch, the sidecar answers it 500
   marked as its own failure;
 - `no_three`: never predicts class 3 (its probability zeroed, the rest renormalised): fast,
-  error-free, and wrong on every 3.
+  error-free, and wrong on every 3;
+- `permuted`: the same answers with the classes moved round (`PERMUTATION`): its confidence
+  and class histograms are the source's, its top-1 agrees with it on about 10% of the rows;
+- `slow`: the same answers, after about 17 GFLOP of matrix products per row.
 """
 
 from __future__ import annotations
@@ -75,3 +78,49 @@ def no_three(source: Path) -> onnx.ModelProto:
 def write(model: onnx.ModelProto, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(folder / "model.onnx"))
+
+
+# Output class j of `permuted` is class PERMUTATION[j] of the source: class 0 stays, the other
+# nine move one place round a cycle. Its confidence and (on balanced traffic) its class
+# histogram are the source's, and it agrees with it only where the answer is 0: about 10%.
+PERMUTATION = [0, 2, 3, 4, 5, 6, 7, 8, 9, 1]
+
+
+def permuted(source: Path) -> onnx.ModelProto:
+    model = _base(source)
+    model.graph.node.extend(
+        [
+            _const("permutation", np.array(PERMUTATION, dtype=np.int64)),
+            helper.make_node("Gather", ["p0", "permutation"], ["probabilities"], axis=1),
+        ]
+    )
+    onnx.checker.check_model(model)
+    return model
+
+
+# `slow` repeats each row SLOW_REPEATS times into 1024 columns and runs four 1024x1024 matrix
+# products on them (about 17 GFLOP a row: a fifth of a second or more here), then
+# adds 0 times their sum to the source's answer: the same answers, slowly.
+SLOW_REPEATS = 2048
+
+
+def slow(source: Path) -> onnx.ModelProto:
+    model = _base(source)
+    weight = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32) / 32
+    model.graph.node.extend(
+        [
+            _const("repeats", np.array([SLOW_REPEATS, 16], dtype=np.int64)),
+            helper.make_node("Tile", ["input", "repeats"], ["tiled"]),
+            _const("w", weight),
+            helper.make_node("MatMul", ["tiled", "w"], ["m1"]),
+            helper.make_node("MatMul", ["m1", "w"], ["m2"]),
+            helper.make_node("MatMul", ["m2", "w"], ["m3"]),
+            helper.make_node("MatMul", ["m3", "w"], ["m4"]),
+            helper.make_node("ReduceSum", ["m4"], ["total"], keepdims=0),
+            _const("zero", np.array(0.0, dtype=np.float32)),
+            helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+            helper.make_node("Add", ["p0", "nothing"], ["probabilities"]),
+        ]
+    )
+    onnx.checker.check_model(model)
+    return model

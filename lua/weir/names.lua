@@ -25,6 +25,7 @@ _M.VAR = {
     PROBE = "weir_probe",         -- the breaker's half-open probe generation, when a probe
     PINNED = "weir_pinned",       -- the version named in the URL, if any
     UPSTREAM_PATH = "weir_upstream_path",  -- a metadata request's URI, rebuilt from its captures
+    SHADOW = "weir_shadow",       -- the shadow version to name in X-Weir-Shadow, if sampled
     -- nginx's own: the upstream's X-Weir-Failure header, "server" on the sidecar's own failures.
     FAILURE = "upstream_http_x_weir_failure",
 }

@@ -33,6 +33,8 @@ local MODEL = { fields = {
     fallback = FALLBACK,
     breaker = BREAKER,
     retry_after = "integer",
+    shadow_version = "string?",
+    shadow_sample = "number?",
 } }
 _M.FIELDS = { fields = {
     revision = "integer",
@@ -131,6 +133,9 @@ function _M.decode(text, origin)
     end
     for _, model in pairs(decoded.models) do
         model.version_set = {}  -- derived here, not read from the file
+        -- Derived too: one read of a present key per request (an absent one costs a call).
+        model.shadow = model.shadow_version
+            and { version = model.shadow_version, sample = model.shadow_sample } or false
         for _, version in ipairs(model.versions) do
             model.version_set[version] = true
         end

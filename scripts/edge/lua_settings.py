@@ -71,6 +71,12 @@ class ModelSettings(_Settings):
     fallback: FallbackSettings
     breaker: BreakerSettings
     retry_after: int = Field(description="Retry-After seconds of a rate-limited answer")
+    shadow_version: str | None = Field(
+        None, description="the version named in X-Weir-Shadow on sampled requests, if any"
+    )
+    shadow_sample: float | None = Field(
+        None, description="share (0 to 1] of the other versions' requests shadowed"
+    )
 
 
 class LuaSettings(_Settings):
@@ -117,6 +123,8 @@ def lua_settings(release: Release, runtime: RuntimeDir, wiring: str) -> LuaSetti
             # A probe slot is given back if its request never reports (client gone).
             breaker=BreakerSettings(**model.breaker.model_dump(), probe_ttl=2 * model.timeout + 5),
             retry_after=max(1, math.ceil(1 / limit.per_second)) if limit else 1,
+            shadow_version=model.shadow.version if model.shadow else None,
+            shadow_sample=model.shadow.sample if model.shadow else None,
         )
     return LuaSettings(
         revision=release.revision,

@@ -38,9 +38,14 @@ VAR = {
     "PROBE": "weir_probe",
     "PINNED": "weir_pinned",
     "UPSTREAM_PATH": "weir_upstream_path",
+    "SHADOW": "weir_shadow",
     # nginx's own: the upstream's X-Weir-Failure header, "server" on the sidecar's own failures.
     "FAILURE": "upstream_http_x_weir_failure",
 }
+
+# The request header naming a shadow version (set by the edge only). Twin:
+# sidecar/serving/shadow.py SHADOW_HEADER.
+SHADOW_HEADER = "X-Weir-Shadow"
 
 
 def model_var(model: str) -> str:

@@ -196,6 +196,7 @@ def render(
         "lua_dir": LUA_DIR,
         "dicts": [{"name": n, "size": size} for n, size in names.DICT_SIZES.items()],
         "var": names.VAR,
+        "shadow_header": names.SHADOW_HEADER,
         "load_modules": list(nginx.load_modules),
         "user": user,
         "workers": release.edge.workers,

@@ -13,7 +13,8 @@ rollout:
     p99_slack: 5ms                # ... and only when they differ by more than this
     max_confidence_psi: 0.2       # top-1 confidence distribution, canary vs stable
     max_class_psi: 0.2            # predicted-class distribution, canary vs stable
-    min_shadow_agreement: 95%     # top-1 agreement on mirrored requests (when shadowing)
+    min_shadow_agreement: 95%     # top-1 agreement on shadowed requests (shadow: the canary)
+    min_shadow_comparisons: 100   # rows compared before agreement can pass
 ```
 
 Everything but `canary` has a default; what each bound means is in scripts/rollout/analysis.py.
@@ -66,6 +67,9 @@ class Analysis(Strict):
     )
     min_shadow_agreement: Percent = Field(
         0.95, description="top-1 agreement with the live answer on shadowed requests"
+    )
+    min_shadow_comparisons: int = Field(
+        100, ge=1, le=10_000_000, description="rows compared before agreement can pass"
     )
 
 

@@ -2,6 +2,8 @@
 
 Unknown keys are errors; value types (and their injection-proof patterns) are in `values.py`;
 batching is the sidecar's own model, so the release and the sidecars cannot disagree on it.
+(A little over 300 lines: the sections of a model are here, their own checks in `rollout.py`,
+`shadow.py` and `sections.py`.)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from scripts.release.sections import (
     SidecarsSection,
     Strict,
 )
+from scripts.release.shadow import Shadow, shadow_errors
 from scripts.release.values import (
     FALLBACK_STATUSES,
     HEADER_RE,
@@ -194,6 +197,7 @@ class Model(Strict):
     timeout: Duration = Field(10.0, description="upstream read/send timeout per request")
     pool: PoolName = Field(DEFAULT_POOL, description="the sidecar pool serving it (sidecars.pools)")
     rollout: Rollout | None = Field(None, description="progressive delivery: `weir rollout`")
+    shadow: Shadow | None = Field(None, description="shadow traffic: scripts/release/shadow.py")
 
     @field_validator("versions", mode="before")
     @classmethod
@@ -279,8 +283,9 @@ class Release(Strict):
         return self
 
     @model_validator(mode="after")
-    def _rollouts(self) -> Release:
-        if errors := rollout_errors(self.models):  # each at its rollout's own line
+    def _rollouts_and_shadows(self) -> Release:
+        # Each at its rollout's or shadow's own line.
+        if errors := rollout_errors(self.models) + shadow_errors(self.models):
             raise ValidationError.from_exception_data("Release", errors)
         return self
 

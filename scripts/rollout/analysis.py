@@ -11,6 +11,8 @@ Prometheus `increase()` over the interval gives; either way a `Signals` per vers
 - `latency`: the edge's upstream response-time histogram; p99 interpolated inside buckets as
   Prometheus' `histogram_quantile` does.
 - `confidence`: the sidecars' top-1 confidence histogram; `classes`: rows per predicted class.
+- `shadow_compared`, `shadow_agreed`: rows a version answered that a shadow version computed
+  too, and those whose top-1 class they agree on (`agreement`: canary against stable).
 
 Verdicts: FAIL when any bound is broken, else INCONCLUSIVE when either side has fewer than
 `min_requests` attempts in the window (or a model signal fewer rows), else PASS. Too little
@@ -20,12 +22,19 @@ traffic is never a pass.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from scripts.release.rollout import Analysis
 from scripts.rollout.counts import Histogram, Signals
-from scripts.rollout.stats import count_above, poisson_by_chance, psi, psi_by_chance, quantile
+from scripts.rollout.stats import (
+    agreement_upper,
+    count_above,
+    poisson_by_chance,
+    psi,
+    psi_by_chance,
+    quantile,
+)
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
@@ -159,16 +168,52 @@ def _check_psi(
     return Check(name, FAIL, f"{text} (over {bound:g})", figures)
 
 
-def check_shadow(bounds: Analysis, agreement: float | None, compared: float) -> Check:
-    figures = {"agreement": agreement, "compared": compared, "bound": bounds.min_shadow_agreement}
-    if agreement is None:
-        return Check("shadow", PASS, "shadow: not compared", figures)
-    ok = agreement >= bounds.min_shadow_agreement
-    text = (
-        f"shadow agreement {_pct(agreement)} on {compared:g} requests "
-        f"({'at least' if ok else 'under'} {_pct(bounds.min_shadow_agreement)})"
-    )
-    return Check("shadow", PASS if ok else FAIL, text, figures)
+def check_shadow(bounds: Analysis, agreed: float, compared: float) -> Check:
+    """Top-1 agreement of the canary with stable on the same requests (shadow copies). Fails
+    only when even the optimistic end of its confidence interval (Wilson's, z = CHANCE_Z: a
+    healthy canary fails by chance less than once in a thousand windows) is under the bound;
+    passes at or over the bound on `min_shadow_comparisons` rows; otherwise holds for more."""
+    bound = bounds.min_shadow_agreement
+    need = bounds.min_shadow_comparisons
+    rate = agreed / compared if compared else None
+    upper = agreement_upper(agreed, compared)
+    figures = {
+        "agreement": rate,
+        "agreed": agreed,
+        "compared": compared,
+        "upper": upper,
+        "bound": bound,
+        "min_comparisons": need,
+    }
+    if rate is None:
+        text = (
+            "shadow agreement: no rows compared in this window (none sampled yet, or every "
+            "copy shed or failed: weir_shadow_shed_total, weir_shadow_failures_total)"
+        )
+        return Check("shadow", INCONCLUSIVE, text, figures)
+    text = f"shadow agreement {_pct(rate)} ({agreed:g}/{compared:g} rows)"
+    if upper is not None and upper < bound:
+        return Check("shadow", FAIL, f"{text}, under {_pct(bound)}", figures)
+    if rate < bound:
+        text += f" under {_pct(bound)}, but {compared:g} rows can show that by chance: holding"
+        return Check("shadow", INCONCLUSIVE, text, figures)
+    if compared < need:
+        return Check("shadow", INCONCLUSIVE, f"{text} on only {compared:g} of {need}", figures)
+    return Check("shadow", PASS, f"{text} (at least {_pct(bound)})", figures)
+
+
+def agreement(
+    signals: Mapping[str, Signals], canary: str, stable: Iterable[str]
+) -> tuple[float, float]:
+    """(agreed, compared) rows of the canary against the stable versions on the same
+    requests: stable's answers the canary shadowed, and the canary's a stable one shadowed."""
+    agreed = compared = 0.0
+    mine = signals.get(canary, Signals())
+    for version in stable:
+        theirs = signals.get(version, Signals())
+        agreed += theirs.shadow_agreed.get(canary, 0.0) + mine.shadow_agreed.get(version, 0.0)
+        compared += theirs.shadow_compared.get(canary, 0.0) + mine.shadow_compared.get(version, 0.0)
+    return agreed, compared
 
 
 def judge(
@@ -178,7 +223,9 @@ def judge(
     canary: Signals,
     shadow: tuple[float, float] | None = None,
 ) -> Verdict:
-    """The window's verdict, every check with its figures. `shadow`: (agreement, compared)."""
+    """The window's verdict, every check with its figures. `shadow`: (agreed, compared) rows
+    of the canary against stable on the same requests (`agreement`), when the release shadows
+    stable's requests to the canary."""
     checks = [check_errors(bounds, stable, canary), check_p99(bounds, stable, canary)]
     if stable.confidence is not None or canary.confidence is not None:
         checks.append(

@@ -107,6 +107,7 @@ def new_state(runtime: RuntimeDir, model: str, source: str) -> st.RolloutState:
         analysis=policy.analysis.model_dump(),
         revision=live.revision,
         source=source,
+        shadow=found.shadow is not None and found.shadow.version == policy.canary,
     )
 
 
@@ -136,6 +137,7 @@ def start(runtime: RuntimeDir, client: AdminClient, model: str, prometheus: str 
             f"rolling out canary {state.canary} against {_stable(state)}: steps "
             f"{', '.join(f'{w:g}%' for w in state.steps)}, {state.interval:g}s windows, at least "
             f"{state.min_requests} requests per version and window"
+            + ("; shadow agreement with stable judged too" if state.shadow else "")
         )
         controller.begin()
         return controller.run()

@@ -28,7 +28,7 @@ from scripts.edge.admin_client import AdminClient, AdminError
 from scripts.edge.revisions import current_revision
 from scripts.release.rollout import Analysis
 from scripts.rollout import state as st
-from scripts.rollout.analysis import FAIL, INCONCLUSIVE, PASS, judge
+from scripts.rollout.analysis import FAIL, INCONCLUSIVE, PASS, agreement, judge
 from scripts.rollout.counts import Signals, combine, window
 from scripts.rollout.signals import LocalSignals, PrometheusSignals, SignalsError
 from scripts.runtime import RuntimeDir
@@ -210,7 +210,8 @@ class Controller:
         canary = signals.get(s.canary, Signals())
         # Validated when the release was; stored in base units (fractions, seconds).
         bounds = Analysis.model_construct(**s.analysis)
-        verdict = judge(bounds, s.min_requests, stable, canary)
+        shadow = agreement(signals, s.canary, s.stable) if s.shadow else None
+        verdict = judge(bounds, s.min_requests, stable, canary, shadow)
         figures = {
             "verdict": verdict.verdict,
             "window_s": round(self.clock() - s.window_started, 1),

@@ -50,6 +50,10 @@ class Signals:
     latency: Histogram | None = None
     confidence: Histogram | None = None
     classes: Mapping[str, float] = field(default_factory=dict)
+    # By shadow version: rows this version answered that it computed too, and the rows of
+    # those whose top-1 class it agreed with (sidecar: weir_shadow_*_total).
+    shadow_compared: Mapping[str, float] = field(default_factory=dict)
+    shadow_agreed: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def attempts(self) -> float:
@@ -80,8 +84,33 @@ def window(earlier: Signals, later: Signals) -> Signals | None:
         return None
     if any(v < 0 for v in classes.values()):
         return None
+    compared = _minus_map(later.shadow_compared, earlier.shadow_compared)
+    agreed = _minus_map(later.shadow_agreed, earlier.shadow_agreed)
+    if compared is None or agreed is None:
+        return None
     assert not isinstance(latency, bool) and not isinstance(confidence, bool)
-    return Signals(*scalars, latency=latency, confidence=confidence, classes=classes)
+    return Signals(
+        *scalars,
+        latency=latency,
+        confidence=confidence,
+        classes=classes,
+        shadow_compared=compared,
+        shadow_agreed=agreed,
+    )
+
+
+def _minus_map(later: Mapping[str, float], earlier: Mapping[str, float]) -> dict[str, float] | None:
+    out = {k: v - earlier.get(k, 0.0) for k, v in later.items()}
+    if set(earlier) - set(later) or any(v < 0 for v in out.values()):
+        return None
+    return out
+
+
+def _plus_map(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0.0) + v
+    return out
 
 
 def combine(parts: Iterable[Signals]) -> Signals:
@@ -98,6 +127,8 @@ def combine(parts: Iterable[Signals]) -> Signals:
             _plus(total.latency, part.latency),
             _plus(total.confidence, part.confidence),
             classes,
+            _plus_map(total.shadow_compared, part.shadow_compared),
+            _plus_map(total.shadow_agreed, part.shadow_agreed),
         )
     return total
 

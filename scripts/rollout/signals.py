@@ -29,6 +29,8 @@ FAILURES = "weir_edge_server_failures_total"
 LATENCY = "weir_edge_upstream_response_seconds_bucket"
 CONFIDENCE = "weir_prediction_confidence_bucket"
 CLASSES = "weir_predicted_class_total"
+SHADOW_COMPARED = "weir_shadow_comparisons_total"
+SHADOW_AGREED = "weir_shadow_agreements_total"
 
 
 class SignalsError(RuntimeError):
@@ -43,6 +45,8 @@ class _Acc:
     latency: dict[float, float] = field(default_factory=lambda: defaultdict(float))
     confidence: dict[float, float] = field(default_factory=lambda: defaultdict(float))
     classes: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    shadow_compared: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    shadow_agreed: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def signals(self) -> Signals:
         return Signals(
@@ -52,6 +56,8 @@ class _Acc:
             Histogram.from_cumulative(self.latency) if self.latency else None,
             Histogram.from_cumulative(self.confidence) if self.confidence else None,
             dict(self.classes),
+            dict(self.shadow_compared),
+            dict(self.shadow_agreed),
         )
 
 
@@ -77,12 +83,16 @@ def add_sample(acc: dict[str, _Acc], name: str, labels: dict[str, str], value: f
         a.confidence[_le(labels["le"])] += value
     elif name == CLASSES:
         a.classes[labels["class"]] += value
+    elif name == SHADOW_COMPARED:
+        a.shadow_compared[labels["shadow"]] += value
+    elif name == SHADOW_AGREED:
+        a.shadow_agreed[labels["shadow"]] += value
 
 
 def parse_text(texts: Iterable[str], model: str) -> dict[str, Signals]:
     """Prometheus exposition texts (the edge's and each sidecar's) -> signals per version."""
     acc: dict[str, _Acc] = {}
-    wanted = {REQUESTS, FAILURES, LATENCY, CONFIDENCE, CLASSES}
+    wanted = {REQUESTS, FAILURES, LATENCY, CONFIDENCE, CLASSES, SHADOW_COMPARED, SHADOW_AGREED}
     for text in texts:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
@@ -133,6 +143,8 @@ def promql(model: str, seconds: float) -> dict[str, str]:
         LATENCY: inc(LATENCY, "version, le"),
         CONFIDENCE: inc(CONFIDENCE, "version, le"),
         CLASSES: inc(CLASSES, "version, class"),
+        SHADOW_COMPARED: inc(SHADOW_COMPARED, "version, shadow"),
+        SHADOW_AGREED: inc(SHADOW_AGREED, "version, shadow"),
     }
 
 

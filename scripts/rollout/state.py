@@ -52,6 +52,8 @@ def signals_to_json(signals: dict[str, Signals]) -> dict[str, Any]:
             "latency": _hist(s.latency),
             "confidence": _hist(s.confidence),
             "classes": dict(s.classes),
+            "shadow_compared": dict(s.shadow_compared),
+            "shadow_agreed": dict(s.shadow_agreed),
         }
         for v, s in signals.items()
     }
@@ -66,6 +68,8 @@ def signals_from_json(data: dict[str, Any]) -> dict[str, Signals]:
             _unhist(d["latency"]),
             _unhist(d["confidence"]),
             d["classes"],
+            d.get("shadow_compared", {}),
+            d.get("shadow_agreed", {}),
         )
         for v, d in data.items()
     }
@@ -86,6 +90,7 @@ class RolloutState:
     analysis: dict[str, Any]
     revision: int  # the revision it started from
     source: str = "local"  # local | a Prometheus URL
+    shadow: bool = False  # the release shadows stable's requests to the canary: agreement judged
     status: str = RUNNING
     reason: str = ""
     step: int = 0

@@ -90,3 +90,14 @@ def psi_by_chance(expected: Mapping[str, float], actual: Mapping[str, float]) ->
     z = CHANCE_Z
     chi2 = k * (1 - 2 / (9 * k) + z * math.sqrt(2 / (9 * k))) ** 3
     return chi2 * (n1 + n2) / (n1 * n2) if n1 > 0 and n2 > 0 else math.inf
+
+
+def agreement_upper(agreed: float, compared: float) -> float | None:
+    """The upper end of Wilson's score interval for a rate of agreed/compared (z = CHANCE_Z):
+    a true rate above it gives so few agreements less than once in a thousand windows."""
+    if compared <= 0:
+        return None
+    p, n, z2 = agreed / compared, compared, CHANCE_Z * CHANCE_Z
+    centre = p + z2 / (2 * n)
+    spread = CHANCE_Z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return min(1.0, (centre + spread) / (1 + z2 / n))

@@ -24,6 +24,7 @@ from typing import Any
 from sidecar.errors import WeirError, internal_error_parts, response_parts
 from sidecar.http.fastpath import parse_infer_path
 from sidecar.serving.dataplane import DataPlane
+from sidecar.serving.shadow import SHADOW_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ Infer = Coroutine[Any, Any, Parts]
 THREADED_PREFIXES = ("/metrics",)
 # Infer paths parsed once: clients repeat a handful. Bounded, since clients choose the paths.
 TARGETS_KEPT = 256
+_SHADOW = SHADOW_HEADER.lower().encode()
 
 
 class LoopFront:
@@ -66,6 +68,7 @@ class LoopFront:
                 body,
                 header(headers, b"inference-header-content-length"),
                 header(headers, b"content-type"),
+                header(headers, _SHADOW),
             )
         except WeirError as exc:
             return response_parts(exc)

@@ -27,6 +27,7 @@ from sidecar.serving.model import AsyncDriver, Driver, ModelVersion
 from sidecar.serving.processing import client_outputs, prepare
 from sidecar.serving.readiness import Readiness
 from sidecar.serving.repository import Repository
+from sidecar.serving.shadow import Shadows
 
 perf_counter = time.perf_counter
 T = TypeVar("T")
@@ -88,6 +89,7 @@ class DataPlane:
         self._preprocess_pool: ThreadPoolExecutor | None = None
         self._pool_slots: asyncio.Semaphore | None = None
         self._pool_waiting = 0
+        self.shadows = Shadows(repository)  # infer_async's: copies for shadow versions
 
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
         if self._worker_thread is None:
@@ -219,10 +221,12 @@ class DataPlane:
         body: bytes,
         header_length: str | None,
         content_type: str | None = None,
+        shadow: str | None = None,
     ) -> InferResult:
         """`infer` for a server on an event loop: the body is already read (within the
         limit, `too_large` otherwise) and the request waits for its batch without holding a
-        thread; the model version's driver must be an `AsyncDriver`."""
+        thread; the model version's driver must be an `AsyncDriver`. `shadow`: the version
+        the edge asks to compute a copy once this answer is computed (`serving/shadow.py`)."""
         started = perf_counter()
         try:
             found = self.repository.get(model, version)
@@ -253,6 +257,8 @@ class DataPlane:
                 )
             del body  # a queued request holds its tensors, not its text
             await cast(AsyncDriver, found.driver).submit(item)
+            if shadow is not None and item.error is None:
+                self.shadows.start(found, item, shadow)  # queued; nobody waits for it
             outputs = item.outputs or ()
             if sum(out.nbytes for out in outputs) <= INLINE_BYTES:
                 return self._finish(found, request, item, started)

@@ -9,6 +9,7 @@ local names = require("weir.names")
 local overrides = require("weir.overrides")
 local response = require("weir.response")
 local settings = require("weir.settings")
+local shadow = require("weir.shadow")
 
 local ngx = ngx
 local var = ngx.var
@@ -76,6 +77,7 @@ function _M.infer(name)
         return fallback.fall_back(name, model, fallback.BREAKER_OPEN, version, false)
     end
     var[VERSION] = version
+    shadow.mark(model, version, live)
 end
 
 -- Metadata and readiness of a model: no breaker, no fallback; a killed model is unavailable.

@@ -32,6 +32,8 @@ WAIT_S = 120
 
 
 class Stack(WeirUp):
+    canaries = CANARIES  # version -> how it is built from digits v1
+
     def __init__(self, tmp: Path) -> None:
         self.port, self.admin_port = free_port(), free_port()
         self.runtime = tmp / "runtime"
@@ -40,7 +42,7 @@ class Stack(WeirUp):
         digits.mkdir(parents=True)
         source = ROOT / "models" / "digits" / "1"
         (digits / "1").symlink_to(source)
-        for version, kind in CANARIES.items():
+        for version, kind in self.canaries.items():
             if kind == "healthy":
                 shutil.copytree(source, digits / version)
             else:
@@ -52,7 +54,7 @@ class Stack(WeirUp):
         self.launch(str(self.release_file(None)))
 
     def release_file(self, rollout: str | None) -> Path:
-        versions = ", ".join(f'"{v}": {{}}' for v in ["1", *CANARIES])
+        versions = ", ".join(f'"{v}": {{}}' for v in ["1", *self.canaries])
         text = f"""\
 revision: {self.revision}
 edge: {{listen: 127.0.0.1:{self.port}, admin_listen: 127.0.0.1:{self.admin_port}}}

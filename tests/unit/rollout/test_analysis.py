@@ -292,7 +292,7 @@ def test_a_model_without_confidence_is_judged_on_the_rest() -> None:
 
 
 def test_shadow_agreement_below_its_bound_fails() -> None:
-    verdict = judge(Analysis(), 200, healthy(5000), healthy(500), shadow=(0.1, 480))
+    verdict = judge(Analysis(), 200, healthy(5000), healthy(500), shadow=(48, 480))
     assert [c.name for c in verdict.failed] == ["shadow"]
     assert "10.00%" in verdict.summary()
-    assert judge(Analysis(), 200, healthy(5000), healthy(500), shadow=(0.99, 480)).verdict == PASS
+    assert judge(Analysis(), 200, healthy(5000), healthy(500), shadow=(475, 480)).verdict == PASS
