@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -30,10 +31,12 @@ from scripts.release.rollout import Analysis
 from scripts.rollout import state as st
 from scripts.rollout.analysis import FAIL, INCONCLUSIVE, PASS, judge
 from scripts.rollout.counts import Signals, combine, window
+from scripts.rollout.edges import Edges, EdgeUnreachable
 from scripts.rollout.signals import LocalSignals, PrometheusSignals, SignalsError
 from scripts.runtime import RuntimeDir
 
 POLL_S = 0.25
+RETRY_LOG_S = 10.0  # a rollback an edge has not taken yet: its retries logged this often
 BREAKER_OPEN = (
     "the canary's circuit breaker opened (its server failures reached the model's "
     "breaker.failures within breaker.window)"
@@ -42,6 +45,14 @@ BREAKER_OPEN = (
 
 class RolloutError(RuntimeError):
     """A rollout that cannot start or go on; the message says why and what to do."""
+
+
+class EdgesFailed(AdminError):
+    """Some of several edges did not take a change (the others did); by edge, why."""
+
+    def __init__(self, failed: dict[str, str]) -> None:
+        super().__init__("; ".join(f"edge {a}: {why}" for a, why in sorted(failed.items())))
+        self.failed = failed
 
 
 def weights_at(canary: str, stable: dict[str, float], percent: float) -> dict[str, float]:
@@ -90,21 +101,54 @@ def _fmt(weights: Any) -> str:
 class Controller:
     runtime: RuntimeDir
     state: st.RolloutState
-    client: AdminClient
+    edges: Edges
     say: Callable[[str], None] = print
     clock: Callable[[], float] = time.time
+    _retry_logged: float = 0.0
 
     # ------------------------------------------------------------------ weights and reads
 
+    @property
+    def client(self) -> AdminClient:
+        """The first edge: the one whose relayed sidecars a local window reads."""
+        return self.edges.clients[0]
+
     def set_weights(self, weights: dict[str, float]) -> None:
-        self.client.checked("PUT", f"/admin/models/{self.state.model}/split", weights)
+        """On every edge. One edge alone that fails raises AdminError (nothing changed);
+        some of several that fail raise EdgesFailed (the others took the weights)."""
+        failed = self.edges.change("PUT", f"/admin/models/{self.state.model}/split", weights)
+        if failed and not self.edges.several:
+            raise AdminError(next(iter(failed.values())))
         self.state.set_weights = weights
+        if failed:
+            raise EdgesFailed(failed)
+
+    def step_to(self, percent: float, what: str) -> bool:
+        """The canary at `percent` on every edge; when some edge does not take it, a pause
+        saying which (the others keep it) and False."""
+        s = self.state
+        try:
+            self.set_weights(weights_at(s.canary, s.stable, percent))
+        except EdgesFailed as exc:
+            took = [a for a in self.edges.addresses if a not in exc.failed]
+            self.pause(
+                f"{what} did not reach every edge ({exc}); "
+                + (f"{', '.join(took)} took it" if took else "no edge took it")
+            )
+            return False
+        return True
+
+    def lives(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every edge's live state of the model; EdgeUnreachable names one that failed."""
+        out = []
+        for address, data in self.edges.read(f"/admin/models/{self.state.model}"):
+            if not isinstance(data, dict):
+                raise AdminError(f"unexpected answer for model {self.state.model}: {data!r}")
+            out.append((address, data))
+        return out
 
     def live(self) -> dict[str, Any]:
-        data = self.client.checked("GET", f"/admin/models/{self.state.model}")
-        if not isinstance(data, dict):
-            raise AdminError(f"unexpected answer for model {self.state.model}: {data!r}")
-        return data
+        return self.lives()[0][1]
 
     def reading(self) -> dict[str, Signals]:
         return LocalSignals(self.runtime).read(self.client, self.state.model)
@@ -142,7 +186,8 @@ class Controller:
 
     def begin(self) -> None:
         s = self.state
-        self.set_weights(weights_at(s.canary, s.stable, s.weight))
+        if not self.step_to(s.weight, f"step 1 ({s.weight:g}%)"):
+            return
         entry = s.record("step", f"canary {s.canary} at {s.weight:g}% (step 1 of {len(s.steps)})")
         self.open_window()
         self.log(entry["text"])
@@ -159,26 +204,66 @@ class Controller:
 
     def resume(self) -> str | None:
         s = self.state
-        live = self.live()
-        for version in [s.canary, *s.stable]:
-            if live.get("killed") or live.get("versions", {}).get(version, {}).get("killed"):
-                return f"a kill switch is still on for {s.model}: revive it first (weir revive)"
+        try:
+            lives = self.lives()
+        except EdgeUnreachable as exc:
+            return f"{exc}: every edge must answer before the rollout goes on"
+        for address, live in lives:
+            for version in [s.canary, *s.stable]:
+                if live.get("killed") or live.get("versions", {}).get(version, {}).get("killed"):
+                    where = f" on edge {address}" if self.edges.several else ""
+                    return (
+                        f"a kill switch is still on for {s.model}{where}: revive it first "
+                        "(weir revive)"
+                    )
         s.status, s.reason = st.RUNNING, ""
         if s.weight >= 100:  # paused because the promotion failed: try it again
             self.promote()
             return None
-        self.set_weights(weights_at(s.canary, s.stable, s.weight))
+        if not self.step_to(s.weight, f"resuming step {s.step + 1} ({s.weight:g}%)"):
+            return None
         s.record("resume", f"resumed at step {s.step + 1} ({s.weight:g}%), a new window")
         self.open_window()
         self.log(f"resumed: canary {s.canary} at {s.weight:g}%, a new window")
         return None
 
     def stop_canary(self, status: str, text: str, **figures: Any) -> None:
+        """The canary to 0% on every edge; an edge that does not take it is retried on every
+        tick until it does (`pending_edges`), the controller running until then."""
         s = self.state
-        self.set_weights(weights_at(s.canary, s.stable, 0.0))
+        s.set_weights = weights_at(s.canary, s.stable, 0.0)
+        failed = self.edges.change("PUT", f"/admin/models/{s.model}/split", s.set_weights)
+        s.pending_edges = sorted(failed)
+        if failed:
+            figures["pending_edges"] = failed
+            text += (
+                f"; NOT YET on {', '.join(sorted(failed))} ("
+                + "; ".join(failed.values())
+                + "): retried until it lands"
+            )
         s.status, s.reason = status, text
         s.record(status, text, **figures)
         st.save_state(self.runtime, s)
+
+    def land_pending(self) -> None:
+        """Retry the rollback on each edge that has not taken it yet."""
+        s = self.state
+        for address in list(s.pending_edges):
+            try:
+                client = self.edges.client(address)
+                client.checked("PUT", f"/admin/models/{s.model}/split", s.set_weights)
+            except AdminError as exc:
+                if self.clock() - self._retry_logged >= RETRY_LOG_S:
+                    self._retry_logged = self.clock()
+                    self.log(
+                        f"edge {address} has still not taken canary {s.canary} at 0% ({exc}); "
+                        "retrying until it does"
+                    )
+                continue
+            s.pending_edges.remove(address)
+            entry = s.record("landed", f"edge {address} took canary {s.canary} at 0%")
+            st.save_state(self.runtime, s)
+            self.log(entry["text"])
 
     def abort(self, reason: str) -> None:
         self.stop_canary(st.ABORTED, f"aborted: {reason}; canary {self.state.canary} at 0%")
@@ -237,7 +322,8 @@ class Controller:
         if s.weight >= 100:
             self.promote()
             return
-        self.set_weights(weights_at(s.canary, s.stable, s.weight))
+        if not self.step_to(s.weight, f"step {s.step + 1} ({s.weight:g}%)"):
+            return
         entry = s.record(
             "step", f"canary {s.canary} at {s.weight:g}% (step {s.step + 1} of {len(s.steps)})"
         )
@@ -246,11 +332,24 @@ class Controller:
 
     def promote(self) -> None:
         s = self.state
-        self.set_weights(weights_at(s.canary, s.stable, 100.0))
         try:
+            self.set_weights(weights_at(s.canary, s.stable, 100.0))
             revision, path, change = promoted_release(self.runtime, s)
-            message = apply_release(path, self.runtime)
-            self.client.checked("DELETE", f"/admin/models/{s.model}/split")
+            here = self.runtime_edge()
+            message = (
+                apply_release(path, self.runtime)
+                if here
+                else f"not applied here: no edge of {self.runtime.root} is among those it steps"
+            )
+            if here:
+                self.edges.client(here).checked("DELETE", f"/admin/models/{s.model}/split")
+            others = [a for a in self.edges.addresses if a != here]
+            if others:
+                message += (
+                    f"; edges {', '.join(others)} keep canary {s.canary} at 100% through a "
+                    f"live split until they serve revision {revision}: roll it out to them "
+                    "(weir k8s), the split goes with their restart"
+                )
         except Exception as exc:  # the canary serves 100% live; the file is for a person
             s.status, s.reason = st.PAUSED, f"promotion could not be applied: {exc}"
             s.record("pause", s.reason)
@@ -267,6 +366,17 @@ class Controller:
         st.save_state(self.runtime, s)
         self.log(f"{s.reason} ({message})")
         self.say(change)
+
+    def runtime_edge(self) -> str | None:
+        """The address of this runtime's own edge when it is one of the edges stepped: the
+        one a promotion applies its revision to."""
+        if not self.state.edges:
+            return self.client.address
+        try:
+            here = AdminClient.for_runtime(self.runtime).address
+        except AdminError:
+            return None
+        return here if here in self.edges.addresses else None
 
     # ------------------------------------------------------------------ the loop
 
@@ -286,6 +396,8 @@ class Controller:
 
     def tick(self) -> None:
         s = self.state
+        if s.pending_edges:
+            self.land_pending()
         control = st.take_control(self.runtime, s.model)
         if control:
             self.command(control)
@@ -294,20 +406,31 @@ class Controller:
         if s.source == "local" and s.baseline is None:
             self.open_window()
             return
-        live = self.live()
-        reason = interference(live, s)
-        if reason:
-            self.pause(reason)
+        try:
+            lives = self.lives()
+        except EdgeUnreachable as exc:
+            self.pause(
+                f"{exc}: the rollout can neither see nor step it (the other edges keep their "
+                f"weights); resume once it answers sets every edge to this step again"
+            )
             return
-        breaker = live.get("versions", {}).get(s.canary, {}).get("breaker", {}).get("state")
-        if breaker == "open":
+        for address, live in lives:
+            reason = interference(live, s)
+            if reason:
+                self.pause(f"on edge {address}, {reason}" if self.edges.several else reason)
+                return
+        breakers = [
+            live.get("versions", {}).get(s.canary, {}).get("breaker", {}).get("state")
+            for _, live in lives
+        ]
+        if "open" in breakers:
             # Its requests now go to the fallback: the canary would starve, never judged.
             self.judge_window(breaker_open=True)
         elif self.clock() - max(s.window_started, s.last_judged) >= s.interval:
             self.judge_window()
 
     def run(self) -> int:
-        while self.state.status in st.ACTIVE:
+        while self.state.status in st.ACTIVE or self.state.pending_edges:
             try:
                 self.tick()
             except (AdminError, SignalsError) as exc:
@@ -320,10 +443,13 @@ class Controller:
 def promoted_release(runtime: RuntimeDir, s: st.RolloutState) -> tuple[int, str, str]:
     """The live release with the canary at 100% and its rollout done: a file to apply, its
     revision, and the change for a person to commit to their release file."""
-    live = current_revision(runtime)
-    if live is None:
-        raise RolloutError(f"no applied revision in {runtime.root}")
-    data = yaml.safe_load((live.dir / "release.yaml").read_text())
+    if s.release_file:  # --release: the file the rollout started from
+        data = yaml.safe_load(Path(s.release_file).read_text())
+    else:
+        live = current_revision(runtime)
+        if live is None:
+            raise RolloutError(f"no applied revision in {runtime.root}")
+        data = yaml.safe_load((live.dir / "release.yaml").read_text())
     revision = int(data["revision"]) + 1
     model = data["models"][s.model]
     versions = [str(v) for v in model["versions"]]

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import requests
 from sklearn.datasets import load_digits
 
 from tests import rollout_models
+from tests.rollout_process import ControllerProcess
 from tests.weir_up import READY_BANNER, ROOT, WeirUp, free_port
 
 CANARIES = {"3": "healthy", "4": "failing", "5": "no_three", "6": "healthy"}
@@ -181,47 +181,11 @@ class Traffic:
         self.thread.join(15)
 
 
-class Controller:
+class Controller(ControllerProcess):
     """`weir rollout start digits` in the background, its lines collected."""
 
     def __init__(self, stack: Stack) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.cli", "rollout", "start", "digits"],
-            cwd=ROOT,
-            env=stack.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def finished(self, timeout_s: float = WAIT_S) -> int:
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            pytest.fail("the controller did not finish:\n" + "".join(self.lines)[-4000:])
-
-    def wait_for(self, text: str, timeout_s: float = WAIT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if text in "".join(self.lines):
-                return
-            if self.process.poll() is not None:
-                pytest.fail(f"the controller exited before {text!r}:\n" + "".join(self.lines))
-            time.sleep(0.1)
-        pytest.fail(f"{text!r} not printed:\n" + "".join(self.lines)[-4000:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            self.process.wait(30)
+        super().__init__(["digits"], stack.env(), WAIT_S)
 
 
 def checks(decision: dict) -> dict[str, dict]:
