@@ -10,25 +10,18 @@ The sidecars measure drift against it from their next scrape (`weir_prediction_d
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.args import command_parser
+from scripts.drift.capture import MIN_ROWS, rows_of, write_from_signals
 from scripts.edge.admin_client import AdminClient, AdminError
 from scripts.rollout.counts import Signals
 from scripts.rollout.signals import LocalSignals, PrometheusSignals, SignalsError
 from scripts.runtime import RuntimeDir
-from sidecar.serving.drift import (
-    REFERENCE_FILE,
-    reference_document,
-    write_reference,
-)
-
-MIN_ROWS = 300
+from sidecar.serving.drift import REFERENCE_FILE
 
 
 def parser() -> argparse.ArgumentParser:
@@ -92,31 +85,18 @@ def capture(runtime: RuntimeDir, args: argparse.Namespace) -> int:
         signals = LocalSignals(runtime).read(client, model)
         source = f"answers through the edge at {client.address} since its sidecars started"
     found = signals.get(version, Signals())
-    classes = dict(found.classes)
-    confidence: dict[str, float] = {}
-    if found.confidence is not None:
-        for bound, count in zip(found.confidence.bounds, found.confidence.counts, strict=True):
-            confidence["+Inf" if math.isinf(bound) else _go(bound)] = count
-    rows = sum(classes.values())
+    rows = rows_of(found)
     if rows < args.min_rows:
         return _fail(
             f"{model} version {version} answered {rows:.0f} rows ({source}); a reference needs "
             f"at least {args.min_rows}: send it more traffic first (or lower --min-rows)",
         )
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    document = reference_document(model, version, classes, confidence, source, stamp)
-    path = write_reference(folder.resolve(), document)
+    path = write_from_signals(folder, model, version, found, source)
     print(
         f"wrote {path}: {rows:.0f} rows of {model} version {version} ({source}). Its sidecars "
         f"measure drift against it from their next scrape (weir_prediction_drift)."
     )
     return 0
-
-
-def _go(bound: float) -> str:
-    from prometheus_client.utils import floatToGoString
-
-    return floatToGoString(bound)
 
 
 def status(runtime: RuntimeDir, model: str | None) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from scripts.deploy.pipeline import apply_release
+from scripts.drift.capture import MIN_ROWS, rows_of, write_from_signals
 from scripts.edge.admin_client import AdminClient, AdminError
 from scripts.edge.revisions import current_revision
 from scripts.release.rollout import Analysis
@@ -34,6 +35,7 @@ from scripts.rollout.counts import Signals, combine, window
 from scripts.rollout.edges import Edges, EdgeUnreachable
 from scripts.rollout.signals import LocalSignals, PrometheusSignals, SignalsError
 from scripts.runtime import RuntimeDir
+from sidecar.serving.drift import REFERENCE_FILE
 
 POLL_S = 0.25
 RETRY_LOG_S = 10.0  # a rollback an edge has not taken yet: its retries logged this often
@@ -105,6 +107,8 @@ class Controller:
     say: Callable[[str], None] = print
     clock: Callable[[], float] = time.time
     _retry_logged: float = 0.0
+    # The canary's windows that passed, summed (this controller's): its drift reference.
+    passed_canary: Signals | None = None
 
     # ------------------------------------------------------------------ weights and reads
 
@@ -312,6 +316,7 @@ class Controller:
         else:
             assert verdict.verdict == PASS
             text = f"{where} passed: {verdict.summary()}"
+            self.passed_canary = combine([self.passed_canary or Signals(), canary])
             s.record("pass", text, **figures)
             self.log(text)
             self.next_step()
@@ -362,10 +367,33 @@ class Controller:
             return
         s.status, s.final_revision = st.PROMOTED, revision
         s.reason = f"promoted: canary {s.canary} serves 100% as revision {revision}"
-        s.record(st.PROMOTED, s.reason, applied=message)
+        reference = self.capture_reference()
+        s.record(st.PROMOTED, s.reason, applied=message, reference=reference)
         st.save_state(self.runtime, s)
-        self.log(f"{s.reason} ({message})")
+        self.log(f"{s.reason} ({message}); {reference}")
         self.say(change)
+
+    def capture_reference(self) -> str:
+        """The promoted canary's passed windows as its drift reference (reference.json), in
+        the folder this runtime's sidecars serve it from, unless it has one already."""
+        s, canary = self.state, self.passed_canary
+        folder = self.runtime.root / "repository" / s.model / s.canary
+        if not (folder / "model.onnx").is_file():
+            return f"no drift reference captured: {folder} is not here"
+        if (folder / REFERENCE_FILE).exists():
+            return f"its drift reference stays {folder / REFERENCE_FILE}"
+        if canary is None or rows_of(canary) < MIN_ROWS:
+            rows = 0 if canary is None else rows_of(canary)
+            return (
+                f"no drift reference captured: its passed windows held {rows:.0f} rows, under "
+                f"{MIN_ROWS} (`weir drift capture {s.model} {s.canary}` once it served more)"
+            )
+        source = (
+            f"weir rollout: canary {s.canary}'s windows that passed before its promotion "
+            f"(steps {', '.join(f'{w:g}%' for w in s.steps[: s.step])})"
+        )
+        path = write_from_signals(folder, s.model, s.canary, canary, source)
+        return f"its drift reference: {path} ({rows_of(canary):.0f} rows)"
 
     def runtime_edge(self) -> str | None:
         """The address of this runtime's own edge when it is one of the edges stepped: the

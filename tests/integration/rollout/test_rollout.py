@@ -41,8 +41,9 @@ class Stack(WeirUp):
         source = ROOT / "models" / "digits" / "1"
         (digits / "1").symlink_to(source)
         for version, kind in CANARIES.items():
-            if kind == "healthy":
-                shutil.copytree(source, digits / version)
+            if kind == "healthy":  # without v1's reference: a promotion captures its own
+                ignore = shutil.ignore_patterns("reference.json")
+                shutil.copytree(source, digits / version, ignore=ignore)
             else:
                 build = getattr(rollout_models, kind)
                 rollout_models.write(build(source / "model.onnx"), digits / version)
@@ -315,7 +316,7 @@ def test_a_healthy_canary_is_promoted_through_every_step_into_an_applied_revisio
     stack: Stack,
 ) -> None:
     steps = [10, 25, 50, 100]
-    stack.apply_rollout("3", "steps: [10, 25, 50, 100], interval: 2s, min_requests: 100")
+    stack.apply_rollout("3", "steps: [10, 25, 50, 100], interval: 2s, min_requests: 150")
     with Traffic(stack):
         controller = Controller(stack)
         assert controller.finished() == 0, "".join(controller.lines)
@@ -327,7 +328,7 @@ def test_a_healthy_canary_is_promoted_through_every_step_into_an_applied_revisio
         by_name = checks(decision)
         assert set(by_name) == {"errors", "p99", "confidence", "classes"}
         assert all(c["verdict"] == "pass" for c in by_name.values())
-        assert by_name["errors"]["figures"]["canary_attempts"] >= 100
+        assert by_name["errors"]["figures"]["canary_attempts"] >= 150
         assert by_name["classes"]["figures"]["psi"] is not None
     # The final split is an applied revision, and the change to commit was printed.
     revision = state["final_revision"]
@@ -342,3 +343,8 @@ def test_a_healthy_canary_is_promoted_through_every_step_into_an_applied_revisio
     text = stack.weir("rollout", "status", "digits").stdout
     print(out, text)
     assert "PROMOTED" in text and "steps passed: 10%, 25%, 50%" in text
+    # Its drift reference: what it predicted in the windows that passed.
+    reference = json.loads((stack.models / "digits" / "3" / "reference.json").read_text())
+    assert reference["source"].startswith("weir rollout: canary 3's windows that passed")
+    assert reference["rows"] >= 300 and set(reference["classes"]) == {str(c) for c in range(10)}
+    assert "its drift reference:" in state["decisions"][-1]["reference"]
