@@ -10,8 +10,9 @@ and once a window is `interval` old, judge it:
 - PASS: the next step, a new window; the step to 100% is the end: an applied revision with
   the final split (the deploy pipeline), and the release-YAML change to commit printed.
 
-Every decision is recorded with its figures in the state file and printed as one line.
-(A little over 300 lines: the loop, its decisions and the promotion share the state.)
+Every decision is recorded with its figures in the state file and printed as one line. The
+weights it sets: scripts/rollout/weights.py; the edges it sets them on: edges.py; what a
+promotion leaves behind: promotion.py.
 """
 
 from __future__ import annotations
@@ -19,23 +20,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from scripts.deploy.pipeline import apply_release
-from scripts.drift.capture import MIN_ROWS, rows_of, write_from_signals
 from scripts.edge.admin_client import AdminClient, AdminError
-from scripts.edge.revisions import current_revision
 from scripts.release.rollout import Analysis
 from scripts.rollout import state as st
 from scripts.rollout.analysis import FAIL, INCONCLUSIVE, PASS, judge
 from scripts.rollout.counts import Signals, combine, window
 from scripts.rollout.edges import Edges, EdgeUnreachable
+from scripts.rollout.promotion import RolloutError, capture_reference, promoted_release
 from scripts.rollout.signals import LocalSignals, PrometheusSignals, SignalsError
+from scripts.rollout.weights import interference, same_weights, weights_at
 from scripts.runtime import RuntimeDir
-from sidecar.serving.drift import REFERENCE_FILE
 
 POLL_S = 0.25
 RETRY_LOG_S = 10.0  # a rollback an edge has not taken yet: its retries logged this often
@@ -45,58 +42,12 @@ BREAKER_OPEN = (
 )
 
 
-class RolloutError(RuntimeError):
-    """A rollout that cannot start or go on; the message says why and what to do."""
-
-
 class EdgesFailed(AdminError):
     """Some of several edges did not take a change (the others did); by edge, why."""
 
     def __init__(self, failed: dict[str, str]) -> None:
         super().__init__("; ".join(f"edge {a}: {why}" for a, why in sorted(failed.items())))
         self.failed = failed
-
-
-def weights_at(canary: str, stable: dict[str, float], percent: float) -> dict[str, float]:
-    """The canary at `percent`, the rest shared by the stable versions as the release shared
-    it among them; 1 decimal each, summing to exactly 100."""
-    rest = 100.0 - percent
-    total = sum(stable.values())
-    out = {v: round(rest * w / total, 1) for v, w in stable.items()}
-    if out:
-        largest = max(out, key=lambda v: out[v])
-        out[largest] = round(out[largest] + rest - sum(out.values()), 1)
-    out[canary] = round(percent, 1)
-    return out
-
-
-def same_weights(a: dict[str, Any] | None, b: dict[str, float]) -> bool:
-    if not isinstance(a, dict):
-        return False
-    keys = {k for k, v in a.items() if float(v) > 0} | {k for k, v in b.items() if v > 0}
-    return all(abs(float(a.get(k, 0)) - b.get(k, 0.0)) < 0.05 for k in keys)
-
-
-def interference(live: dict[str, Any], state: st.RolloutState) -> str | None:
-    """Why the live state is no longer what the controller set, or None."""
-    if live.get("killed"):
-        return f"the kill switch of {state.model} is on"
-    for version in [state.canary, *state.stable]:
-        if live.get("versions", {}).get(version, {}).get("killed"):
-            return f"the kill switch of {state.model}/{version} is on"
-    override = live.get("weights", {}).get("override")
-    if not same_weights(override, state.set_weights):
-        return (
-            f"the live split of {state.model} is {_fmt(override)}, not the "
-            f"{_fmt(state.set_weights)} the rollout set: someone changed it by hand (weir split)"
-        )
-    return None
-
-
-def _fmt(weights: Any) -> str:
-    if not isinstance(weights, dict):
-        return "the release's (no override)"
-    return "{" + ", ".join(f"{k}: {float(v):g}%" for k, v in sorted(weights.items())) + "}"
 
 
 @dataclass
@@ -367,33 +318,11 @@ class Controller:
             return
         s.status, s.final_revision = st.PROMOTED, revision
         s.reason = f"promoted: canary {s.canary} serves 100% as revision {revision}"
-        reference = self.capture_reference()
+        reference = capture_reference(self.runtime, s, self.passed_canary)
         s.record(st.PROMOTED, s.reason, applied=message, reference=reference)
         st.save_state(self.runtime, s)
         self.log(f"{s.reason} ({message}); {reference}")
         self.say(change)
-
-    def capture_reference(self) -> str:
-        """The promoted canary's passed windows as its drift reference (reference.json), in
-        the folder this runtime's sidecars serve it from, unless it has one already."""
-        s, canary = self.state, self.passed_canary
-        folder = self.runtime.root / "repository" / s.model / s.canary
-        if not (folder / "model.onnx").is_file():
-            return f"no drift reference captured: {folder} is not here"
-        if (folder / REFERENCE_FILE).exists():
-            return f"its drift reference stays {folder / REFERENCE_FILE}"
-        if canary is None or rows_of(canary) < MIN_ROWS:
-            rows = 0 if canary is None else rows_of(canary)
-            return (
-                f"no drift reference captured: its passed windows held {rows:.0f} rows, under "
-                f"{MIN_ROWS} (`weir drift capture {s.model} {s.canary}` once it served more)"
-            )
-        source = (
-            f"weir rollout: canary {s.canary}'s windows that passed before its promotion "
-            f"(steps {', '.join(f'{w:g}%' for w in s.steps[: s.step])})"
-        )
-        path = write_from_signals(folder, s.model, s.canary, canary, source)
-        return f"its drift reference: {path} ({rows_of(canary):.0f} rows)"
 
     def runtime_edge(self) -> str | None:
         """The address of this runtime's own edge when it is one of the edges stepped: the
@@ -468,37 +397,11 @@ class Controller:
         return 0 if self.state.status == st.PROMOTED else 1
 
 
-def promoted_release(runtime: RuntimeDir, s: st.RolloutState) -> tuple[int, str, str]:
-    """The live release with the canary at 100% and its rollout done: a file to apply, its
-    revision, and the change for a person to commit to their release file."""
-    if s.release_file:  # --release: the file the rollout started from
-        data = yaml.safe_load(Path(s.release_file).read_text())
-    else:
-        live = current_revision(runtime)
-        if live is None:
-            raise RolloutError(f"no applied revision in {runtime.root}")
-        data = yaml.safe_load((live.dir / "release.yaml").read_text())
-    revision = int(data["revision"]) + 1
-    model = data["models"][s.model]
-    versions = [str(v) for v in model["versions"]]
-    split = {v: (100 if v == s.canary else 0) for v in versions}
-    data["revision"] = revision
-    model.setdefault("release", {})["split"] = split
-    model.pop("rollout", None)
-    path = st.rollouts_dir(runtime) / f"{s.model}-r{revision}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        f"# weir rollout {s.model}: canary {s.canary} promoted to 100%\n"
-        + yaml.safe_dump(data, sort_keys=False)
-    )
-    pairs = ", ".join(f'"{v}": {w}' for v, w in split.items())
-    change = "\n".join(
-        [
-            f"Commit this change to your release file (applied as revision {revision}; the "
-            f"whole file is {path}):",
-            f"  revision: {revision}",
-            f"  models.{s.model}.release.split: {{{pairs}}}",
-            f"  models.{s.model}.rollout: remove it (done)",
-        ]
-    )
-    return revision, str(path), change
+__all__ = [
+    "Controller",
+    "RolloutError",
+    "interference",
+    "promoted_release",
+    "same_weights",
+    "weights_at",
+]
