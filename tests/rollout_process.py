@@ -1,5 +1,5 @@
 """`weir rollout start ...` run by a test in the background, its output lines collected as
-they come, waited on (bounded), stopped by its PID."""
+they come, waited on (bounded), stopped by its PID; and a loop of client traffic on a thread."""
 
 from __future__ import annotations
 
@@ -9,10 +9,30 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class Background:
+    """`_run` (until `self.stop` is set) on a thread of its own, while in a `with` block."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(15)
 
 
 class ControllerProcess:

@@ -12,7 +12,6 @@ import random
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import requests
 from sklearn.datasets import load_digits
 
 from tests import rollout_models
-from tests.rollout_process import ControllerProcess
+from tests.rollout_process import Background, ControllerProcess
 from tests.weir_up import READY_BANNER, ROOT, WeirUp, free_port
 
 CANARIES = {"3": "healthy", "4": "failing", "5": "no_three", "6": "healthy"}
@@ -144,7 +143,7 @@ def _bodies(poison_every: int | None) -> list[bytes]:
     return bodies
 
 
-class Traffic:
+class Traffic(Background):
     """One client sending digits requests as fast as answers come, each as a new user (so the
     sticky split spreads them), until stopped; every answer's status and version kept."""
 
@@ -153,8 +152,7 @@ class Traffic:
         self.bodies = _bodies(poison_every)
         self.headers = {"X-Weir-Version": force} if force else {}
         self.answers: list[tuple[int, str, str]] = []  # status, version, fallback
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _run(self) -> None:
         rng = random.Random(1)
@@ -172,14 +170,6 @@ class Traffic:
                     answer.headers.get("X-Weir-Fallback", ""),
                 )
             )
-
-    def __enter__(self) -> Traffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(15)
 
 
 class Controller(ControllerProcess):

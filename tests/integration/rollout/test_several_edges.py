@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import requests
 from scripts.edge.nginx import NginxNotFound, find_nginx
 from scripts.runtime import RuntimeDir
 from scripts.stack.edge import Edge
-from tests.rollout_process import ControllerProcess
+from tests.rollout_process import Background, ControllerProcess
 from tests.weir_up import ROOT, free_port
 
 TOKEN = "several-edges-token-0123456789"
@@ -214,13 +213,12 @@ class Controller(ControllerProcess):
         )  # fmt: skip
 
 
-class Traffic:
+class Traffic(Background):
     """Requests to both edges in turn, each from a new user, until stopped."""
 
     def __init__(self, fleet: Fleet) -> None:
         self.urls = [f"http://{e.listen}/v2/models/digits/infer" for e in fleet.edges]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _run(self) -> None:
         rng = random.Random(2)
@@ -235,14 +233,6 @@ class Traffic:
                 )
             except requests.RequestException:  # an edge the test stopped
                 time.sleep(0.05)
-
-    def __enter__(self) -> Traffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(15)
 
 
 def until(what: str, check, log=lambda: "") -> None:
