@@ -16,9 +16,9 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.args import command_parser
-from scripts.drift.capture import MIN_ROWS, rows_of, write_from_signals
 from scripts.edge.admin_client import AdminClient, AdminError
 from scripts.rollout.counts import Signals
+from scripts.rollout.reference import MIN_ROWS, rows_of, write_from_signals
 from scripts.rollout.signals import LocalSignals, PrometheusSignals, SignalsError
 from scripts.runtime import RuntimeDir
 from sidecar.serving.drift import REFERENCE_FILE

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from scripts.drift.capture import MIN_ROWS, rows_of, write_from_signals
 from scripts.edge.revisions import current_revision
 from scripts.rollout import state as st
 from scripts.rollout.counts import Signals
+from scripts.rollout.reference import MIN_ROWS, rows_of, write_from_signals
 from scripts.runtime import RuntimeDir
 from sidecar.serving.drift import REFERENCE_FILE
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from scripts.drift.capture import write_from_signals
 from scripts.edge.admin_client import AdminClient
 from scripts.rollout import state as st
 from scripts.rollout.counts import Histogram, Signals
 from scripts.rollout.edges import Edges, EdgeUnreachable, edge_address
+from scripts.rollout.reference import write_from_signals
 from scripts.rollout.report import describe
 from sidecar.metrics import CONFIDENCE_BUCKETS
 from sidecar.serving.drift import load_reference
