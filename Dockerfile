@@ -29,9 +29,11 @@ RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
     && python3 -m venv /build/venv \
     && /build/venv/bin/pip install --no-cache-dir -c constraints.txt numpy onnx scikit-learn \
-        pillow onnxruntime-gpu
+        pillow onnxruntime-gpu prometheus-client
 # handwriting is trained through its own model class, which uses the sidecar's image decoding;
-# its source files (model class, labels, sample image) join the built weights.
+# its source files (model class, labels, sample image) join the built weights. Each sample's
+# drift reference (reference.json) is counted as the sidecar counts (prometheus-client's
+# bucket labels).
 COPY models/ models/
 COPY sidecar/ sidecar/
 RUN PYTHONPATH=/build /build/venv/bin/python models/build_samples.py --repository /build/repository \

@@ -8,6 +8,8 @@ Nothing is downloaded: `digits` is trained on scikit-learn's bundled digits data
     cnn/1/model.onnx          4 conv layers + dense  input [N,3,64,64] FP32 -> probabilities [N,10]
     handwriting/1/model.onnx  MLP behind a model class (models/handwriting/model.py): a PNG or
                               JPEG of one digit in (BYTES), its label and confidence out
+    */reference.json          digits and handwriting: predicted classes and confidence on the
+                              held-out data, what their drift is measured against
 
 `handwriting` is trained on what its own pre-processing makes of the training digits rendered
 as image files in random styles, and scored on the held-out digits (never trained on) rendered
@@ -149,6 +151,61 @@ def build_digits(repository: Path) -> dict[str, float]:
     }
 
 
+# Versions shipped with a reference.json (drift: sidecar/serving/drift.py). Not cnn: fixed
+# random weights read random inputs, so its predictions have no distribution worth watching.
+REFERENCED = ("digits/1", "digits/2", "handwriting/1")
+
+
+def held_out_digits() -> np.ndarray:
+    """The digits build_digits never trained on, as clients send them (pixels / 16)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    _, x_test, _, _ = train_test_split(x, y, test_size=0.25, random_state=0)
+    return x_test
+
+
+def write_references(
+    repository: Path, versions: tuple[str, ...] = REFERENCED, force: bool = False
+) -> list[Path]:
+    """Each version's reference.json from its own ONNX file on held-out inputs (written
+    where missing, or always with `force`): what its predictions look like on data it was
+    not trained on."""
+    import onnxruntime as ort
+
+    from sidecar.serving.drift import (
+        REFERENCE_FILE,
+        reference_counts,
+        reference_document,
+        write_reference,
+    )
+
+    written = []
+    for sample in versions:
+        folder = repository / sample
+        model = folder / "model.onnx"
+        if not model.is_file() or ((folder / REFERENCE_FILE).exists() and not force):
+            continue
+        name, version = sample.split("/")
+        if name == "handwriting":
+            inputs = rendered.held_out_features()
+            source = (
+                f"models/build_samples.py: the {len(inputs)} held-out digits rendered as image "
+                f"files in {len(rendered.TEST_STYLES)} styles, through its preprocessing"
+            )
+        else:
+            inputs = held_out_digits()
+            source = f"models/build_samples.py: the {len(inputs)} held-out scikit-learn digits"
+        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        (probabilities,) = session.run(None, {INPUT: inputs})
+        classes, confidence = reference_counts(probabilities)
+        document = reference_document(name, version, classes, confidence, source, None)
+        written.append(write_reference(folder, document))
+    return written
+
+
 def build(repository: Path, force: bool = False) -> dict[str, float]:
     targets = [repository / p / "model.onnx" for p in SAMPLES]
     if not force and all(t.exists() for t in targets):
@@ -165,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even when the models exist")
     args = parser.parse_args(argv)
     accuracy = build(args.repository, args.force)
+    for path in write_references(args.repository, force=args.force or bool(accuracy)):
+        print(f"wrote {path} (drift reference, from held-out data)")
     if not accuracy:
         print(f"sample models already present in {args.repository} (use --force to rebuild)")
         return 0

@@ -200,3 +200,20 @@ def build_handwriting(
     scores["handwriting/1"] = hits / (len(y_test) * len(TEST_STYLES))
     scores["handwriting/1 images"] = len(y_test) * len(TEST_STYLES)
     return scores
+
+
+def held_out_features() -> np.ndarray:
+    """The held-out digits rendered in every test style, through the model's preprocessing:
+    the inputs handwriting/1 is scored on (and its drift reference is built from)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    _, x_test, _, _ = train_test_split(x, y, test_size=0.25, random_state=0)
+    features = preprocessor()
+    rows = [
+        features(render(d.reshape(8, 8), style, seed=i))
+        for style in TEST_STYLES
+        for i, d in enumerate(x_test)
+    ]
+    return np.array(rows, dtype=np.float32)

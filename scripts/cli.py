@@ -46,6 +46,9 @@ COMMANDS: dict[str, Command] = {
     "view": _in("scripts.fleet.model_view", "main", "parser", "sidecars' view of the models"),
     "probe": _in("scripts.fleet.probe", "main", "parser", "exit 0 when a sidecar is ready"),
     "quantize": _in("scripts.quantize.commands", "main", "parser", "INT8/FP16 copy, with a report"),
+    "drift": _in(
+        "scripts.drift.commands", "main", "parser", "drift: capture a reference, show drift"
+    ),
     "rollout": _in(
         "scripts.rollout.commands", "main", "parser", "canary rollout: start, status, pause, ..."
     ),

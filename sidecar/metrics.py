@@ -6,9 +6,10 @@ so values live in per-process files that `/metrics` aggregates.
 
 from __future__ import annotations
 
+import logging
 import os
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from prometheus_client import (
@@ -19,6 +20,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
 
 LABELS = ("model", "version")
 LATENCY_BUCKETS = (
@@ -272,6 +274,29 @@ def unknown_model_failure(reason: str) -> None:
     REQUEST_FAILURE.labels(*UNKNOWN, reason).inc()
 
 
+# Families computed at scrape time from the others (sidecar/serving/drift.py registers its
+# own): each gets the scrape's families and returns more.
+DERIVED: list[Callable[[list[Metric]], Iterable[Metric]]] = []
+
+
+class _WithDerived:
+    """A registry's families, then those DERIVED from them."""
+
+    def __init__(self, source: CollectorRegistry) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        families = list(self.source.collect())
+        yield from families
+        for derive in DERIVED:
+            try:
+                extra = list(derive(families))
+            except Exception:  # a derived family must never cost the scrape the others
+                logging.getLogger(__name__).exception("metrics derived at scrape time failed")
+                continue
+            yield from extra
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text: aggregated over live and dead workers in multiprocess mode."""
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
@@ -279,8 +304,8 @@ def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        return generate_latest(_WithDerived(registry)), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
+    return generate_latest(_WithDerived(REGISTRY)), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
 
 
 def mark_process_dead(pid: int) -> None:

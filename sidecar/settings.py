@@ -95,6 +95,12 @@ class Settings(BaseModel):
         description="Rescan the model repository this often: new versions load while serving, "
         "removed ones retire (0: never).",
     )
+    drift_window_rows: int = Field(
+        1000,
+        ge=10,
+        description="Drift (weir_prediction_drift) is measured on at least this many of each "
+        "version's latest rows.",
+    )
     log_level: str = Field("info", description="gunicorn and sidecar log level.")
 
     @field_validator("device")

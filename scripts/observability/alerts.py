@@ -3,9 +3,10 @@
     python -m scripts.observability.alerts release.yaml > scripts/observability/alerts.yml
 
 What an on-call engineer is paged for: a model version answering errors, its p99 eating its
-timeout budget, an open breaker, batching queues refusing work, a model version not ready, a
-rate-limit surge, and a scrape target gone. A test keeps the committed file equal to this
-output for release.yaml; `promtool test rules` runs tests/unit/observability/alerts_test.yml.
+timeout budget, an open breaker, batching queues refusing work, a model version not ready, its
+predictions drifting from their reference, a rate-limit surge, and a scrape target gone. A test
+keeps the committed file equal to this output for release.yaml; `promtool test rules` runs
+tests/unit/observability/alerts_test.yml.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from scripts.release import Release, ReleaseError, load_release
 ERROR_RATIO = 0.05  # 5xx answers over all answers, per model and version
 BUDGET = 0.8  # p99 above this fraction of the model's timeout
 SURGE_RATIO = 0.10  # 429s over all requests, per model
+DRIFT_PSI = 0.25  # PSI of a version's predictions against its reference: a real shift
+DRIFT_MIN_ROWS = 500  # ... measured on at least this many rows (a smaller window is noise)
 TIMEOUT = "weir:model_timeout_seconds"
 
 
@@ -97,6 +100,21 @@ def rules(release: Release) -> dict[str, Any]:
             "page",
             "{{ $labels.model }} v{{ $labels.version }} not ready on device {{ $labels.device }}",
             "A sidecar worker has not loaded (or lost) this model version.",
+        ),
+        _alert(
+            "WeirPredictionDrift",
+            "max by (model, version, signal) (\n"
+            f"  weir_prediction_drift > {DRIFT_PSI:g}\n"
+            f"  and weir_prediction_drift_rows >= {DRIFT_MIN_ROWS})",
+            "15m",
+            "warn",
+            "{{ $labels.model }} v{{ $labels.version }}: {{ $labels.signal }} distribution "
+            "drifted from its reference (PSI {{ $value | humanize }})",
+            "Over the sidecar's last rows (weir_prediction_drift_rows) this version predicts "
+            "differently from its reference.json (PSI over 0.25: a real shift). Its traffic "
+            "changed (a new client, a broken feature pipeline upstream) or the model is wrong "
+            "on it: compare the panels of predicted classes and confidence. If the new "
+            "distribution is right, capture it: weir drift capture MODEL VERSION.",
         ),
         _alert(
             "WeirRateLimitSurge",

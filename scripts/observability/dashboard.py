@@ -4,7 +4,8 @@
 
 Rows: traffic and errors, latency, batching, the grey release's confidence and predicted
 classes side by side per version (drift shows there first), each version's live traffic share
-(a rollout's step), and the edge's protections (breakers, 429s, fallbacks).
+(a rollout's step), drift against each version's reference, and the edge's protections
+(breakers, 429s, fallbacks).
 A test keeps the committed JSON equal to this output and checks every metric it queries is
 really exported by a running edge and sidecar.
 """
@@ -125,6 +126,17 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
                 f"group_left sum by ({BY_VERSION}) "
                 f"(increase(weir_predicted_class_total{{{MODEL}}}[5m]))",
                 "{{model}} v{{version}} class {{class}}",
+            )
+        ],
+    ),
+    (
+        "Prediction drift: PSI against each version's reference (over 0.25: a real shift)",
+        "short",
+        "timeseries",
+        [
+            (
+                f"max by ({BY_VERSION}, signal) (weir_prediction_drift{{{MODEL}}})",
+                "{{model}} v{{version}} {{signal}}",
             )
         ],
     ),

@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from scripts.args import command_parser
-from scripts.edge.admin_client import AdminClient, AdminError
+from scripts.edge.admin_client import AdminError
 from scripts.edge.errors import DeployError
 from scripts.edge.revisions import current_revision
+from scripts.release import ReleaseError, load_release
 from scripts.rollout import state as st
 from scripts.rollout.controller import Controller, RolloutError, weights_at
+from scripts.rollout.edges import Edges, edge_address
 from scripts.rollout.report import describe
 from scripts.runtime import RuntimeDir
 
@@ -40,6 +43,27 @@ def parser() -> argparse.ArgumentParser:
         help="start: judge on a Prometheus' sums over every edge replica and sidecar "
         "(http://prometheus:9090) instead of this machine's edge",
     )
+    p.add_argument(
+        "--edge",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="start: step the weights on this edge's admin API; repeat it for every edge "
+        "replica (default: this runtime's edge alone). Needs --prometheus: each edge counts "
+        "only its own traffic",
+    )
+    p.add_argument(
+        "--release",
+        metavar="FILE",
+        help="start: the release holding models.MODEL.rollout (default: this runtime's "
+        "applied revision), for a controller beside no edge of its own (--edge)",
+    )
+    p.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="start --edge: the edges' admin token (default: WEIR_ADMIN_TOKEN, else the "
+        "runtime's token file)",
+    )
     return p
 
 
@@ -54,10 +78,14 @@ def main(argv: list[str]) -> int:
     try:
         if args.action == "status":
             return status(runtime, args.model)
-        client = AdminClient.for_runtime(runtime)
         if args.action == "start":
-            return start(runtime, client, args.model, args.prometheus)
-        return control(runtime, client, args.model, args.action, args.reason)
+            edges = [edge_address(e) for e in args.edge]
+            return start(
+                runtime, args.model, args.prometheus, edges, args.token_file or "", args.release
+            )
+        return control(runtime, args.model, args.action, args.reason)
+    except ValueError as exc:
+        return _fail(str(exc), 2)
     except (AdminError, RolloutError, DeployError, st.StateError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
@@ -80,20 +108,29 @@ def status(runtime: RuntimeDir, model: str) -> int:
     return 0
 
 
-def new_state(runtime: RuntimeDir, model: str, source: str) -> st.RolloutState:
-    live = current_revision(runtime)
-    if live is None:
-        raise RolloutError(f"no applied release in {runtime.root}: `weir up FILE` first")
-    release = live.load().release
+def new_state(
+    runtime: RuntimeDir, model: str, source: str, release_file: str | None = None
+) -> st.RolloutState:
+    if release_file:
+        try:
+            release = load_release(release_file).release
+        except ReleaseError as exc:
+            raise RolloutError(str(exc)) from None
+    else:
+        live = current_revision(runtime)
+        if live is None:
+            raise RolloutError(f"no applied release in {runtime.root}: `weir up FILE` first")
+        release = live.load().release
     found = release.models.get(model)
     if found is None:
         raise RolloutError(
-            f"revision {live.revision} has no model {model!r} (models: {', '.join(release.models)})"
+            f"revision {release.revision} has no model {model!r} (models: "
+            f"{', '.join(release.models)})"
         )
     policy = found.rollout
     if policy is None:
         raise RolloutError(
-            f"revision {live.revision} gives {model} no rollout policy: add "
+            f"revision {release.revision} gives {model} no rollout policy: add "
             f'models.{model}.rollout: {{canary: "N"}} to the release file and `weir apply` it'
         )
     stable = {v: w for v, w in found.weights().items() if v != policy.canary and w > 0}
@@ -105,13 +142,26 @@ def new_state(runtime: RuntimeDir, model: str, source: str) -> st.RolloutState:
         interval=policy.interval,
         min_requests=policy.min_requests,
         analysis=policy.analysis.model_dump(),
-        revision=live.revision,
+        revision=release.revision,
         source=source,
         shadow=found.shadow is not None and found.shadow.version == policy.canary,
+        release_file=str(Path(release_file).absolute()) if release_file else "",
     )
 
 
-def start(runtime: RuntimeDir, client: AdminClient, model: str, prometheus: str | None) -> int:
+def start(
+    runtime: RuntimeDir,
+    model: str,
+    prometheus: str | None,
+    edges: list[str],
+    token_file: str,
+    release_file: str | None = None,
+) -> int:
+    if edges and not prometheus:
+        raise RolloutError(
+            "--edge steps several edges, and each counts only its own traffic: give "
+            "--prometheus URL too, so that the rollout judges the sum over every replica"
+        )
     with st.controller_lock(runtime, model) as mine:
         if not mine:
             raise RolloutError(
@@ -119,24 +169,32 @@ def start(runtime: RuntimeDir, client: AdminClient, model: str, prometheus: str 
                 f"`weir rollout status {model}` says where it is"
             )
         state = st.load_state(runtime, model)
-        if state is not None and state.status in st.ACTIVE:
-            controller = Controller(runtime, state, client)
+        if state is not None and (state.status in st.ACTIVE or state.pending_edges):
+            controller = Controller(
+                runtime, state, Edges.of(runtime, state.edges, state.token_file)
+            )
+            where = f" on edges {', '.join(state.edges)}" if state.edges else ""
             controller.log(
                 f"going on with the rollout of canary {state.canary} at step "
-                f"{state.step + 1} ({state.weight:g}%), {state.status} (the controller restarted)"
+                f"{state.step + 1} ({state.weight:g}%){where}, {state.status} (the controller "
+                "restarted)"
             )
             return controller.run()
-        fresh = new_state(runtime, model, prometheus or "local")
+        fresh = new_state(runtime, model, prometheus or "local", release_file)
+        fresh.edges = edges
+        fresh.token_file = str(Path(token_file).absolute()) if token_file else ""
+        stepped = Edges.of(runtime, fresh.edges, fresh.token_file)
         if state is not None:
             kept = st.archive_state(runtime, state)
             print(f"weir rollout: the {state.status} rollout of {state.canary} is kept in {kept}")
         state = fresh
         st.save_state(runtime, state)
-        controller = Controller(runtime, state, client)
+        controller = Controller(runtime, state, stepped)
+        where = f", on edges {', '.join(edges)}" if edges else ""
         controller.log(
             f"rolling out canary {state.canary} against {_stable(state)}: steps "
             f"{', '.join(f'{w:g}%' for w in state.steps)}, {state.interval:g}s windows, at least "
-            f"{state.min_requests} requests per version and window"
+            f"{state.min_requests} requests per version and window{where}"
             + ("; shadow agreement with stable judged too" if state.shadow else "")
         )
         controller.begin()
@@ -147,21 +205,22 @@ def _stable(state: st.RolloutState) -> str:
     return "stable " + ", ".join(f"{v} ({w:g}%)" for v, w in state.stable.items())
 
 
-def control(runtime: RuntimeDir, client: AdminClient, model: str, action: str, reason: str) -> int:
+def control(runtime: RuntimeDir, model: str, action: str, reason: str) -> int:
     state = st.load_state(runtime, model)
     if state is None or state.status not in st.ACTIVE:
         what = "no rollout" if state is None else f"the rollout is {state.status}"
         return _fail(f"{model}: {what}; nothing to {action}", 2)
     with st.controller_lock(runtime, model) as free:
         if free:
-            controller = Controller(runtime, state, client)
+            edges = Edges.of(runtime, state.edges, state.token_file)
+            controller = Controller(runtime, state, edges)
             if action == "pause":
                 if state.status == st.RUNNING:
                     controller.pause(reason or "paused by hand (weir rollout pause)")
                 return 0
             if action == "abort":
                 controller.abort(reason or "by hand (weir rollout abort)")
-                return 0
+                return controller.run() if state.pending_edges else 0
             refused = controller.resume() if state.status == st.PAUSED else None
             if refused:
                 return _fail(refused)

@@ -10,8 +10,10 @@ and once a window is `interval` old, judge it:
 - PASS: the next step, a new window; the step to 100% is the end: an applied revision with
   the final split (the deploy pipeline), and the release-YAML change to commit printed.
 
-Every decision is recorded with its figures in the state file and printed as one line.
-(A little over 300 lines: the loop, its decisions and the promotion share the state.)
+Every decision is recorded with its figures in the state file and printed as one line. The
+weights it sets: scripts/rollout/weights.py; the edges it sets them on: edges.py; what a
+promotion leaves behind: promotion.py. (About 400 lines: the loop, its decisions and their
+fan-out to every edge share the state; each decision is a method of a few lines.)
 """
 
 from __future__ import annotations
@@ -21,69 +23,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from scripts.deploy.pipeline import apply_release
 from scripts.edge.admin_client import AdminClient, AdminError
-from scripts.edge.revisions import current_revision
 from scripts.release.rollout import Analysis
 from scripts.rollout import state as st
 from scripts.rollout.analysis import FAIL, INCONCLUSIVE, PASS, agreement, judge
 from scripts.rollout.counts import Signals, combine, window
+from scripts.rollout.edges import Edges, EdgeUnreachable
+from scripts.rollout.promotion import RolloutError, capture_reference, promoted_release
 from scripts.rollout.signals import LocalSignals, PrometheusSignals, SignalsError
+from scripts.rollout.weights import interference, same_weights, weights_at
 from scripts.runtime import RuntimeDir
 
 POLL_S = 0.25
+RETRY_LOG_S = 10.0  # a rollback an edge has not taken yet: its retries logged this often
 BREAKER_OPEN = (
     "the canary's circuit breaker opened (its server failures reached the model's "
     "breaker.failures within breaker.window)"
 )
 
 
-class RolloutError(RuntimeError):
-    """A rollout that cannot start or go on; the message says why and what to do."""
+class EdgesFailed(AdminError):
+    """Some of several edges did not take a change (the others did); by edge, why."""
 
-
-def weights_at(canary: str, stable: dict[str, float], percent: float) -> dict[str, float]:
-    """The canary at `percent`, the rest shared by the stable versions as the release shared
-    it among them; 1 decimal each, summing to exactly 100."""
-    rest = 100.0 - percent
-    total = sum(stable.values())
-    out = {v: round(rest * w / total, 1) for v, w in stable.items()}
-    if out:
-        largest = max(out, key=lambda v: out[v])
-        out[largest] = round(out[largest] + rest - sum(out.values()), 1)
-    out[canary] = round(percent, 1)
-    return out
-
-
-def same_weights(a: dict[str, Any] | None, b: dict[str, float]) -> bool:
-    if not isinstance(a, dict):
-        return False
-    keys = {k for k, v in a.items() if float(v) > 0} | {k for k, v in b.items() if v > 0}
-    return all(abs(float(a.get(k, 0)) - b.get(k, 0.0)) < 0.05 for k in keys)
-
-
-def interference(live: dict[str, Any], state: st.RolloutState) -> str | None:
-    """Why the live state is no longer what the controller set, or None."""
-    if live.get("killed"):
-        return f"the kill switch of {state.model} is on"
-    for version in [state.canary, *state.stable]:
-        if live.get("versions", {}).get(version, {}).get("killed"):
-            return f"the kill switch of {state.model}/{version} is on"
-    override = live.get("weights", {}).get("override")
-    if not same_weights(override, state.set_weights):
-        return (
-            f"the live split of {state.model} is {_fmt(override)}, not the "
-            f"{_fmt(state.set_weights)} the rollout set: someone changed it by hand (weir split)"
-        )
-    return None
-
-
-def _fmt(weights: Any) -> str:
-    if not isinstance(weights, dict):
-        return "the release's (no override)"
-    return "{" + ", ".join(f"{k}: {float(v):g}%" for k, v in sorted(weights.items())) + "}"
+    def __init__(self, failed: dict[str, str]) -> None:
+        super().__init__("; ".join(f"edge {a}: {why}" for a, why in sorted(failed.items())))
+        self.failed = failed
 
 
 def say_line(text: str) -> None:
@@ -96,21 +61,56 @@ def say_line(text: str) -> None:
 class Controller:
     runtime: RuntimeDir
     state: st.RolloutState
-    client: AdminClient
+    edges: Edges
     say: Callable[[str], None] = say_line
     clock: Callable[[], float] = time.time
+    _retry_logged: float = 0.0
+    # The canary's windows that passed, summed (this controller's): its drift reference.
+    passed_canary: Signals | None = None
 
     # ------------------------------------------------------------------ weights and reads
 
+    @property
+    def client(self) -> AdminClient:
+        """The first edge: the one whose relayed sidecars a local window reads."""
+        return self.edges.clients[0]
+
     def set_weights(self, weights: dict[str, float]) -> None:
-        self.client.checked("PUT", f"/admin/models/{self.state.model}/split", weights)
+        """On every edge. One edge alone that fails raises AdminError (nothing changed);
+        some of several that fail raise EdgesFailed (the others took the weights)."""
+        failed = self.edges.change("PUT", f"/admin/models/{self.state.model}/split", weights)
+        if failed and not self.edges.several:
+            raise AdminError(next(iter(failed.values())))
         self.state.set_weights = weights
+        if failed:
+            raise EdgesFailed(failed)
+
+    def step_to(self, percent: float, what: str) -> bool:
+        """The canary at `percent` on every edge; when some edge does not take it, a pause
+        saying which (the others keep it) and False."""
+        s = self.state
+        try:
+            self.set_weights(weights_at(s.canary, s.stable, percent))
+        except EdgesFailed as exc:
+            took = [a for a in self.edges.addresses if a not in exc.failed]
+            self.pause(
+                f"{what} did not reach every edge ({exc}); "
+                + (f"{', '.join(took)} took it" if took else "no edge took it")
+            )
+            return False
+        return True
+
+    def lives(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every edge's live state of the model; EdgeUnreachable names one that failed."""
+        out = []
+        for address, data in self.edges.read(f"/admin/models/{self.state.model}"):
+            if not isinstance(data, dict):
+                raise AdminError(f"unexpected answer for model {self.state.model}: {data!r}")
+            out.append((address, data))
+        return out
 
     def live(self) -> dict[str, Any]:
-        data = self.client.checked("GET", f"/admin/models/{self.state.model}")
-        if not isinstance(data, dict):
-            raise AdminError(f"unexpected answer for model {self.state.model}: {data!r}")
-        return data
+        return self.lives()[0][1]
 
     def reading(self) -> dict[str, Signals]:
         return LocalSignals(self.runtime).read(self.client, self.state.model)
@@ -148,7 +148,8 @@ class Controller:
 
     def begin(self) -> None:
         s = self.state
-        self.set_weights(weights_at(s.canary, s.stable, s.weight))
+        if not self.step_to(s.weight, f"step 1 ({s.weight:g}%)"):
+            return
         entry = s.record("step", f"canary {s.canary} at {s.weight:g}% (step 1 of {len(s.steps)})")
         self.open_window()
         self.log(entry["text"])
@@ -165,26 +166,66 @@ class Controller:
 
     def resume(self) -> str | None:
         s = self.state
-        live = self.live()
-        for version in [s.canary, *s.stable]:
-            if live.get("killed") or live.get("versions", {}).get(version, {}).get("killed"):
-                return f"a kill switch is still on for {s.model}: revive it first (weir revive)"
+        try:
+            lives = self.lives()
+        except EdgeUnreachable as exc:
+            return f"{exc}: every edge must answer before the rollout goes on"
+        for address, live in lives:
+            for version in [s.canary, *s.stable]:
+                if live.get("killed") or live.get("versions", {}).get(version, {}).get("killed"):
+                    where = f" on edge {address}" if self.edges.several else ""
+                    return (
+                        f"a kill switch is still on for {s.model}{where}: revive it first "
+                        "(weir revive)"
+                    )
         s.status, s.reason = st.RUNNING, ""
         if s.weight >= 100:  # paused because the promotion failed: try it again
             self.promote()
             return None
-        self.set_weights(weights_at(s.canary, s.stable, s.weight))
+        if not self.step_to(s.weight, f"resuming step {s.step + 1} ({s.weight:g}%)"):
+            return None
         s.record("resume", f"resumed at step {s.step + 1} ({s.weight:g}%), a new window")
         self.open_window()
         self.log(f"resumed: canary {s.canary} at {s.weight:g}%, a new window")
         return None
 
     def stop_canary(self, status: str, text: str, **figures: Any) -> None:
+        """The canary to 0% on every edge; an edge that does not take it is retried on every
+        tick until it does (`pending_edges`), the controller running until then."""
         s = self.state
-        self.set_weights(weights_at(s.canary, s.stable, 0.0))
+        s.set_weights = weights_at(s.canary, s.stable, 0.0)
+        failed = self.edges.change("PUT", f"/admin/models/{s.model}/split", s.set_weights)
+        s.pending_edges = sorted(failed)
+        if failed:
+            figures["pending_edges"] = failed
+            text += (
+                f"; NOT YET on {', '.join(sorted(failed))} ("
+                + "; ".join(failed.values())
+                + "): retried until it lands"
+            )
         s.status, s.reason = status, text
         s.record(status, text, **figures)
         st.save_state(self.runtime, s)
+
+    def land_pending(self) -> None:
+        """Retry the rollback on each edge that has not taken it yet."""
+        s = self.state
+        for address in list(s.pending_edges):
+            try:
+                client = self.edges.client(address)
+                client.checked("PUT", f"/admin/models/{s.model}/split", s.set_weights)
+            except AdminError as exc:
+                if self.clock() - self._retry_logged >= RETRY_LOG_S:
+                    self._retry_logged = self.clock()
+                    self.log(
+                        f"edge {address} has still not taken canary {s.canary} at 0% ({exc}); "
+                        "retrying until it does"
+                    )
+                continue
+            s.pending_edges.remove(address)
+            entry = s.record("landed", f"edge {address} took canary {s.canary} at 0%")
+            st.save_state(self.runtime, s)
+            self.log(entry["text"])
 
     def abort(self, reason: str) -> None:
         self.stop_canary(st.ABORTED, f"aborted: {reason}; canary {self.state.canary} at 0%")
@@ -234,6 +275,7 @@ class Controller:
         else:
             assert verdict.verdict == PASS
             text = f"{where} passed: {verdict.summary()}"
+            self.passed_canary = combine([self.passed_canary or Signals(), canary])
             s.record("pass", text, **figures)
             self.log(text)
             self.next_step()
@@ -244,7 +286,8 @@ class Controller:
         if s.weight >= 100:
             self.promote()
             return
-        self.set_weights(weights_at(s.canary, s.stable, s.weight))
+        if not self.step_to(s.weight, f"step {s.step + 1} ({s.weight:g}%)"):
+            return
         entry = s.record(
             "step", f"canary {s.canary} at {s.weight:g}% (step {s.step + 1} of {len(s.steps)})"
         )
@@ -253,11 +296,24 @@ class Controller:
 
     def promote(self) -> None:
         s = self.state
-        self.set_weights(weights_at(s.canary, s.stable, 100.0))
         try:
+            self.set_weights(weights_at(s.canary, s.stable, 100.0))
             revision, path, change = promoted_release(self.runtime, s)
-            message = apply_release(path, self.runtime)
-            self.client.checked("DELETE", f"/admin/models/{s.model}/split")
+            here = self.runtime_edge()
+            message = (
+                apply_release(path, self.runtime)
+                if here
+                else f"not applied here: no edge of {self.runtime.root} is among those it steps"
+            )
+            if here:
+                self.edges.client(here).checked("DELETE", f"/admin/models/{s.model}/split")
+            others = [a for a in self.edges.addresses if a != here]
+            if others:
+                message += (
+                    f"; edges {', '.join(others)} keep canary {s.canary} at 100% through a "
+                    f"live split until they serve revision {revision}: roll it out to them "
+                    "(weir k8s), the split goes with their restart"
+                )
         except Exception as exc:  # the canary serves 100% live; the file is for a person
             s.status, s.reason = st.PAUSED, f"promotion could not be applied: {exc}"
             s.record("pause", s.reason)
@@ -270,10 +326,22 @@ class Controller:
             return
         s.status, s.final_revision = st.PROMOTED, revision
         s.reason = f"promoted: canary {s.canary} serves 100% as revision {revision}"
-        s.record(st.PROMOTED, s.reason, applied=message)
+        reference = capture_reference(self.runtime, s, self.passed_canary)
+        s.record(st.PROMOTED, s.reason, applied=message, reference=reference)
         st.save_state(self.runtime, s)
-        self.log(f"{s.reason} ({message})")
+        self.log(f"{s.reason} ({message}); {reference}")
         self.say(change)
+
+    def runtime_edge(self) -> str | None:
+        """The address of this runtime's own edge when it is one of the edges stepped: the
+        one a promotion applies its revision to."""
+        if not self.state.edges:
+            return self.client.address
+        try:
+            here = AdminClient.for_runtime(self.runtime).address
+        except AdminError:
+            return None
+        return here if here in self.edges.addresses else None
 
     # ------------------------------------------------------------------ the loop
 
@@ -293,6 +361,8 @@ class Controller:
 
     def tick(self) -> None:
         s = self.state
+        if s.pending_edges:
+            self.land_pending()
         control = st.take_control(self.runtime, s.model)
         if control:
             self.command(control)
@@ -301,20 +371,31 @@ class Controller:
         if s.source == "local" and s.baseline is None:
             self.open_window()
             return
-        live = self.live()
-        reason = interference(live, s)
-        if reason:
-            self.pause(reason)
+        try:
+            lives = self.lives()
+        except EdgeUnreachable as exc:
+            self.pause(
+                f"{exc}: the rollout can neither see nor step it (the other edges keep their "
+                f"weights); resume once it answers sets every edge to this step again"
+            )
             return
-        breaker = live.get("versions", {}).get(s.canary, {}).get("breaker", {}).get("state")
-        if breaker == "open":
+        for address, live in lives:
+            reason = interference(live, s)
+            if reason:
+                self.pause(f"on edge {address}, {reason}" if self.edges.several else reason)
+                return
+        breakers = [
+            live.get("versions", {}).get(s.canary, {}).get("breaker", {}).get("state")
+            for _, live in lives
+        ]
+        if "open" in breakers:
             # Its requests now go to the fallback: the canary would starve, never judged.
             self.judge_window(breaker_open=True)
         elif self.clock() - max(s.window_started, s.last_judged) >= s.interval:
             self.judge_window()
 
     def run(self) -> int:
-        while self.state.status in st.ACTIVE:
+        while self.state.status in st.ACTIVE or self.state.pending_edges:
             try:
                 self.tick()
             except (AdminError, SignalsError) as exc:
@@ -324,34 +405,11 @@ class Controller:
         return 0 if self.state.status == st.PROMOTED else 1
 
 
-def promoted_release(runtime: RuntimeDir, s: st.RolloutState) -> tuple[int, str, str]:
-    """The live release with the canary at 100% and its rollout done: a file to apply, its
-    revision, and the change for a person to commit to their release file."""
-    live = current_revision(runtime)
-    if live is None:
-        raise RolloutError(f"no applied revision in {runtime.root}")
-    data = yaml.safe_load((live.dir / "release.yaml").read_text())
-    revision = int(data["revision"]) + 1
-    model = data["models"][s.model]
-    versions = [str(v) for v in model["versions"]]
-    split = {v: (100 if v == s.canary else 0) for v in versions}
-    data["revision"] = revision
-    model.setdefault("release", {})["split"] = split
-    model.pop("rollout", None)
-    path = st.rollouts_dir(runtime) / f"{s.model}-r{revision}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        f"# weir rollout {s.model}: canary {s.canary} promoted to 100%\n"
-        + yaml.safe_dump(data, sort_keys=False)
-    )
-    pairs = ", ".join(f'"{v}": {w}' for v, w in split.items())
-    change = "\n".join(
-        [
-            f"Commit this change to your release file (applied as revision {revision}; the "
-            f"whole file is {path}):",
-            f"  revision: {revision}",
-            f"  models.{s.model}.release.split: {{{pairs}}}",
-            f"  models.{s.model}.rollout: remove it (done)",
-        ]
-    )
-    return revision, str(path), change
+__all__ = [
+    "Controller",
+    "RolloutError",
+    "interference",
+    "promoted_release",
+    "same_weights",
+    "weights_at",
+]

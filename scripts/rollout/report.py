@@ -19,6 +19,17 @@ def describe(
     head = f"{s.model}: canary {s.canary} against stable {stable} (from revision {s.revision})"
     last = s.decisions[-1] if s.decisions else None
     lines = [head]
+    if s.edges:
+        lines.append(f"  edges: {', '.join(s.edges)}")
+    if s.pending_edges:
+        lines.append(
+            f"  canary {s.canary} NOT YET at 0% on {', '.join(s.pending_edges)}: "
+            + (
+                "the controller retries until it lands"
+                if controller_running
+                else f"NO CONTROLLER RUNS: `weir rollout start {s.model}` retries it"
+            )
+        )
     if s.status == st.RUNNING:
         age = now - s.window_started
         lines.append(

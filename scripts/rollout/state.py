@@ -103,6 +103,13 @@ class RolloutState:
     final_revision: int | None = None
     started: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
+    # The edges it steps (admin HOST:PORT; empty: this runtime's own) and their token file.
+    edges: list[str] = field(default_factory=list)
+    token_file: str = ""
+    # Edges that have not taken the rollback yet: retried until they do.
+    pending_edges: list[str] = field(default_factory=list)
+    # The release the policy came from, when not this runtime's applied revision (--release).
+    release_file: str = ""
 
     @property
     def weight(self) -> float:

@@ -9,8 +9,12 @@ from collections.abc import Mapping
 
 from scripts.rollout.counts import Histogram
 
-# Rows added to each bin in PSI (Jeffreys' prior): a zero would make it infinite.
-PSI_PRIOR = 0.5
+# PSI with Jeffreys' prior (PSI_PRIOR rows more in each bin: a zero would make it infinite):
+# one definition, the sidecars' drift gauge's, so that the rollout and drift read alike.
+from sidecar.serving.drift import PSI_PRIOR, psi
+
+__all__ = ["PSI_PRIOR", "count_above", "poisson_by_chance", "psi", "psi_by_chance", "quantile"]
+
 # A PSI over its bound fails only when samples of one distribution would exceed it by chance
 # less than once in a thousand windows (z of the normal's 0.999 quantile): small windows of
 # two identical models otherwise differ by more than 0.2 over 12 confidence buckets.
@@ -55,27 +59,6 @@ def poisson_by_chance(mean: float) -> float:
     if mean <= 0:
         return 0.0
     return mean * (1 - 1 / (9 * mean) + CHANCE_Z / (3 * math.sqrt(mean))) ** 3
-
-
-def psi(expected: Mapping[str, float], actual: Mapping[str, float]) -> float | None:
-    """Population stability index of `actual` against `expected` (counts per bin): the sum
-    over bins of (a - e) * ln(a / e) on shares. Bins both sides left empty are skipped; every
-    other bin gets PSI_PRIOR more on each side (so an empty one is finite, and a few rows in a
-    rare bin do not weigh like a shift). < 0.1 is steady, > 0.25 a real shift."""
-    used = [
-        k for k in set(expected) | set(actual) if expected.get(k, 0) > 0 or actual.get(k, 0) > 0
-    ]
-    e_total, a_total = sum(expected.values()), sum(actual.values())
-    if e_total <= 0 or a_total <= 0:
-        return None
-    e_total += PSI_PRIOR * len(used)
-    a_total += PSI_PRIOR * len(used)
-    value = 0.0
-    for key in used:
-        e = (expected.get(key, 0.0) + PSI_PRIOR) / e_total
-        a = (actual.get(key, 0.0) + PSI_PRIOR) / a_total
-        value += (a - e) * math.log(a / e)
-    return value
 
 
 def psi_by_chance(expected: Mapping[str, float], actual: Mapping[str, float]) -> float:

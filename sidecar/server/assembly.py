@@ -16,6 +16,7 @@ from typing import Any
 
 from sidecar.http.app import create_app, serving_app
 from sidecar.http.loop_front import LoopFront
+from sidecar.serving import drift
 from sidecar.serving.batching import BatchPolicy
 from sidecar.serving.dataplane import DataPlane
 from sidecar.serving.model import DriverFactory
@@ -46,6 +47,7 @@ def load_dataplane(settings: Settings, driver_factory: DriverFactory) -> DataPla
     defaults = BatchPolicy(
         settings.max_batch_size, settings.max_queue_delay_ms / 1000.0, settings.max_queue_size
     )
+    drift.configure(settings.drift_window_rows)
     load = Repository.loader(defaults, settings.device, threads, driver_factory)
     repository = load_repository(Path(settings.models), load, settings.repository_poll_seconds)
     readiness = Readiness()

@@ -21,6 +21,7 @@ from sidecar.metrics import (
     observe,
     observe_many,
 )
+from sidecar.serving import drift
 from sidecar.serving.batching import Batcher, BatchPolicy, Pending
 from sidecar.serving.model_class import ModelClass, ModelContext
 from sidecar.serving.model_config import Batching, ModelConfig
@@ -149,6 +150,7 @@ class ModelVersion:
         self.load_seconds = time.perf_counter() - started
         MODEL_LOAD_SECONDS.labels(name, version).set(self.load_seconds)
         MODEL_READY.labels(name, version).set(1)
+        drift.watch(self, path.parent)  # its reference.json, if it has one
         log.info(
             "loaded model %s version %s in %.2fs (providers %s, batching %s)",
             name,

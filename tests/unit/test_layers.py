@@ -15,6 +15,7 @@ LAYERS = [
     {"edge", "fleet", "k8s", "observability", "quantize"},
     {"deploy"},
     {"stack", "rollout"},
+    {"drift"},
     {"cli"},
 ]
 MODULES = sorted(p for p in SCRIPTS.rglob("*.py") if p.name != "__init__.py")

@@ -133,7 +133,7 @@ def scraped(tmp_path_factory):
 
         wait("Prometheus never scraped both targets", targets_up, 60, prom_log.read_text)
         traffic(f"http://127.0.0.1:{port}", runtime, admin_port)
-        yield {"api": api, "log": prom_log}
+        yield {"api": api, "log": prom_log, "runtime": runtime, "env": env, "tmp": tmp}
     finally:
         procs.stop()
 
@@ -224,3 +224,34 @@ def test_the_rollout_reads_a_window_of_the_fleet_from_prometheus(scraped):
             assert s.confidence is not None and s.confidence.total > 0, version
             assert sum(s.classes.values()) > 0, version
             assert s.server_failures == 0
+
+
+def test_weir_drift_shows_each_version_and_captures_a_reference(scraped):
+    """`weir drift status` through the edge; `weir drift capture` from the edge's relays and
+    from Prometheus (the samples ship a reference from held-out data: digits drifts here,
+    where every request sends the same pixels)."""
+    from sidecar.serving.drift import load_reference
+
+    def weir(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "scripts.cli", "drift", *args,
+             "--runtime-dir", str(scraped["runtime"])],
+            cwd=ROOT, env=scraped["env"], capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    shown = weir("status", "digits")
+    assert shown.returncode == 0, shown.stderr
+    print(shown.stdout)
+    assert "digits v1 class: PSI" in shown.stdout and "digits v1 confidence: PSI" in shown.stdout
+    folder = scraped["tmp"] / "repo" / "digits" / "1"
+    folder.mkdir(parents=True)
+    shutil.copy(ROOT / "models" / "digits" / "1" / "model.onnx", folder)
+    refused = weir("capture", "digits", "1", "--models", str(folder.parents[1]))
+    assert refused.returncode == 1 and "a reference needs at least 300" in refused.stderr
+    for source in ([], ["--prometheus", scraped["api"].removesuffix("/api/v1"), "--window", "5m"]):
+        done = weir("capture", "digits", "1", "--models", str(folder.parents[1]),
+                    "--min-rows", "20", *source)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        print(done.stdout)
+        reference = load_reference(folder / "reference.json")
+        assert reference.rows >= 20 and set(reference.signals) == {"class", "confidence"}

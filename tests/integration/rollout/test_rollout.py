@@ -10,10 +10,8 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ import requests
 from sklearn.datasets import load_digits
 
 from tests import rollout_models
+from tests.rollout_process import Background, ControllerProcess
 from tests.weir_up import READY_BANNER, ROOT, WeirUp, free_port
 
 CANARIES = {"3": "healthy", "4": "failing", "5": "no_three", "6": "healthy"}
@@ -43,8 +42,9 @@ class Stack(WeirUp):
         source = ROOT / "models" / "digits" / "1"
         (digits / "1").symlink_to(source)
         for version, kind in self.canaries.items():
-            if kind == "healthy":
-                shutil.copytree(source, digits / version)
+            if kind == "healthy":  # without v1's reference: a promotion captures its own
+                ignore = shutil.ignore_patterns("reference.json")
+                shutil.copytree(source, digits / version, ignore=ignore)
             else:
                 build = getattr(rollout_models, kind)
                 rollout_models.write(build(source / "model.onnx"), digits / version)
@@ -145,7 +145,7 @@ def _bodies(poison_every: int | None) -> list[bytes]:
     return bodies
 
 
-class Traffic:
+class Traffic(Background):
     """One client sending digits requests as fast as answers come, each as a new user (so the
     sticky split spreads them), until stopped; every answer's status and version kept."""
 
@@ -154,8 +154,7 @@ class Traffic:
         self.bodies = _bodies(poison_every)
         self.headers = {"X-Weir-Version": force} if force else {}
         self.answers: list[tuple[int, str, str]] = []  # status, version, fallback
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _run(self) -> None:
         rng = random.Random(1)
@@ -174,56 +173,12 @@ class Traffic:
                 )
             )
 
-    def __enter__(self) -> Traffic:
-        self.thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(15)
-
-
-class Controller:
+class Controller(ControllerProcess):
     """`weir rollout start digits` in the background, its lines collected."""
 
     def __init__(self, stack: Stack) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.cli", "rollout", "start", "digits"],
-            cwd=ROOT,
-            env=stack.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def finished(self, timeout_s: float = WAIT_S) -> int:
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            pytest.fail("the controller did not finish:\n" + "".join(self.lines)[-4000:])
-
-    def wait_for(self, text: str, timeout_s: float = WAIT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if text in "".join(self.lines):
-                return
-            if self.process.poll() is not None:
-                pytest.fail(f"the controller exited before {text!r}:\n" + "".join(self.lines))
-            time.sleep(0.1)
-        pytest.fail(f"{text!r} not printed:\n" + "".join(self.lines)[-4000:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            self.process.wait(30)
+        super().__init__(["digits"], stack.env(), WAIT_S)
 
 
 def checks(decision: dict) -> dict[str, dict]:
@@ -353,7 +308,7 @@ def test_a_healthy_canary_is_promoted_through_every_step_into_an_applied_revisio
     stack: Stack,
 ) -> None:
     steps = [10, 25, 50, 100]
-    stack.apply_rollout("3", "steps: [10, 25, 50, 100], interval: 2s, min_requests: 100")
+    stack.apply_rollout("3", "steps: [10, 25, 50, 100], interval: 2s, min_requests: 150")
     with Traffic(stack):
         controller = Controller(stack)
         assert controller.finished() == 0, "".join(controller.lines)
@@ -365,7 +320,7 @@ def test_a_healthy_canary_is_promoted_through_every_step_into_an_applied_revisio
         by_name = checks(decision)
         assert set(by_name) == {"errors", "p99", "confidence", "classes"}
         assert all(c["verdict"] == "pass" for c in by_name.values())
-        assert by_name["errors"]["figures"]["canary_attempts"] >= 100
+        assert by_name["errors"]["figures"]["canary_attempts"] >= 150
         assert by_name["classes"]["figures"]["psi"] is not None
     # The final split is an applied revision, and the change to commit was printed.
     revision = state["final_revision"]
@@ -380,3 +335,8 @@ def test_a_healthy_canary_is_promoted_through_every_step_into_an_applied_revisio
     text = stack.weir("rollout", "status", "digits").stdout
     print(out, text)
     assert "PROMOTED" in text and "steps passed: 10%, 25%, 50%" in text
+    # Its drift reference: what it predicted in the windows that passed.
+    reference = json.loads((stack.models / "digits" / "3" / "reference.json").read_text())
+    assert reference["source"].startswith("weir rollout: canary 3's windows that passed")
+    assert reference["rows"] >= 300 and set(reference["classes"]) == {str(c) for c in range(10)}
+    assert "its drift reference:" in state["decisions"][-1]["reference"]

@@ -59,3 +59,18 @@ def test_rebuild_is_skipped_when_models_exist_and_identical_when_forced(built):
     assert build_samples.build(repository) == {}
     build_samples.build(repository, force=True)
     assert (repository / "cnn/1/model.onnx").read_bytes() == before
+
+
+def test_digits_and_handwriting_ship_a_drift_reference_from_their_held_out_data(built):
+    from sidecar.serving.drift import load_reference
+
+    repository, _ = built
+    written = build_samples.write_references(repository, force=True)
+    names = sorted(p.parent.relative_to(repository).as_posix() for p in written)
+    assert names == ["digits/1", "digits/2", "handwriting/1"]  # cnn: random weights, inputs
+    for path in written:
+        reference = load_reference(path)
+        rows = 450 if "digits" in str(path) else 450 * 6  # held-out digits; six renders each
+        assert reference.rows == rows and "held-out" in reference.source
+        assert sum(reference.signals["confidence"].values()) == rows
+    assert build_samples.write_references(repository) == []  # kept unless forced
