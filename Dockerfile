@@ -29,7 +29,7 @@ RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
     && python3 -m venv /build/venv \
     && /build/venv/bin/pip install --no-cache-dir -c constraints.txt numpy onnx scikit-learn \
-        pillow onnxruntime-gpu prometheus-client
+        pillow onnxruntime-gpu prometheus-client pyyaml pydantic
 # handwriting is trained through its own model class, which uses the sidecar's image decoding;
 # its source files (model class, labels, sample image) join the built weights. Each sample's
 # drift reference (reference.json) is counted as the sidecar counts (prometheus-client's

@@ -26,6 +26,7 @@ POOLS = (
 def with_pools(text: str) -> str:
     text = text.replace("sidecars:\n", POOLS, 1)
     text = text.replace("    timeout: 2s\n", "    timeout: 2s\n    pool: light\n", 1)
+    text = text.replace("    timeout: 4s\n", "    timeout: 4s\n    pool: light\n", 1)  # handwriting
     return text.replace("    timeout: 5s\n", "    timeout: 5s\n    pool: heavy\n", 1)
 
 
