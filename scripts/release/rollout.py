@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from scripts.release.sections import Strict
 from scripts.release.values import Duration, version_key
@@ -136,17 +134,3 @@ def check_rollout(
             )
         ]
     return []
-
-
-def rollout_errors(models: Mapping[str, Any]) -> list[InitErrorDetails]:
-    """`check_rollout` over a release's models, as errors at models.NAME.rollout.KEY."""
-    return [
-        InitErrorDetails(
-            type=PydanticCustomError("rollout", problem),
-            loc=("models", name, "rollout", key),
-            input=getattr(model.rollout, key),
-        )
-        for name, model in models.items()
-        if model.rollout is not None
-        for key, problem in check_rollout(model.rollout, model.versions, model.weights())
-    ]

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from scripts.release.rollout import Rollout, rollout_errors
+from scripts.release.rollout import Rollout, check_rollout
 from scripts.release.sections import (
     DEFAULT_POOL,
     EdgeSection,
@@ -22,7 +22,7 @@ from scripts.release.sections import (
     SidecarsSection,
     Strict,
 )
-from scripts.release.shadow import Shadow, shadow_errors
+from scripts.release.shadow import Shadow, check_shadow
 from scripts.release.values import (
     FALLBACK_STATUSES,
     HEADER_RE,
@@ -285,7 +285,16 @@ class Release(Strict):
     @model_validator(mode="after")
     def _rollouts_and_shadows(self) -> Release:
         # Each at its rollout's or shadow's own line.
-        if errors := rollout_errors(self.models) + shadow_errors(self.models):
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(section, problem),
+                loc=("models", name, section, key),
+                input=getattr(getattr(model, section), key),
+            )
+            for name, model in self.models.items()
+            for section, key, problem in _section_problems(model)
+        ]
+        if errors:
             raise ValidationError.from_exception_data("Release", errors)
         return self
 
@@ -303,3 +312,16 @@ class Release(Strict):
     @property
     def longest_timeout(self) -> float:
         return max(model.timeout for model in self.models.values())
+
+
+def _section_problems(model: Any) -> list[tuple[str, str, str]]:
+    """(section, key, problem) of a model's rollout and shadow against the model itself."""
+    found = []
+    if model.rollout is not None:
+        checked = check_rollout(model.rollout, model.versions, model.weights())
+        found += [("rollout", key, problem) for key, problem in checked]
+    if model.shadow is not None:
+        found += [
+            ("shadow", key, problem) for key, problem in check_shadow(model.shadow, model.versions)
+        ]
+    return found

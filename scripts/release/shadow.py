@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from scripts.release.rollout import Percent
 from scripts.release.sections import Strict
@@ -60,17 +59,3 @@ def check_shadow(shadow: Shadow, versions: Mapping[str, Any]) -> list[tuple[str,
             )
         ]
     return []
-
-
-def shadow_errors(models: Mapping[str, Any]) -> list[InitErrorDetails]:
-    """`check_shadow` over a release's models, as errors at models.NAME.shadow.KEY."""
-    return [
-        InitErrorDetails(
-            type=PydanticCustomError("shadow", problem),
-            loc=("models", name, "shadow", key),
-            input=getattr(model.shadow, key),
-        )
-        for name, model in models.items()
-        if model.shadow is not None
-        for key, problem in check_shadow(model.shadow, model.versions)
-    ]
