@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -21,6 +20,8 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.metrics_core import Metric
+
+from sidecar import metric_slots as slots
 
 LABELS = ("model", "version")
 LATENCY_BUCKETS = (
@@ -155,43 +156,9 @@ FAILURE_REASONS = (
 )
 
 
-# The hot path writes histogram and counter values directly: prometheus_client's `observe()`
-# and `inc()` re-check their arguments and scan the buckets in Python on every call. These
-# use the children's `_upper_bounds`, `_buckets`, `_sum` and `_value`, stable for years;
-# the unit tests compare the exposition with the public methods'.
-
-
-def observe(child: Histogram, value: float) -> None:
-    """`child.observe(value)` for a finite value."""
-    child._buckets[bisect_left(child._upper_bounds, value)].inc(1)  # type: ignore[attr-defined]
-    child._sum.inc(value)  # type: ignore[attr-defined]
-
-
-def add(child: Counter, amount: float = 1) -> None:
-    """`child.inc(amount)` for a non-negative amount."""
-    child._value.inc(amount)  # type: ignore[attr-defined]
-
-
-def observe_many(child: Histogram, values: np.ndarray) -> None:
-    """`child.observe(v)` for every v (NaN skipped), one increment per touched bucket."""
-    if values.size <= 8:  # numpy's fixed costs outweigh a few plain observations
-        for value in values.tolist():
-            if value == value:  # not NaN
-                observe(child, value)
-        return
-    values = values[~np.isnan(values)]
-    if not values.size:
-        return
-    bounds = child._upper_bounds  # type: ignore[attr-defined]
-    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
-    buckets = child._buckets  # type: ignore[attr-defined]
-    for i in np.flatnonzero(counts).tolist():
-        buckets[i].inc(int(counts[i]))
-    child._sum.inc(float(values.sum()))  # type: ignore[attr-defined]
-
-
 class ModelMetrics:
-    """Label children of one model version, resolved once: `.labels()` is not free.
+    """Slots (`sidecar.metric_slots`) of one model version's children, resolved once: `.labels()`
+    is not free.
 
     With `buffered` (event-loop workers), per-request success and latency are collected in
     memory and written by `flush()`, one increment per bucket: the driver calls it after each
@@ -221,25 +188,28 @@ class ModelMetrics:
         self.buffered = False
         self.flush_soon: Callable[[Callable[[], None]], object] | None = None
         self._durations: list[float] = []
-        self.success = REQUEST_SUCCESS.labels(model, version)
-        self.failures = {r: REQUEST_FAILURE.labels(model, version, r) for r in FAILURE_REASONS}
-        self.inferences = INFERENCE_COUNT.labels(model, version)
-        self.executions = EXECUTION_COUNT.labels(model, version)
-        self.request = REQUEST_SECONDS.labels(model, version)
-        self.queue = QUEUE_SECONDS.labels(model, version)
-        self.compute = COMPUTE_SECONDS.labels(model, version)
-        self.batch_size = BATCH_SIZE.labels(model, version)
-        self.confidence = CONFIDENCE.labels(model, version)
-        self.queue_depth = QUEUE_DEPTH.labels(model, version)
-        self.in_flight = REQUESTS_IN_FLIGHT.labels(model, version)
-        self.splits = BATCH_SPLITS.labels(model, version)
+        labels = (model, version)
+        self.success = slots.value_of(REQUEST_SUCCESS.labels(*labels))
+        self.failures = {
+            r: slots.value_of(REQUEST_FAILURE.labels(*labels, r)) for r in FAILURE_REASONS
+        }
+        self.inferences = slots.value_of(INFERENCE_COUNT.labels(*labels))
+        self.executions = slots.value_of(EXECUTION_COUNT.labels(*labels))
+        self.request = slots.Histogram(REQUEST_SECONDS.labels(*labels))
+        self.queue = slots.Histogram(QUEUE_SECONDS.labels(*labels))
+        self.compute = slots.Histogram(COMPUTE_SECONDS.labels(*labels))
+        self.batch_size = slots.Histogram(BATCH_SIZE.labels(*labels))
+        self.confidence = slots.Histogram(CONFIDENCE.labels(*labels))
+        self.queue_depth = slots.value_of(QUEUE_DEPTH.labels(*labels))
+        self.in_flight = slots.value_of(REQUESTS_IN_FLIGHT.labels(*labels))
+        self.splits = slots.value_of(BATCH_SPLITS.labels(*labels))
 
     def entered(self) -> None:
         """A request is in flight (`left` when it is answered)."""
-        self.in_flight._value.inc(1)  # type: ignore[attr-defined]  # see `observe`
+        self.in_flight.inc(1)
 
     def left(self) -> None:
-        self.in_flight._value.inc(-1)  # type: ignore[attr-defined]
+        self.in_flight.inc(-1)
 
     def succeeded(self, seconds: float) -> None:
         """One request answered 200 after `seconds`."""
@@ -248,18 +218,18 @@ class ModelMetrics:
             if len(self._durations) == 1 and self.flush_soon is not None:
                 self.flush_soon(self.flush)
         else:
-            add(self.success)
-            observe(self.request, seconds)
+            self.success.inc()
+            self.request.observe(seconds)
 
     def flush(self) -> None:
         durations = self._durations
         if durations:
             self._durations = []
-            add(self.success, len(durations))
+            self.success.inc(len(durations))
             if len(durations) == 1:
-                observe(self.request, durations[0])
+                self.request.observe(durations[0])
             else:
-                observe_many(self.request, np.array(durations))
+                self.request.observe_many(np.array(durations))
 
     def failure(self, reason: str) -> None:
         counter = self.failures.get(reason) or self.failures["internal"]

@@ -15,8 +15,13 @@ Per model version, one compute thread:
 3. the thread runs the batch (ONNX Runtime releases the GIL) and hands the whole batch back
    to the loop in one `call_soon_threadsafe`, which resolves each request's future.
 
-A batch expected to compute within `INLINE_BUDGET_S` runs on the loop instead (on the host's
-CPU only: a device's batches always go to the thread). The queue
+A batch runs on the loop instead (on the host's CPU only: a device's batches always go to the
+thread) when it is expected to compute within `INLINE_BUDGET_S`, or within `ALONE_BUDGET_S`
+while no other infer request waits on this worker's loop, nor has for `QUIET_S`
+(`LoopLoad`): then nobody waits for the loop but a probe, and a hand-off to the thread would
+cost the request more CPU (cnn at one client: 8% more than computing on the loop). Under
+load, requests that arrive one by one must not each take the loop for a heavy batch: their
+decoding would wait for each other's compute. The queue
 bound holds at enqueue (`QueueFull`, 503 at once). A caller that has waited `wait_timeout`
 gets a 503; the batcher completes its request anyway, and a bisect does not run it again
 (`Batcher.patience`). A request whose client hung up (its task cancelled) leaves the queue
@@ -43,6 +48,11 @@ WAIT_TIMEOUT_S = 60.0
 # A batch expected to compute within this runs on the loop itself: a hand-off to the compute
 # thread and back costs about as much (two wake-ups and the GIL changing hands twice).
 INLINE_BUDGET_S = 200e-6
+# A batch expected within this runs on the loop while no other infer request waits on it:
+# a probe that arrives meanwhile waits this long at most (the health goal is 10 ms at p99).
+ALONE_BUDGET_S = 3e-3
+# ... and only once no two requests have waited at the same time for this long.
+QUIET_S = 0.5
 SMOOTHING = 0.2
 # Nice 10 (weight 110 against 1024): the loop wins the CPU from its own compute threads,
 # while a compute thread sharing a CPU with a busy process of nice 0 (an edge worker, a load
@@ -50,6 +60,59 @@ SMOOTHING = 0.2
 COMPUTE_NICENESS = 10
 perf_counter = time.perf_counter
 thread_time = time.thread_time
+
+
+class LoopLoad:
+    """Infer requests waiting for their batch on one worker's loop, all model versions, and
+    when two or more last waited at once."""
+
+    __slots__ = ("crowded_at", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self.crowded_at = -QUIET_S
+
+    def quiet(self) -> bool:
+        """Nobody else waits, and nobody has for `QUIET_S`."""
+        return self.waiting <= 1 and perf_counter() - self.crowded_at > QUIET_S
+
+
+class RunCosts:
+    """What a batch of so many rows is expected to cost: CPU seconds per run, smoothed per
+    power-of-two bucket of rows. A batch size not measured yet is judged from the nearest
+    bucket below, scaled by rows (an overestimate when a run has a fixed cost), else from the
+    nearest above (fewer rows cost no more). Buckets, not one average scaled by rows: with
+    one, a queue that grew while a batch waited made the next batch look heavy, sent it to
+    the thread, where it waited longer still, and a light model never came back to the loop."""
+
+    __slots__ = ("_buckets",)
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, tuple[float, float]] = {}  # bucket: (seconds, rows)
+
+    def record(self, rows: float, seconds: float) -> None:
+        bucket = int(rows).bit_length()
+        known = self._buckets.get(bucket)
+        if known is None:
+            self._buckets[bucket] = (seconds, rows)
+        else:
+            self._buckets[bucket] = (
+                known[0] + SMOOTHING * (seconds - known[0]),
+                known[1] + SMOOTHING * (rows - known[1]),
+            )
+
+    def estimate(self, rows: float) -> float | None:
+        """Expected seconds for `rows`, or None before any run."""
+        buckets = self._buckets
+        if not buckets:
+            return None
+        bucket = int(rows).bit_length()
+        found = buckets.get(bucket)
+        if found is None:
+            below = [b for b in buckets if b < bucket]
+            found = buckets[max(below)] if below else buckets[min(buckets)]
+        seconds, measured_rows = found
+        return seconds * max(1.0, rows / measured_rows)
 
 
 class AsyncioDriver:
@@ -60,17 +123,17 @@ class AsyncioDriver:
         batcher: Batcher,
         loop: asyncio.AbstractEventLoop,
         wait_timeout: float = WAIT_TIMEOUT_S,
+        load: LoopLoad | None = None,
     ) -> None:
         self.batcher = batcher
         self.loop = loop
         self.wait_timeout = wait_timeout
+        self.load = load or LoopLoad()
         batcher.patience = wait_timeout
         # Guards the batcher's queue: the loop enqueues, the compute thread takes.
         self._cond = threading.Condition()
         self._busy = False  # a batch is computing (on the thread or, when light, the loop)
-        # Seconds and rows per run, smoothed: what a batch is expected to cost.
-        self._run_s: float | None = None
-        self._run_rows = 1.0
+        self.costs = RunCosts()
         self._kicked = False
         self._kick_scheduled = False
         self._company: asyncio.TimerHandle | None = None  # waiting out max_queue_delay
@@ -98,6 +161,10 @@ class AsyncioDriver:
             self.loop.call_soon(self._kick)
         # One timer, not asyncio.wait_for's task and callbacks: this runs once per request.
         timer = self.loop.call_later(self.wait_timeout, _expire, future)
+        load = self.load
+        load.waiting += 1
+        if load.waiting > 1:
+            load.crowded_at = perf_counter()
         try:
             await future
         except _GaveUp:
@@ -109,6 +176,7 @@ class AsyncioDriver:
                 batcher.withdraw(item)
             raise
         finally:
+            self.load.waiting -= 1
             timer.cancel()
 
     def _kick(self) -> None:
@@ -119,7 +187,7 @@ class AsyncioDriver:
             if not self._busy and (left := self._company_left()) > 0:
                 self._company = self.loop.call_later(left, self._kick)
                 return
-            if not self._busy and self.batcher.queue and self._light():
+            if not self._busy and self.batcher.queue and self._on_loop():
                 self._busy = True
                 batch = self.batcher.take()
             else:
@@ -146,27 +214,25 @@ class AsyncioDriver:
             return 0.0
         return batcher.queue[0].enqueued + policy.max_queue_delay - perf_counter()
 
-    def _light(self) -> bool:
-        """Whether the next batch is expected to compute within `INLINE_BUDGET_S`. Never on a
+    def _on_loop(self) -> bool:
+        """Whether the next batch computes on the loop (module docstring). Never on a
         device: its runs cost the host little CPU however long they take (a 300 ms GPU batch
         on the loop would hold every probe for 300 ms)."""
-        if self._run_s is None or not self.batcher.on_host:
+        if not self.batcher.on_host:
             return False
-        rows = self.batcher.queued_rows
-        return self._run_s * max(1.0, rows / self._run_rows) <= INLINE_BUDGET_S
+        expected = self.costs.estimate(self.batcher.queued_rows)
+        if expected is None:
+            return False
+        if expected <= INLINE_BUDGET_S:
+            return True
+        return expected <= ALONE_BUDGET_S and self.load.quiet()
 
     def _execute(self, batch: list[Pending]) -> None:
         # CPU time of this thread, not wall time: a run preempted by other work on its CPU
         # would otherwise look heavy and be sent to the thread, where it waits longer still.
         started = thread_time()
         self.batcher.execute(batch)
-        took = thread_time() - started
-        rows = float(sum(item.rows for item in batch))
-        if self._run_s is None:
-            self._run_s, self._run_rows = took, rows
-        else:
-            self._run_s += SMOOTHING * (took - self._run_s)
-            self._run_rows += SMOOTHING * (rows - self._run_rows)
+        self.costs.record(float(sum(item.rows for item in batch)), thread_time() - started)
 
     def _compute(self) -> None:
         # Computing yields the CPU to the thread serving HTTP: health and light requests are
@@ -225,12 +291,13 @@ def _resolve(batch: list[Pending]) -> None:
 
 
 def asyncio_driver(loop: asyncio.AbstractEventLoop) -> DriverFactory:
-    """A `DriverFactory` for `AsyncioDriver` on `loop` (metrics written as they happen)."""
+    """A `DriverFactory` for `AsyncioDriver` on `loop`, its drivers sharing one `LoopLoad`."""
+    load = LoopLoad()
 
     def factory(batcher: Batcher, metrics: ModelMetrics) -> AsyncioDriver:
         # Successes are written once per loop turn, one increment per bucket.
         metrics.buffered = True
         metrics.flush_soon = loop.call_soon
-        return AsyncioDriver(batcher, loop)
+        return AsyncioDriver(batcher, loop, load=load)
 
     return factory

@@ -12,14 +12,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sidecar import metric_slots
 from sidecar.metrics import (
     MODEL_LOAD_SECONDS,
     MODEL_READY,
     PREPROCESS_SECONDS,
     ModelMetrics,
-    add,
-    observe,
-    observe_many,
 )
 from sidecar.serving import drift
 from sidecar.serving.batching import Batcher, BatchPolicy, Pending
@@ -112,7 +110,7 @@ class ModelVersion:
         self.client_inputs = self.model_class.inputs if self.model_class else self.inputs
         self.client_outputs = self.model_class.outputs if self.model_class else self.outputs
         self.preprocesses = self.model_class is not None and self.model_class.preprocesses
-        self.preprocess_seconds = PREPROCESS_SECONDS.labels(name, version)
+        self.preprocess_seconds = metric_slots.Histogram(PREPROCESS_SECONDS.labels(name, version))
         client_batched = self.batchable and all(
             spec.shape and spec.shape[0] is None for spec in self.client_inputs
         )
@@ -165,18 +163,18 @@ class ModelVersion:
     ) -> None:
         m = self.metrics
         rows = sum(item.rows for item in batch)
-        add(m.executions)
-        add(m.inferences, rows)
-        observe(m.batch_size, rows)
-        observe(m.compute, finished - started)
+        m.executions.inc()
+        m.inferences.inc(rows)
+        m.batch_size.observe(rows)
+        m.compute.observe(finished - started)
         if len(batch) == 1:
-            observe(m.queue, started - batch[0].enqueued)
+            m.queue.observe(started - batch[0].enqueued)
         else:
-            observe_many(m.queue, started - np.array([item.enqueued for item in batch]))
+            m.queue.observe_many(started - np.array([item.enqueued for item in batch]))
         m.queue_depth.set(len(self.batcher.queue) + len(batch))
         if self._confidence_index is not None:
             top = _top_confidence(outputs[self._confidence_index], self.config.confidence)
-            observe_many(m.confidence, top)
+            m.confidence.observe_many(top)
             self.predicted_classes.count(outputs)
 
     def retire(self) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sidecar.metrics import MAX_CLASS_LABELS, PREDICTED_CLASS, add
+from sidecar.metric_slots import Value, value_of
+from sidecar.metrics import MAX_CLASS_LABELS, PREDICTED_CLASS
 
 OTHER = f"{MAX_CLASS_LABELS}+"
 
@@ -26,13 +27,15 @@ class ClassCounter:
 
     def __init__(self, model: str, version: str, index: int | None) -> None:
         self.model, self.version, self.index = model, version, index
-        self.children: dict[int, object] = {}
+        self.children: dict[int, Value] = {}
 
-    def child(self, cls: int) -> object:
+    def child(self, cls: int) -> Value:
         found = self.children.get(cls)
         if found is None:
             label = str(cls) if cls < MAX_CLASS_LABELS else OTHER
-            found = self.children[cls] = PREDICTED_CLASS.labels(self.model, self.version, label)
+            found = self.children[cls] = value_of(
+                PREDICTED_CLASS.labels(self.model, self.version, label)
+            )
         return found
 
     def count(self, outputs: list[np.ndarray]) -> None:
@@ -45,8 +48,8 @@ class ClassCounter:
         if rows.shape[1] < 2:
             return
         if rows.shape[0] == 1:
-            add(self.child(int(rows[0].argmax())))  # type: ignore[arg-type]
+            self.child(int(rows[0].argmax())).inc()
             return
         counts = np.bincount(rows.argmax(axis=1))
         for cls in np.flatnonzero(counts).tolist():
-            add(self.child(cls), int(counts[cls]))  # type: ignore[arg-type]
+            self.child(cls).inc(int(counts[cls]))

@@ -16,7 +16,6 @@ import numpy as np
 from sidecar.codec.decode import InferRequest, decode_request
 from sidecar.codec.uploads import is_upload, upload_request
 from sidecar.errors import BadRequest
-from sidecar.metrics import observe
 from sidecar.serving.batching import Pending
 from sidecar.serving.model import ModelVersion
 from sidecar.serving.validation import describe
@@ -61,7 +60,7 @@ def prepare(
             )
         started = perf_counter()
         feeds = model_class.preprocess(feeds)
-        observe(found.preprocess_seconds, perf_counter() - started)
+        found.preprocess_seconds.observe(perf_counter() - started)
         if found.batchable:
             rows = next(iter(feeds.values())).shape[0]
     return request, Pending(feeds, rows)

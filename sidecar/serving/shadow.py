@@ -34,14 +34,13 @@ from typing import cast
 import numpy as np
 
 from sidecar.errors import QueueFull, WeirError
+from sidecar.metric_slots import Histogram, Value, value_of
 from sidecar.metrics import (
     SHADOW_AGREEMENTS,
     SHADOW_COMPARISONS,
     SHADOW_FAILURES,
     SHADOW_MAX_ABS_DIFF,
     SHADOW_SHED,
-    add,
-    observe_many,
 )
 from sidecar.serving.batching import Pending
 from sidecar.serving.model import AsyncDriver, ModelVersion
@@ -109,24 +108,24 @@ class PairMetrics:
 
     def __init__(self, model: str, version: str, shadow: str) -> None:
         self.labels = (model, version, shadow)
-        self.comparisons = SHADOW_COMPARISONS.labels(*self.labels)
-        self.agreements = SHADOW_AGREEMENTS.labels(*self.labels)
-        self.shed = SHADOW_SHED.labels(*self.labels)
-        self.diffs = SHADOW_MAX_ABS_DIFF.labels(*self.labels)
-        self.failures: dict[str, object] = {}
+        self.comparisons = value_of(SHADOW_COMPARISONS.labels(*self.labels))
+        self.agreements = value_of(SHADOW_AGREEMENTS.labels(*self.labels))
+        self.shed = value_of(SHADOW_SHED.labels(*self.labels))
+        self.diffs = Histogram(SHADOW_MAX_ABS_DIFF.labels(*self.labels))
+        self.failures: dict[str, Value] = {}
 
     def failed(self, reason: str) -> None:
         child = self.failures.get(reason)
         if child is None:
-            child = self.failures[reason] = SHADOW_FAILURES.labels(*self.labels, reason)
-        add(child)  # type: ignore[arg-type]
+            child = self.failures[reason] = value_of(SHADOW_FAILURES.labels(*self.labels, reason))
+        child.inc()
 
     def compared(self, diffs: np.ndarray | None, agreed: np.ndarray | None) -> None:
         if diffs is not None:
-            observe_many(self.diffs, diffs)
+            self.diffs.observe_many(diffs)
         if agreed is not None:
-            add(self.comparisons, int(agreed.size))
-            add(self.agreements, int(np.count_nonzero(agreed)))
+            self.comparisons.inc(int(agreed.size))
+            self.agreements.inc(int(np.count_nonzero(agreed)))
 
 
 class Shadows:
@@ -163,7 +162,7 @@ class Shadows:
         key = (live.name, shadow.version)
         busy = self.in_flight.get(key, 0)
         if busy >= self.max_in_flight:
-            add(pair.shed)
+            pair.shed.inc()
             return
         self.in_flight[key] = busy + 1
         copy = Pending(item.feeds, item.rows)
@@ -185,7 +184,7 @@ class Shadows:
         try:
             await cast(AsyncDriver, shadow.driver).submit(copy)
         except QueueFull:
-            add(pair.shed)
+            pair.shed.inc()
             return
         except WeirError as exc:
             pair.failed(exc.reason)

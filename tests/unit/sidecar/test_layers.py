@@ -1,8 +1,8 @@
 """The sidecar's layers: codec < serving < http < server; no module imports from above.
 
-`errors` and `metrics` sit below everything. `settings` belongs with the server layer (only
-it reads settings; serving gets explicit values) and takes its batching defaults from
-`serving.model_config`.
+`errors`, `metrics` and `metric_slots` sit below everything. `settings` belongs with the server
+layer (only it reads settings; serving gets explicit values) and takes its batching defaults
+from `serving.model_config`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,16 @@ import pytest
 import sidecar
 
 ROOT = Path(sidecar.__file__).parent
-RANK = {"errors": 0, "metrics": 0, "codec": 1, "serving": 2, "http": 3, "server": 4, "settings": 4}
+RANK = {
+    "errors": 0,
+    "metrics": 0,
+    "metric_slots": 0,
+    "codec": 1,
+    "serving": 2,
+    "http": 3,
+    "server": 4,
+    "settings": 4,
+}
 
 
 def _layer(module: str) -> str:

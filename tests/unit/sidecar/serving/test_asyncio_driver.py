@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from sidecar.errors import QueueFull, Unavailable
-from sidecar.serving.asyncio_driver import AsyncioDriver
+from sidecar.serving.asyncio_driver import (
+    ALONE_BUDGET_S,
+    INLINE_BUDGET_S,
+    AsyncioDriver,
+    LoopLoad,
+    RunCosts,
+)
 from sidecar.serving.batching import Batcher, BatchPolicy, Pending
 
 
@@ -22,13 +29,17 @@ def _item(value: float = 1.0) -> Pending:
 class Runner:
     """Doubles `x`, noting each run's rows and thread; `gate` (when set) holds a run."""
 
-    def __init__(self, gate: threading.Event | None = None) -> None:
+    def __init__(self, gate: threading.Event | None = None, burn: float = 0.0) -> None:
         self.gate = gate
+        self.burn = burn  # CPU seconds each run spends (what the driver measures)
         self.runs: list[tuple[int, str]] = []
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         if self.gate is not None:
             assert self.gate.wait(30)
+        until = time.thread_time() + self.burn
+        while time.thread_time() < until:
+            pass
         self.runs.append((len(feeds["x"]), threading.current_thread().name))
         return [feeds["x"] * 2]
 
@@ -88,6 +99,46 @@ def test_once_measured_light_batches_run_on_the_loop_itself():
 
     asyncio.run(main())
     assert [thread for _, thread in runner.runs] == ["compute m:1", "MainThread"]
+
+
+def test_a_heavier_batch_runs_on_the_loop_only_while_nobody_else_waits_on_it():
+    burn = (INLINE_BUDGET_S + ALONE_BUDGET_S) / 2  # over the light budget, within alone's
+    heavy = Runner(burn=burn)
+    gate = threading.Event()
+    other = Runner(gate)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        load = LoopLoad()
+        driver = AsyncioDriver(Batcher("m:1", BatchPolicy(64, 0.0, 100), heavy), loop, load=load)
+        held = AsyncioDriver(Batcher("o:1", BatchPolicy(64, 0.0, 100), other), loop, load=load)
+        await driver.submit(_item())  # unmeasured: the compute thread
+        await driver.submit(_item())  # alone on the loop: computed there
+        waiting = asyncio.ensure_future(held.submit(_item()))  # another model's request waits
+        await asyncio.sleep(0.05)
+        await driver.submit(_item())  # someone else waits for the loop: the compute thread
+        gate.set()
+        await waiting
+        driver.stop()
+        held.stop()
+
+    asyncio.run(main())
+    assert [thread for _, thread in heavy.runs] == ["compute m:1", "MainThread", "compute m:1"]
+
+
+def test_run_costs_judge_an_unmeasured_batch_size_from_its_neighbours():
+    costs = RunCosts()
+    assert costs.estimate(4) is None
+    costs.record(1, 50e-6)
+    assert costs.estimate(1) == pytest.approx(50e-6)
+    assert costs.estimate(4) == pytest.approx(200e-6)  # scaled from below: an upper bound
+    costs.record(4, 60e-6)  # measured: a fixed cost per run, little per row
+    assert costs.estimate(4) == pytest.approx(60e-6)
+    assert costs.estimate(6) == pytest.approx(90e-6)  # the same bucket, scaled by rows
+    assert costs.estimate(2) == pytest.approx(100e-6)  # from below (scaled), not from 4's
+    empty_below = RunCosts()
+    empty_below.record(16, 80e-6)
+    assert empty_below.estimate(2) == pytest.approx(80e-6)  # fewer rows cost no more
 
 
 def test_a_device_s_batches_never_run_on_the_loop_however_cheap_they_look():
