@@ -46,14 +46,23 @@ log = logging.getLogger(__name__)
 
 WAIT_TIMEOUT_S = 60.0
 # A batch expected to compute within this runs on the loop itself: a hand-off to the compute
-# thread and back costs about as much (two wake-ups and the GIL changing hands twice).
-INLINE_BUDGET_S = 200e-6
+# thread and back costs tens of µs (two wake-ups, the GIL changing hands twice, and the
+# thread's cold caches), and a stall this short costs a probe nothing. At 200 µs, a 4-row
+# digits batch (100-230 µs on a CPU shared with its load generator) kept crossing it and
+# starved on the nice-10 thread; at 2 ms, cnn's 1.5 ms batches took the loop from decoding
+# (cnn binary at 16 clients: 0.54x).
+INLINE_BUDGET_S = 500e-6
 # A batch expected within this runs on the loop while no other infer request waits on it:
 # a probe that arrives meanwhile waits this long at most (the health goal is 10 ms at p99).
 ALONE_BUDGET_S = 3e-3
 # ... and only once no two requests have waited at the same time for this long.
 QUIET_S = 0.5
 SMOOTHING = 0.2
+# A batch expected within PROBE_FACTOR x the budget it missed runs on the loop one time in
+# PROBE_EVERY anyway, to measure it there: thread runs overestimate (`RunCosts`), and a model
+# whose batches never ran on the loop again could never be found light again.
+PROBE_FACTOR = 2
+PROBE_EVERY = 16
 # Nice 10 (weight 110 against 1024): the loop wins the CPU from its own compute threads,
 # while a compute thread sharing a CPU with a busy process of nice 0 (an edge worker, a load
 # generator) still gets a tenth of it; at 19 it got next to nothing and starved.
@@ -78,37 +87,49 @@ class LoopLoad:
 
 
 class RunCosts:
-    """What a batch of so many rows is expected to cost: CPU seconds per run, smoothed per
-    power-of-two bucket of rows. A batch size not measured yet is judged from the nearest
-    bucket below, scaled by rows (an overestimate when a run has a fixed cost), else from the
-    nearest above (fewer rows cost no more). Buckets, not one average scaled by rows: with
-    one, a queue that grew while a batch waited made the next batch look heavy, sent it to
-    the thread, where it waited longer still, and a light model never came back to the loop."""
+    """What a batch of so many rows is expected to cost on the loop: CPU seconds per run,
+    smoothed per power-of-two bucket of rows.
 
-    __slots__ = ("_buckets",)
+    - Runs on the loop say what the loop pays. Runs on the compute thread are only an upper
+      bound: a nice-10 thread preempted by a busy neighbour pays for cold caches again after
+      each preemption (a 4-row digits batch: 145 µs on the loop, 330-430 µs on the thread
+      beside a pinned load generator). So a bucket measured on the loop is judged from the
+      loop's runs alone, and one measured only on the thread from the thread's.
+    - A batch size not measured yet is judged from the nearest bucket below, scaled by rows
+      (an overestimate when a run has a fixed cost), else from the nearest above (fewer rows
+      cost no more).
+    - Buckets, not one average scaled by rows: with one, a queue that grew while the CPU was
+      taken made the next batch look heavy, and it went to the thread, where it waited longer
+      still.
+    """
+
+    __slots__ = ("_loop", "_thread")
 
     def __init__(self) -> None:
-        self._buckets: dict[int, tuple[float, float]] = {}  # bucket: (seconds, rows)
+        # bucket: (seconds, rows), smoothed
+        self._loop: dict[int, tuple[float, float]] = {}
+        self._thread: dict[int, tuple[float, float]] = {}
 
-    def record(self, rows: float, seconds: float) -> None:
+    def record(self, rows: float, seconds: float, on_loop: bool) -> None:
+        table = self._loop if on_loop else self._thread
         bucket = int(rows).bit_length()
-        known = self._buckets.get(bucket)
+        known = table.get(bucket)
         if known is None:
-            self._buckets[bucket] = (seconds, rows)
+            table[bucket] = (seconds, rows)
         else:
-            self._buckets[bucket] = (
+            table[bucket] = (
                 known[0] + SMOOTHING * (seconds - known[0]),
                 known[1] + SMOOTHING * (rows - known[1]),
             )
 
     def estimate(self, rows: float) -> float | None:
-        """Expected seconds for `rows`, or None before any run."""
-        buckets = self._buckets
-        if not buckets:
-            return None
+        """Expected seconds for `rows` on the loop, or None before any run."""
         bucket = int(rows).bit_length()
-        found = buckets.get(bucket)
+        found = self._loop.get(bucket) or self._thread.get(bucket)
         if found is None:
+            buckets = self._loop | self._thread
+            if not buckets:
+                return None
             below = [b for b in buckets if b < bucket]
             found = buckets[max(below)] if below else buckets[min(buckets)]
         seconds, measured_rows = found
@@ -134,6 +155,7 @@ class AsyncioDriver:
         self._cond = threading.Condition()
         self._busy = False  # a batch is computing (on the thread or, when light, the loop)
         self.costs = RunCosts()
+        self._probe_in = PROBE_EVERY
         self._kicked = False
         self._kick_scheduled = False
         self._company: asyncio.TimerHandle | None = None  # waiting out max_queue_delay
@@ -196,7 +218,7 @@ class AsyncioDriver:
         if batch is None:
             return
         # Cheaper on the loop than a hand-off to the thread and back (module docstring).
-        self._execute(batch)
+        self._execute(batch, on_loop=True)
         with self._cond:
             self._busy = False
             if self.batcher.queue or self._stopped:
@@ -225,14 +247,24 @@ class AsyncioDriver:
             return False
         if expected <= INLINE_BUDGET_S:
             return True
-        return expected <= ALONE_BUDGET_S and self.load.quiet()
+        quiet = self.load.quiet()
+        budget = ALONE_BUDGET_S if quiet else INLINE_BUDGET_S
+        if expected <= budget:
+            return True
+        if expected <= PROBE_FACTOR * budget:
+            self._probe_in -= 1
+            if self._probe_in <= 0:
+                self._probe_in = PROBE_EVERY
+                return True
+        return False
 
-    def _execute(self, batch: list[Pending]) -> None:
+    def _execute(self, batch: list[Pending], on_loop: bool) -> None:
         # CPU time of this thread, not wall time: a run preempted by other work on its CPU
         # would otherwise look heavy and be sent to the thread, where it waits longer still.
         started = thread_time()
         self.batcher.execute(batch)
-        self.costs.record(float(sum(item.rows for item in batch)), thread_time() - started)
+        rows = float(sum(item.rows for item in batch))
+        self.costs.record(rows, thread_time() - started, on_loop)
 
     def _compute(self) -> None:
         # Computing yields the CPU to the thread serving HTTP: health and light requests are
@@ -252,7 +284,7 @@ class AsyncioDriver:
                 batch = batcher.take()
                 # Whatever is still queued was kicked for too: take it after this batch.
                 self._kicked = bool(batcher.queue)
-            self._execute(batch)
+            self._execute(batch, on_loop=False)
             with self._cond:
                 self._busy = False
             self._hand_back(batch)

@@ -15,6 +15,7 @@ from sidecar.errors import QueueFull, Unavailable
 from sidecar.serving.asyncio_driver import (
     ALONE_BUDGET_S,
     INLINE_BUDGET_S,
+    PROBE_EVERY,
     AsyncioDriver,
     LoopLoad,
     RunCosts,
@@ -29,15 +30,19 @@ def _item(value: float = 1.0) -> Pending:
 class Runner:
     """Doubles `x`, noting each run's rows and thread; `gate` (when set) holds a run."""
 
-    def __init__(self, gate: threading.Event | None = None, burn: float = 0.0) -> None:
+    def __init__(
+        self, gate: threading.Event | None = None, burn: float = 0.0, thread_burn: float = 0.0
+    ) -> None:
         self.gate = gate
         self.burn = burn  # CPU seconds each run spends (what the driver measures)
+        self.thread_burn = thread_burn  # more on the compute thread (as when it is preempted)
         self.runs: list[tuple[int, str]] = []
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         if self.gate is not None:
             assert self.gate.wait(30)
-        until = time.thread_time() + self.burn
+        extra = self.thread_burn if threading.current_thread() is not threading.main_thread() else 0
+        until = time.thread_time() + self.burn + extra
         while time.thread_time() < until:
             pass
         self.runs.append((len(feeds["x"]), threading.current_thread().name))
@@ -129,16 +134,43 @@ def test_a_heavier_batch_runs_on_the_loop_only_while_nobody_else_waits_on_it():
 def test_run_costs_judge_an_unmeasured_batch_size_from_its_neighbours():
     costs = RunCosts()
     assert costs.estimate(4) is None
-    costs.record(1, 50e-6)
+    costs.record(1, 50e-6, on_loop=True)
     assert costs.estimate(1) == pytest.approx(50e-6)
     assert costs.estimate(4) == pytest.approx(200e-6)  # scaled from below: an upper bound
-    costs.record(4, 60e-6)  # measured: a fixed cost per run, little per row
+    costs.record(4, 60e-6, on_loop=True)  # measured: a fixed cost per run, little per row
     assert costs.estimate(4) == pytest.approx(60e-6)
     assert costs.estimate(6) == pytest.approx(90e-6)  # the same bucket, scaled by rows
     assert costs.estimate(2) == pytest.approx(100e-6)  # from below (scaled), not from 4's
     empty_below = RunCosts()
-    empty_below.record(16, 80e-6)
+    empty_below.record(16, 80e-6, on_loop=False)
     assert empty_below.estimate(2) == pytest.approx(80e-6)  # fewer rows cost no more
+
+
+def test_run_costs_trust_the_loop_s_runs_over_the_thread_s():
+    costs = RunCosts()
+    costs.record(4, 400e-6, on_loop=False)  # preempted on the thread: an upper bound
+    assert costs.estimate(4) == pytest.approx(400e-6)
+    costs.record(4, 120e-6, on_loop=True)
+    for _ in range(5):
+        costs.record(4, 400e-6, on_loop=False)  # more thread runs do not undo the loop's
+    assert costs.estimate(4) == pytest.approx(120e-6)
+
+
+def test_a_batch_measured_heavy_on_the_thread_is_tried_on_the_loop_now_and_then():
+    runner = Runner(thread_burn=1.5 * INLINE_BUDGET_S)  # light on the loop, not on the thread
+
+    async def main() -> None:
+        driver = _driver(asyncio.get_running_loop(), runner)
+        driver.load.crowded_at = float("inf")  # never quiet: only the light budget applies
+        for _ in range(PROBE_EVERY + 1):
+            await driver.submit(_item())
+        driver.stop()
+
+    asyncio.run(main())
+    threads = [thread for _, thread in runner.runs]
+    # The first run is unmeasured, the next PROBE_EVERY - 1 look heavy from the thread's runs.
+    assert threads[:PROBE_EVERY] == ["compute m:1"] * PROBE_EVERY
+    assert threads[PROBE_EVERY] == "MainThread"  # tried on the loop: light after all
 
 
 def test_a_device_s_batches_never_run_on_the_loop_however_cheap_they_look():
