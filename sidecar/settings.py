@@ -65,6 +65,12 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes."
     )
+    max_in_flight_bytes: int = Field(
+        0,
+        ge=0,
+        description="Request bytes one worker holds at once (bodies being read, requests "
+        "queued or computing), beyond which it answers 503; 0: max(256 MiB, 4 x max body).",
+    )
     max_batch_size: int = Field(
         _BATCHING["max_batch_size"].default,
         ge=0,

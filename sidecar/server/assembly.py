@@ -52,7 +52,9 @@ def load_dataplane(settings: Settings, driver_factory: DriverFactory) -> DataPla
     repository = load_repository(Path(settings.models), load, settings.repository_poll_seconds)
     readiness = Readiness()
     readiness.mark_ready()
-    return DataPlane(repository, readiness, settings.max_body_bytes)
+    return DataPlane(
+        repository, readiness, settings.max_body_bytes, settings.max_in_flight_bytes or None
+    )
 
 
 def build_worker(

@@ -14,6 +14,10 @@ What a connection does:
   discarded up to `drain_ceiling` and answered 413 (a proxy in front then gets the 413,
   not a reset); one declared or grown beyond the ceiling is refused at once and closed.
   `Expect: 100-continue` is honoured for bodies within the limit.
+- Body bytes count against the worker's budget of request bytes (`DataPlane.hold`) as they
+  arrive, until the request is answered or its client is gone: past the budget, what was
+  kept of the body is dropped, the rest is read and discarded, and the answer is a 503
+  (`queue_full`, Retry-After). Slow bodies cannot hold more memory than the budget.
 - A request the parser refuses (a bad request line, an unknown method, a malformed header or
   chunk, a transfer coding other than chunked) is answered in V2 JSON: 405 for an unknown
   method, 414 for a request line over `MAX_URL_BYTES`, 431 for headers over
@@ -51,6 +55,7 @@ import httptools
 from sidecar.errors import (
     FAILURE_HEADER,
     SERVER_FAILURE,
+    WeirError,
     error_body,
     internal_error_parts,
     response_parts,
@@ -87,12 +92,13 @@ class _Request:
     __slots__ = (
         "body",
         "headers",
+        "held",
         "http_version",
         "keep_alive",
         "method",
         "path",
         "query",
-        "too_large",
+        "refusal",
     )
 
     def __init__(
@@ -103,7 +109,8 @@ class _Request:
         headers: Headers,
         body: bytes,
         keep_alive: bool,
-        too_large: bool,
+        refusal: WeirError | None,
+        held: int,
     ) -> None:
         parsed = httptools.parse_url(url)
         path = parsed.path.decode("ascii")
@@ -114,7 +121,9 @@ class _Request:
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
-        self.too_large = too_large  # its body was read and dropped: answered 413
+        # Its body was read and dropped (over the limit, or the worker's budget): answered so.
+        self.refusal = refusal
+        self.held = held  # body bytes counted against the worker's budget until answered
 
 
 class WeirHttpProtocol(asyncio.Protocol):
@@ -163,6 +172,9 @@ class WeirHttpProtocol(asyncio.Protocol):
         self._head_bytes = 0  # bytes fed meanwhile
         self._unparsable = False  # the parser failed or stopped: nothing more is read
         self._keep_body = True
+        self._held = 0  # bytes of the body being read counted against the worker's budget
+        self._refusal: WeirError | None = None  # the budget refused the body being read
+        self._current: _Request | None = None  # the request being answered
         # Deadlines (module docstring): the one timer fires at `_timer_at` or later.
         self._deadline = 0.0
         self._deadline_kind: str | None = None
@@ -205,6 +217,11 @@ class WeirHttpProtocol(asyncio.Protocol):
         if self._task is not None and not self._task.done():
             self._task.cancel()  # nobody waits for it: a queued infer leaves its queue
         self._task = None
+        self._release_reading()
+        for request in (self._current, *self.waiting):
+            if request is not None:
+                self._release(request)
+        self._current = None
         self.waiting.clear()
         self._wake_writer()
 
@@ -287,6 +304,7 @@ class WeirHttpProtocol(asyncio.Protocol):
         self._body = bytearray()
         self._size = 0
         self._keep_body = True
+        self._refusal = None
         self._set_deadline(self.read_timeout, _READ)
 
     def on_url(self, url: bytes) -> None:
@@ -329,7 +347,14 @@ class WeirHttpProtocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
         if self._keep_body and self._size <= self.limit:
-            self._body += body  # one growing buffer: a body of 1-byte chunks is not 28x its size
+            if self.front.dataplane.hold(len(body)):
+                self._held += len(body)
+                self._body += body  # one buffer: a body of 1-byte chunks is not 28x its size
+            else:  # the worker holds too many bytes already: drop, drain, answer 503
+                self._refusal = self.front.dataplane.over_budget()
+                self._keep_body = False
+                self._body = bytearray()
+                self._release_reading()
         elif self._size > self.ceiling:  # chunked, and past any size worth draining
             raise _Refused(413, self.front.dataplane.too_large().message)
 
@@ -339,15 +364,22 @@ class WeirHttpProtocol(asyncio.Protocol):
         version = parser.get_http_version()
         body = bytes(self._body)
         self._body = bytearray()
-        too_large = self._size > self.limit
+        refusal = self._refusal
+        if self._size > self.limit:
+            refusal = self.front.dataplane.too_large()
+        held, self._held = self._held, 0
+        if refusal is not None and held:  # its body is dropped: nothing to hold for it
+            self.front.dataplane.release(held)
+            held = 0
         request = _Request(
             parser.get_method().decode("ascii"),
             self._url,
             version,
             self._headers,
-            b"" if too_large else body,
+            b"" if refusal is not None else body,
             version != "1.0" and parser.should_keep_alive(),
-            too_large,
+            refusal,
+            held,
         )
         self._deadline_kind = None
         self.waiting.append(request)
@@ -376,6 +408,7 @@ class WeirHttpProtocol(asyncio.Protocol):
             answered += 1
             request = self.waiting.popleft()
             self.answering = True
+            self._current = request
             try:
                 answer = self._answer(request)
             except Exception:
@@ -394,8 +427,8 @@ class WeirHttpProtocol(asyncio.Protocol):
 
     def _answer(self, request: _Request) -> Any:
         """Parts, or a coroutine of them."""
-        if request.too_large:
-            return response_parts(self.front.dataplane.too_large())
+        if request.refusal is not None:
+            return response_parts(request.refusal)
         target = self.front.infer_target(request.method, request.path)
         if target is not None:
             return self.front.infer(target, request.headers, request.body)
@@ -459,8 +492,20 @@ class WeirHttpProtocol(asyncio.Protocol):
         )  # the date uvicorn's server keeps current
         return "".join(lines).encode("latin-1") + default + b"\r\n"
 
+    def _release(self, request: _Request) -> None:
+        if request.held:
+            self.front.dataplane.release(request.held)
+            request.held = 0
+
+    def _release_reading(self) -> None:
+        if self._held:
+            self.front.dataplane.release(self._held)
+            self._held = 0
+
     def _finished(self, request: _Request) -> None:
         """`request` is answered: close when it or the connection asks to."""
+        self._release(request)
+        self._current = None
         self.answering = False
         self.server_state.total_requests += 1
         if self.gone:

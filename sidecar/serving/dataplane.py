@@ -78,12 +78,18 @@ class InferResult:
 class DataPlane:
     """The V2 operations over one worker's repository and readiness."""
 
-    def __init__(self, repository: Repository, readiness: Readiness, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        repository: Repository,
+        readiness: Readiness,
+        max_body_bytes: int,
+        in_flight_limit: int | None = None,
+    ) -> None:
         self.repository = repository
         self.readiness = readiness
         self.max_body_bytes = max_body_bytes
-        # infer_async's own: bytes of the requests it holds (read, decoded or queued).
-        self.in_flight_limit = max(MIN_IN_FLIGHT_BYTES, 4 * max_body_bytes)
+        # Under an event loop: bytes of the requests held (being read, decoded or queued).
+        self.in_flight_limit = in_flight_limit or max(MIN_IN_FLIGHT_BYTES, 4 * max_body_bytes)
         self.in_flight_bytes = 0
         self._worker_thread: ThreadPoolExecutor | None = None
         self._preprocess_pool: ThreadPoolExecutor | None = None
@@ -121,6 +127,25 @@ class DataPlane:
             return await loop.run_in_executor(self._preprocess_pool, fn, *args)
         finally:
             self._pool_slots.release()
+
+    def hold(self, size: int) -> bool:
+        """Count `size` request bytes against the worker's budget (`release` gives them back).
+        False, holding nothing, when they would pass it while anything else is held: one
+        request alone is always let in."""
+        if self.in_flight_bytes and self.in_flight_bytes + size > self.in_flight_limit:
+            return False
+        self.in_flight_bytes += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.in_flight_bytes -= size
+
+    def over_budget(self) -> QueueFull:
+        """The answer to a request past the worker's budget of request bytes."""
+        return QueueFull(
+            f"this sidecar worker already holds {self.in_flight_bytes >> 20} MiB of "
+            "requests; retry after the Retry-After delay, or send fewer rows per request"
+        )
 
     def live(self) -> dict[str, Any]:
         return {"live": True}
@@ -222,11 +247,14 @@ class DataPlane:
         header_length: str | None,
         content_type: str | None = None,
         shadow: str | None = None,
+        held: bool = False,
     ) -> InferResult:
         """`infer` for a server on an event loop: the body is already read (within the
         limit, `too_large` otherwise) and the request waits for its batch without holding a
         thread; the model version's driver must be an `AsyncDriver`. `shadow`: the version
-        the edge asks to compute a copy once this answer is computed (`serving/shadow.py`)."""
+        the edge asks to compute a copy once this answer is computed (`serving/shadow.py`).
+        `held`: the server already holds the body's bytes (`hold`) while it reads it, and
+        until it has answered."""
         started = perf_counter()
         try:
             found = self.repository.get(model, version)
@@ -234,16 +262,12 @@ class DataPlane:
             unknown_model_failure(exc.reason)
             raise
         size = len(body)
-        if self.in_flight_bytes and self.in_flight_bytes + size > self.in_flight_limit:
-            error = QueueFull(
-                f"this sidecar worker already holds {self.in_flight_bytes >> 20} MiB of "
-                "requests; retry after the Retry-After delay, or send fewer rows per request"
-            )
+        if not held and not self.hold(size):
+            error = self.over_budget()
             found.metrics.failure(error.reason)
             raise error
         metrics = found.metrics
         metrics.entered()
-        self.in_flight_bytes += size
         try:
             if found.preprocesses:  # images to decode: never on the loop
                 request, item = await self._on_pool(
@@ -268,7 +292,8 @@ class DataPlane:
             raise
         finally:
             metrics.left()
-            self.in_flight_bytes -= size
+            if not held:
+                self.release(size)
 
     @staticmethod
     def _count_failure(found: ModelVersion, exc: Exception) -> None:

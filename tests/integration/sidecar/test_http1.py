@@ -235,3 +235,39 @@ def test_expect_100_continue_over_the_limit_is_refused_at_once(spawn_sidecar, re
         )
         (head, message), = _answers(_read_all(sock))  # fmt: skip
     assert head.startswith(b"HTTP/1.1 413 ") and "4096" in json.loads(message)["error"]
+
+
+def test_bodies_still_being_read_count_against_the_worker_s_byte_budget(spawn_sidecar, repository):
+    """Slow bodies cannot hold more memory than the budget: past it, a body is read and
+    dropped and answered 503 (the connection serves on); a hang-up gives its bytes back."""
+    proc = spawn_sidecar(
+        repository, "--workers", "1", env={"WEIR_MAX_IN_FLIGHT_BYTES": str(1 << 20)}
+    )
+    padded = json.dumps(DIGITS).encode() + b" " * 600_000  # valid JSON, 600 KB
+    slow = socket.create_connection(("127.0.0.1", proc.port), timeout=30)
+    try:
+        # 700 KB of an 800 KB body, held while the rest never comes.
+        slow.sendall(
+            b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 800000\r\n\r\n"
+            + b" " * 700_000
+        )
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=30) as sock:
+            sock.sendall(_infer(body=padded) + _infer(b"Connection: close\r\n"))
+            (refused, message), (served, answer) = _answers(_read_all(sock))
+        assert refused.startswith(b"HTTP/1.1 503 ") and b"retry-after:" in refused.lower()
+        error = json.loads(message)["error"]
+        assert "MiB of requests" in error and "Retry-After" in error
+        assert served.startswith(b"HTTP/1.1 200 ") and json.loads(answer)["outputs"]
+    finally:
+        slow.close()
+    # The hung-up body's bytes are given back: the large request is served now.
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=30) as sock:
+            sock.sendall(_infer(b"Connection: close\r\n", body=padded))
+            head = _read_all(sock)
+        if head.startswith(b"HTTP/1.1 200 "):
+            break
+        assert time.monotonic() < deadline, f"budget not given back: {head[:200]!r}"
+        time.sleep(0.1)
