@@ -4,7 +4,8 @@
 
 What an on-call engineer is paged for: a model version answering errors, its p99 eating its
 timeout budget, an open breaker, batching queues refusing work, a model version not ready, its
-predictions drifting from their reference, a rate-limit surge, and a scrape target gone. A test
+predictions drifting from their reference, a shadow version disagreeing with the live answers,
+a rate-limit surge, and a scrape target gone. A test
 keeps the committed file equal to this output for release.yaml; `promtool test rules` runs
 tests/unit/observability/alerts_test.yml.
 """
@@ -25,6 +26,8 @@ BUDGET = 0.8  # p99 above this fraction of the model's timeout
 SURGE_RATIO = 0.10  # 429s over all requests, per model
 DRIFT_PSI = 0.25  # PSI of a version's predictions against its reference: a real shift
 DRIFT_MIN_ROWS = 500  # ... measured on at least this many rows (a smaller window is noise)
+SHADOW_AGREEMENT = 0.9  # top-1 agreement of a shadow version with the live answers, at least
+SHADOW_MIN_ROWS = 200  # ... over this many compared rows in 10 minutes
 TIMEOUT = "weir:model_timeout_seconds"
 
 
@@ -115,6 +118,23 @@ def rules(release: Release) -> dict[str, Any]:
             "changed (a new client, a broken feature pipeline upstream) or the model is wrong "
             "on it: compare the panels of predicted classes and confidence. If the new "
             "distribution is right, capture it: weir drift capture MODEL VERSION.",
+        ),
+        _alert(
+            "WeirShadowDisagreement",
+            "sum by (model, version, shadow) (rate(weir_shadow_agreements_total[10m]))\n"
+            "  / sum by (model, version, shadow) (rate(weir_shadow_comparisons_total[10m]))\n"
+            f"  < {SHADOW_AGREEMENT:g}\n"
+            "and sum by (model, version, shadow) (increase(weir_shadow_comparisons_total[10m]))"
+            f" >= {SHADOW_MIN_ROWS}",
+            "10m",
+            "warn",
+            "{{ $labels.model }}: shadow v{{ $labels.shadow }} agrees with live "
+            "v{{ $labels.version }} on {{ $value | humanizePercentage }} of rows",
+            "The shadow version's top-1 class differs from the live answers on more than 10% "
+            "of the same requests: do not promote it before you know why (a rollout judging "
+            "agreement would roll it back). Compare the shadow's outputs on a few requests; "
+            "if a different answer is intended (a model retrained on new labels), this is "
+            "expected and the shadow has served its purpose: remove it from the release.",
         ),
         _alert(
             "WeirRateLimitSurge",

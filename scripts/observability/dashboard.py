@@ -4,7 +4,8 @@
 
 Rows: traffic and errors, latency, batching, the grey release's confidence and predicted
 classes side by side per version (drift shows there first), each version's live traffic share
-(a rollout's step), drift against each version's reference, and the edge's protections
+(a rollout's step), drift against each version's reference, shadow agreement, and the
+edge's protections
 (breakers, 429s, fallbacks).
 A test keeps the committed JSON equal to this output and checks every metric it queries is
 really exported by a running edge and sidecar.
@@ -137,6 +138,20 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
             (
                 f"max by ({BY_VERSION}, signal) (weir_prediction_drift{{{MODEL}}})",
                 "{{model}} v{{version}} {{signal}}",
+            )
+        ],
+    ),
+    (
+        "Shadow agreement: compared rows whose top-1 class the shadow shares with the live answer",
+        "percentunit",
+        "timeseries",
+        [
+            (
+                "sum by (model, version, shadow) "
+                f"(rate(weir_shadow_agreements_total{{{MODEL}}}[{RATE}]))\n"
+                "  / sum by (model, version, shadow) "
+                f"(rate(weir_shadow_comparisons_total{{{MODEL}}}[{RATE}]))",
+                "{{model}} shadow v{{shadow}} against live v{{version}}",
             )
         ],
     ),

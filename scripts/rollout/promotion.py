@@ -37,6 +37,12 @@ def promoted_release(runtime: RuntimeDir, s: st.RolloutState) -> tuple[int, str,
     data["revision"] = revision
     model.setdefault("release", {})["split"] = split
     model.pop("rollout", None)
+    # A shadow of the promoted version would copy every request onto the version that now
+    # answers it: compute twice, compare nothing. A shadow of another version stays.
+    shadow = model.get("shadow")
+    drop_shadow = isinstance(shadow, dict) and str(shadow.get("version")) == s.canary
+    if drop_shadow:
+        model.pop("shadow")
     path = st.rollouts_dir(runtime) / f"{s.model}-r{revision}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -52,6 +58,14 @@ def promoted_release(runtime: RuntimeDir, s: st.RolloutState) -> tuple[int, str,
             f"  models.{s.model}.release.split: {{{pairs}}}",
             f"  models.{s.model}.rollout: remove it (done)",
         ]
+        + (
+            [
+                f"  models.{s.model}.shadow: remove it (version {s.canary} answers every "
+                "client now: shadowing it onto itself compares nothing)"
+            ]
+            if drop_shadow
+            else []
+        )
     )
     return revision, str(path), change
 

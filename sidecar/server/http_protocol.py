@@ -8,6 +8,7 @@ whole byte strings from `LoopFront`, so none of that is needed. uvicorn's `Serve
 runs the worker: its sockets, the gunicorn heartbeat and the graceful shutdown.
 
 What a connection does:
+- HEAD is answered as GET is, without the body.
 - One request at a time, in order. Requests pipelined behind one being answered wait in
   order, reading paused; `Connection: close` and HTTP/1.0 close after their answer.
 - The body is read within `DataPlane.max_body_bytes`. Over it, the body is read and
@@ -19,13 +20,15 @@ What a connection does:
   kept of the body is dropped, the rest is read and discarded, and the answer is a 503
   (`queue_full`, Retry-After). Slow bodies cannot hold more memory than the budget.
 - A request the parser refuses (a bad request line, an unknown method, a malformed header or
-  chunk, a transfer coding other than chunked) is answered in V2 JSON: 405 for an unknown
+  chunk, a transfer coding other than chunked, an HTTP version other than 1.1 and 1.0) is
+  answered in V2 JSON: 405 for an unknown
   method, 414 for a request line over `MAX_URL_BYTES`, 431 for headers over
   `MAX_HEADER_BYTES` or `MAX_HEADERS`, 400 otherwise, and the connection closes, as the
   stream cannot be trusted after it. Behind an answer under way, the requests read before
   it are answered, then the connection closes: nothing is spliced into an answer.
 - Deadlines, one lazy timer per connection: a request must arrive whole within
-  `read_timeout` seconds of its first byte (or of connecting), else 408 and close; an idle
+  `read_timeout` seconds of connecting (the first request) or of its first byte (the next
+  ones), else 408 and close; an idle
   keep-alive connection closes after `keep_alive` seconds. Moving a deadline is a store,
   not a timer: the timer re-arms itself when it fires early.
 - A worker holds at most `max_connections` connections; one more is answered 503 and
@@ -305,7 +308,10 @@ class WeirHttpProtocol(asyncio.Protocol):
         self._size = 0
         self._keep_body = True
         self._refusal = None
-        self._set_deadline(self.read_timeout, _READ)
+        # A new connection's deadline already runs from its opening: the first byte does not
+        # restart it (a client may not take twice `read_timeout` over its first request).
+        if self._deadline_kind != _READ:
+            self._set_deadline(self.read_timeout, _READ)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -326,18 +332,28 @@ class WeirHttpProtocol(asyncio.Protocol):
         self._in_head = False
         declared = None
         expect = False
+        version = self.parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise _Refused(400, f"HTTP/{version} is not spoken here: send HTTP/1.1")
         for name, value in self._headers:
             if name == b"content-length":
                 declared = int(value)  # llhttp accepts digits only, and one value
             elif name == b"expect" and value.lower() == b"100-continue":
                 expect = True
+            elif name == b"transfer-encoding" and value.strip().lower() != b"chunked":
+                # llhttp takes the chunked framing and would hand over the coded bytes.
+                raise _Refused(
+                    400,
+                    f"Transfer-Encoding {value.decode('latin-1')[:60]!r} is not supported: "
+                    "send the body as is (Content-Length) or chunked, without other codings",
+                )
         if declared is not None and (declared > self.ceiling or (expect and declared > self.limit)):
             # Beyond the ceiling, or waiting for our go-ahead: refused before any body is sent.
             raise _Refused(413, self.front.dataplane.too_large().message)
         self._keep_body = declared is None or declared <= self.limit
         if (
             expect
-            and self.parser.get_http_version() != "1.0"  # 1xx answers are HTTP/1.1's
+            and version != "1.0"  # 1xx answers are HTTP/1.1's
             and not self.answering
             and not self.waiting
             and self.transport is not None
@@ -433,7 +449,8 @@ class WeirHttpProtocol(asyncio.Protocol):
         if target is not None:
             return self.front.infer(target, request.headers, request.body)
         environ = wsgi_environ(
-            request.method,
+            # HEAD is GET's answer without its body (the body is not written, `_write_whole`).
+            "GET" if request.method == "HEAD" else request.method,
             request.path,
             request.query,
             request.http_version,

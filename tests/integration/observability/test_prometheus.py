@@ -58,6 +58,13 @@ def write_release(tmp: Path, port: int, admin_port: int) -> Path:
     text = text.replace(
         "rate: 500r/s, burst: 100, key: global", "rate: 60r/m, burst: 1, key: global"
     )
+    # digits: every request version 1 answers is shadowed on version 2 (the shadow panel).
+    text = text.replace(
+        '    fallback: {version: "1"}\n',
+        '    fallback: {version: "1"}\n    shadow: {version: "2", sample: 100%}\n',
+        1,
+    )
+    assert "shadow:" in text
     path = tmp / "release.yaml"
     path.write_text(text)
     return path

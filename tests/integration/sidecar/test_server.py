@@ -113,9 +113,19 @@ def test_a_transfer_coding_other_than_chunked_is_a_client_error_in_json(sidecar)
         b"Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     )
     head, _, body = answer.partition(b"\r\n\r\n")
-    status = int(head.split(b" ")[1])
-    assert 400 <= status < 500, head
-    assert json.loads(body)["error"], body
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    assert "Transfer-Encoding 'gzip, chunked' is not supported" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    "version, says",
+    [(b"HTTP/2.0", "HTTP/2.0 is not spoken here"), (b"HTTP/1.2", "Invalid HTTP version")],
+)
+def test_a_request_line_of_another_http_version_is_refused_in_json(sidecar, version, says):
+    answer = _exchange(sidecar.port, b"GET /v2/health/ready %s\r\nHost: x\r\n\r\n" % version)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    assert says in json.loads(body)["error"]
 
 
 def _header_int(head: bytes, name: bytes) -> int:
@@ -239,6 +249,15 @@ def test_a_request_slower_than_the_read_timeout_is_answered_408_and_closed(
             assert json.loads(body)["error"]
         assert _drain(silent).startswith(b"HTTP/1.1 408 ")
     assert requests.post(f"{proc.url}/v2/models/digits/infer", json=DIGITS, timeout=30).ok
+    # The deadline runs from the opening: a first byte sent late does not restart it.
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=30) as late:
+        opened = time.monotonic()
+        time.sleep(0.7)
+        late.sendall(b"P")
+        head = _drain(late)
+        waited = time.monotonic() - opened
+    assert head.startswith(b"HTTP/1.1 408 "), head
+    assert waited < 1.6, f"408 after {waited:.2f}s: the first byte restarted the 1 s deadline"
 
 
 def _drain(sock: socket.socket) -> bytes:

@@ -149,6 +149,26 @@ def test_the_promoted_release_is_valid_and_says_what_to_commit(tmp_path: Path) -
     assert release.models["digits"].release.sticky_key == "header:X-User-Id"
     assert 'models.digits.release.split: {"1": 0, "3": 100}' in change
     assert "revision: 5" in change and "rollout: remove it" in change
+    assert "shadow" not in change
+
+
+@pytest.mark.parametrize("shadowed, dropped", [("3", True), ("1", False)])
+def test_a_promotion_drops_a_shadow_of_the_promoted_version_only(
+    tmp_path: Path, shadowed: str, dropped: bool
+) -> None:
+    runtime = RuntimeDir(tmp_path)
+    revision = runtime.revisions / "r4-x"
+    revision.mkdir(parents=True)
+    text = RELEASE.replace(
+        "    rollout:", f'    shadow: {{version: "{shadowed}", sample: 10%}}\n    rollout:'
+    )
+    (revision / "release.yaml").write_text(text)
+    (revision / "settings.json").write_text('{"revision": 4, "checksum": "c", "wiring": "w"}')
+    runtime.current.symlink_to(revision)
+    _, path, change = promoted_release(runtime, make_state())
+    release = parse_release(Path(path).read_text())
+    assert (release.models["digits"].shadow is None) == dropped
+    assert ("models.digits.shadow: remove it" in change) == dropped
 
 
 def test_status_says_what_happens_and_why() -> None:
