@@ -34,7 +34,7 @@ Parts = tuple[str, list[tuple[str, str]], bytes]
 Headers = list[tuple[bytes, bytes]]  # lower-case names, as received
 Infer = Coroutine[Any, Any, Parts]
 
-THREADED_PREFIXES = ("/metrics",)
+METRICS_PATH = "/metrics"
 # Infer paths parsed once: clients repeat a handful. Bounded, since clients choose the paths.
 TARGETS_KEPT = 256
 _SHADOW = SHADOW_HEADER.lower().encode()
@@ -82,16 +82,14 @@ class LoopFront:
         return "200 OK", result.headers, result.body
 
     def call(self, environ: dict[str, Any]) -> Parts | Coroutine[Any, Any, Parts]:
-        """Any other route: Falcon's answer, or an awaitable one for the threaded routes."""
-        if environ["PATH_INFO"].startswith(THREADED_PREFIXES):
-            return self._on_thread(environ)
+        """Any other route: Falcon's answer, or, for a scrape, an awaitable one (rendered on
+        a thread, one render at a time, whatever its query string: the render reads none)."""
+        if (
+            environ["REQUEST_METHOD"] == "GET"
+            and _routed_path(environ["PATH_INFO"]) == METRICS_PATH
+        ):
+            return self.renders.scrape(environ)
         return call_wsgi(self.wsgi_app, environ)
-
-    async def _on_thread(self, environ: dict[str, Any]) -> Parts:
-        if environ["REQUEST_METHOD"] == "GET" and not environ["QUERY_STRING"]:
-            return await self.renders.scrape(environ)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, call_wsgi, self.wsgi_app, environ)
 
 
 class MetricsRenders:
@@ -149,8 +147,15 @@ def infer_target(path: str) -> tuple[str, str | None] | None:
     trailing slashes), so that every path Falcon would route to infer is served here."""
     target = parse_infer_path(path)
     if target is None and ("//" in path or path.endswith("/")):
-        target = parse_infer_path("/" + "/".join(part for part in path.split("/") if part))
+        target = parse_infer_path(_routed_path(path))
     return target
+
+
+def _routed_path(path: str) -> str:
+    """`path` as Falcon's router sees it (repeated and trailing slashes dropped)."""
+    if "//" not in path and not path.endswith("/"):
+        return path
+    return "/" + "/".join(part for part in path.split("/") if part)
 
 
 def header(raw: Headers, name: bytes) -> str | None:

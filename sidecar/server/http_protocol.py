@@ -107,7 +107,7 @@ class _Request:
     def __init__(
         self,
         method: str,
-        url: bytes,
+        parsed: Any,  # httptools.parse_url's
         http_version: str,
         headers: Headers,
         body: bytes,
@@ -115,7 +115,6 @@ class _Request:
         refusal: WeirError | None,
         held: int,
     ) -> None:
-        parsed = httptools.parse_url(url)
         path = parsed.path.decode("ascii")
         self.path = urllib.parse.unquote(path) if "%" in path else path
         self.query: bytes = parsed.query or b""
@@ -166,6 +165,7 @@ class WeirHttpProtocol(asyncio.Protocol):
         self._resume: asyncio.Handle | None = None  # `_next` again next turn (a long pipeline)
         # The request being read.
         self._url = b""
+        self._parsed_url: Any = None
         self._headers: Headers = []
         self._header_bytes = 0
         self._body = bytearray()
@@ -335,6 +335,10 @@ class WeirHttpProtocol(asyncio.Protocol):
         version = self.parser.get_http_version()
         if version not in ("1.1", "1.0"):
             raise _Refused(400, f"HTTP/{version} is not spoken here: send HTTP/1.1")
+        try:  # llhttp takes targets its own URL parser refuses (`http://[::1/x`)
+            self._parsed_url = httptools.parse_url(self._url)
+        except httptools.HttpParserInvalidURLError:
+            raise _Refused(400, "the request target is not a valid path or URL") from None
         for name, value in self._headers:
             if name == b"content-length":
                 declared = int(value)  # llhttp accepts digits only, and one value
@@ -383,20 +387,19 @@ class WeirHttpProtocol(asyncio.Protocol):
         refusal = self._refusal
         if self._size > self.limit:
             refusal = self.front.dataplane.too_large()
-        held, self._held = self._held, 0
-        if refusal is not None and held:  # its body is dropped: nothing to hold for it
-            self.front.dataplane.release(held)
-            held = 0
+        if refusal is not None:  # its body is dropped: nothing to hold for it
+            self._release_reading()
         request = _Request(
             parser.get_method().decode("ascii"),
-            self._url,
+            self._parsed_url,
             version,
             self._headers,
             b"" if refusal is not None else body,
             version != "1.0" and parser.should_keep_alive(),
             refusal,
-            held,
+            self._held,
         )
+        self._held = 0  # the request's now: released once it is answered, or its client gone
         self._deadline_kind = None
         self.waiting.append(request)
         if self.answering or self._write_paused or self._resume is not None:
@@ -430,6 +433,7 @@ class WeirHttpProtocol(asyncio.Protocol):
             except Exception:
                 log.exception("unhandled error on %s %s", request.method, request.path)
                 answer = internal_error_parts()
+            request.body = b""  # what answers it holds its own reference
             if isinstance(answer, tuple) and len(answer[2]) <= SLICE_BYTES:
                 self._write_whole(request, answer)
                 self._finished(request)
@@ -463,6 +467,8 @@ class WeirHttpProtocol(asyncio.Protocol):
 
     async def _answer_later(self, request: _Request, answer: Any) -> None:
         parts: Parts = answer if isinstance(answer, tuple) else await answer
+        # Answered: its body is gone, and a slow reader of a long answer holds no budget.
+        self._release(request)
         if len(parts[2]) <= SLICE_BYTES:
             self._write_whole(request, parts)
         else:
@@ -510,6 +516,7 @@ class WeirHttpProtocol(asyncio.Protocol):
         return "".join(lines).encode("latin-1") + default + b"\r\n"
 
     def _release(self, request: _Request) -> None:
+        request.body = b""  # whoever answers it took what they need
         if request.held:
             self.front.dataplane.release(request.held)
             request.held = 0

@@ -239,8 +239,9 @@ class AsyncioDriver:
     def _on_loop(self) -> bool:
         """Whether the next batch computes on the loop (module docstring). Never on a
         device: its runs cost the host little CPU however long they take (a 300 ms GPU batch
-        on the loop would hold every probe for 300 ms)."""
-        if not self.batcher.on_host:
+        on the loop would hold every probe for 300 ms). Never with background work (shadow
+        copies): on the nice-10 thread it takes only the CPU live requests leave."""
+        if not self.batcher.on_host or any(item.background for item in self.batcher.queue):
             return False
         expected = self.costs.estimate(self.batcher.queued_rows)
         if expected is None:

@@ -68,11 +68,24 @@ class BatchPolicy:
 class Pending:
     """One request in the queue; `done` is set once outputs or error are filled."""
 
-    __slots__ = ("done", "enqueued", "error", "feeds", "key", "outputs", "rows", "waiter")
+    __slots__ = (
+        "background",
+        "done",
+        "enqueued",
+        "error",
+        "feeds",
+        "key",
+        "outputs",
+        "rows",
+        "waiter",
+    )
 
-    def __init__(self, feeds: dict[str, np.ndarray], rows: int) -> None:
+    def __init__(self, feeds: dict[str, np.ndarray], rows: int, background: bool = False) -> None:
         self.feeds = feeds
         self.rows = rows
+        # Work no client waits for (a shadow copy): never computed on an event loop, where
+        # it would take the CPU from live requests at their own priority.
+        self.background = background
         # Requests join a batch only with others whose non-batch dimensions agree.
         self.key = tuple(a.shape[1:] for a in feeds.values())
         self.enqueued = 0.0

@@ -165,7 +165,7 @@ class Shadows:
             pair.shed.inc()
             return
         self.in_flight[key] = busy + 1
-        copy = Pending(item.feeds, item.rows)
+        copy = Pending(item.feeds, item.rows, background=True)  # on the nice-10 thread
         task = asyncio.get_running_loop().create_task(
             self._run(live, shadow, copy, item.outputs, pair, key)
         )

@@ -12,7 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import requests
 
-from tests.integration.sidecar.test_server import DIGITS, _header_int, _rows, _wait_for
+from tests.integration.sidecar.test_server import (
+    DIGITS,
+    _header_int,
+    _rows,
+    _wait_for,
+    _wide_request,
+)
 
 READY = b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -274,3 +280,53 @@ def test_bodies_still_being_read_count_against_the_worker_s_byte_budget(spawn_si
             break
         assert time.monotonic() < deadline, f"budget not given back: {head[:200]!r}"
         time.sleep(0.1)
+
+
+def test_an_unparsable_target_gives_its_body_s_bytes_back(spawn_sidecar, repository):
+    """llhttp takes `http://[::1/x` as a request target that httptools' URL parser refuses:
+    such a request is a 400 before its body is read, and holds none of the worker's budget
+    (refused after its body, the bytes were lost, and a few such requests locked the worker
+    out of every infer with a body)."""
+    proc = spawn_sidecar(
+        repository, "--workers", "1", env={"WEIR_MAX_IN_FLIGHT_BYTES": str(1 << 20)}
+    )
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=30) as sock:
+            sock.sendall(
+                b"POST http://[::1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n"
+            )
+            head, _, body = _read_all(sock).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 "), head
+        assert "not a valid path or URL" in json.loads(body)["error"]
+    padded = json.dumps(DIGITS).encode() + b" " * 900_000
+    answer = requests.post(
+        f"{proc.url}/v2/models/digits/infer", data=padded, timeout=30,
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_slow_reader_of_a_long_answer_holds_no_request_bytes(spawn_sidecar, heavy_repository):
+    """Once its answer is computed a request's body is gone: a client that takes its long
+    answer slowly must not keep its body's bytes counted against everyone else's."""
+    proc = spawn_sidecar(
+        heavy_repository, "--workers", "1", env={"WEIR_MAX_IN_FLIGHT_BYTES": str(2 << 20)}
+    )
+    wide = json.loads(_wide_request(proc.port, 64).partition(b"\r\n\r\n")[2])  # 16 MiB out
+    body = json.dumps(wide).encode() + b" " * 1_500_000  # 1.5 MB in
+    with socket.socket() as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", proc.port))
+        slow.sendall(
+            b"POST /v2/models/wide/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            % len(body)
+            + body
+        )
+        slow.settimeout(30)
+        assert slow.recv(64).startswith(b"HTTP/1.1 200 ")  # answered, then taken slowly
+        padded = json.dumps(DIGITS).encode() + b" " * 900_000  # with 1.5 MB, over 2 MiB
+        answer = requests.post(
+            f"{proc.url}/v2/models/digits/infer", data=padded, timeout=30,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text

@@ -170,6 +170,9 @@ def test_every_metric_the_dashboard_queries_is_exported(stack):
         for target in panel["targets"]:
             queried |= set(re.findall(r"\b(weir_[a-z_]+)\b", target["expr"]))
     assert queried, "the dashboard queries no Weir metric"
+    # Shadow families exist once a release shadows (release.yaml does not; the Prometheus
+    # test's stack does, and its panel returns data there).
+    queried -= {"weir_shadow_agreements_total", "weir_shadow_comparisons_total"}
     assert queried <= exported, f"queried but not exported: {sorted(queried - exported)}"
 
 

@@ -173,6 +173,22 @@ def test_a_batch_measured_heavy_on_the_thread_is_tried_on_the_loop_now_and_then(
     assert threads[PROBE_EVERY] == "MainThread"  # tried on the loop: light after all
 
 
+def test_background_work_never_runs_on_the_loop_however_cheap_it_looks():
+    runner = Runner()
+
+    async def main() -> None:
+        driver = _driver(asyncio.get_running_loop(), runner)
+        await driver.submit(_item())  # unmeasured: the compute thread
+        await driver.submit(_item())  # light: the loop
+        shadow = _item()
+        shadow.background = True  # a shadow copy
+        await driver.submit(shadow)
+        driver.stop()
+
+    asyncio.run(main())
+    assert [thread for _, thread in runner.runs] == ["compute m:1", "MainThread", "compute m:1"]
+
+
 def test_a_device_s_batches_never_run_on_the_loop_however_cheap_they_look():
     runner = Runner()
 
