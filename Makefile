@@ -33,6 +33,7 @@ fuzz: deps models
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	luacheck lua tests/lua
 	$(VENV)/bin/hadolint Dockerfile
 

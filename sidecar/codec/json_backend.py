@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -87,10 +88,11 @@ def count_keys(value: Any, level: int) -> int:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise too_deep()
+        children: Iterable[Any] = item
         if type(item) is dict:
             keys += len(item)
-            item = item.values()
-        stack.extend((child, depth + 1) for child in item if isinstance(child, _CONTAINERS))
+            children = item.values()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINERS))
     return keys
 
 

@@ -167,7 +167,8 @@ def wrap(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         data = b"".join(body)
         client = environ["meinheld.client"]
         try:
-            _write_all(client.get_fd(), raw_response(*captured, data, _keep_alive(environ)))
+            status, headers = captured
+            _write_all(client.get_fd(), raw_response(status, headers, data, _keep_alive(environ)))
         except (BrokenPipeError, ConnectionResetError):
             # The client went away first (an edge that timed out, a client that gave up):
             # normal, counted, not worth a log line each.

@@ -107,7 +107,10 @@ class AsyncioWorker(_Serving, Worker):
             timeout_keep_alive=self.cfg.keepalive,
             timeout_notify=self.timeout,
             callback_notify=self._notify,
-            timeout_graceful_shutdown=max(1, settings.graceful_timeout - settings.drain_seconds),
+            # Whole seconds (uvicorn's type), rounded down: done before gunicorn's own timeout.
+            timeout_graceful_shutdown=max(
+                1, int(settings.graceful_timeout - settings.drain_seconds)
+            ),
             backlog=self.cfg.backlog,
         )
         server = _Server(config, self.served.readiness, settings.drain_seconds, self.log)

@@ -89,10 +89,10 @@ def compare(
         ).max(axis=1)
         diffs = delta if diffs is None else np.fmax(diffs, delta)
     agreed = None
-    i = class_output(live)
-    if i is not None:
-        j = shadow.output_index.get(live.outputs[i].name)
-        a = live_outputs[i]
+    index = class_output(live)
+    if index is not None:
+        j = shadow.output_index.get(live.outputs[index].name)
+        a = live_outputs[index]
         if j is not None and a.ndim >= 2 and a.shape == shadow_outputs[j].shape:
             rows = a.reshape(a.shape[0], -1)
             if rows.shape[0] and rows.shape[1] >= 2:

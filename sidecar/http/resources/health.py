@@ -28,5 +28,5 @@ class ModelReady(ModelResource):
         resp.media = self.dataplane.model_ready(model, version)
 
 
-def not_found(req: falcon.Request, resp: falcon.Response) -> None:
+def not_found(req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
     raise NotFound(f"no such endpoint: {req.method} {req.path}; see the V2 protocol routes")
