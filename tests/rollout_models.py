@@ -15,13 +15,29 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from sklearn.datasets import load_digits
 
 POISON_PIXEL = 0
+
+
+def digits_bodies(poison_every: int | None = None) -> list[bytes]:
+    """One V2 JSON infer body per digits row (scikit-learn's, scaled as the samples were
+    trained); every `poison_every`-th one (the first included) with `POISON_PIXEL` set."""
+    x, _ = load_digits(return_X_y=True)
+    bodies = []
+    for i, row in enumerate((x / 16).astype(np.float32)):
+        data = row.tolist()
+        if poison_every and i % poison_every == 0:
+            data[POISON_PIXEL] = 1.0
+        body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": data}]}
+        bodies.append(json.dumps(body).encode())
+    return bodies
 
 
 def _base(source: Path) -> onnx.ModelProto:

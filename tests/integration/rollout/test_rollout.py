@@ -17,10 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import requests
-from sklearn.datasets import load_digits
 
 from tests import rollout_models
 from tests.rollout_process import Background, ControllerProcess
@@ -132,26 +130,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.kill_tree()
 
 
-def _bodies(poison_every: int | None) -> list[bytes]:
-    x, _ = load_digits(return_X_y=True)
-    rows = (x / 16).astype(np.float32)
-    bodies = []
-    for i, row in enumerate(rows):
-        data = row.tolist()
-        if poison_every and i % poison_every == 0:
-            data[rollout_models.POISON_PIXEL] = 1.0
-        body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": data}]}
-        bodies.append(json.dumps(body).encode())
-    return bodies
-
-
 class Traffic(Background):
     """One client sending digits requests as fast as answers come, each as a new user (so the
     sticky split spreads them), until stopped; every answer's status and version kept."""
 
     def __init__(self, stack: Stack, poison_every: int | None = None, force: str = "") -> None:
         self.url = f"http://127.0.0.1:{stack.port}/v2/models/digits/infer"
-        self.bodies = _bodies(poison_every)
+        self.bodies = rollout_models.digits_bodies(poison_every)
         self.headers = {"X-Weir-Version": force} if force else {}
         self.answers: list[tuple[int, str, str]] = []  # status, version, fallback
         super().__init__()

@@ -6,17 +6,14 @@ are all wrong but whose distributions do not move is rolled back on agreement al
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from sklearn.datasets import load_digits
 
 from tests import rollout_models
 from tests.integration.rollout import test_rollout as base
@@ -87,24 +84,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShadowStack]:
         stack.kill_tree()
 
 
-def _rows(poison: bool = False) -> list[bytes]:
-    x, _ = load_digits(return_X_y=True)
-    rows = (x / 16).astype(np.float32)
-    bodies = []
-    for row in rows:
-        data = row.tolist()
-        if poison:
-            data[rollout_models.POISON_PIXEL] = 1.0
-        body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": data}]}
-        bodies.append(json.dumps(body).encode())
-    return bodies
-
-
 def _send(
     stack: ShadowStack, count: int, poison: bool = False, **headers: str
 ) -> list[requests.Response]:
     url = f"http://127.0.0.1:{stack.port}/v2/models/digits/infer"
-    bodies = _rows(poison)
+    bodies = rollout_models.digits_bodies(1 if poison else None)
     with requests.Session() as session:
         return [
             session.post(url, data=bodies[i % len(bodies)], headers=headers, timeout=30)
@@ -172,7 +156,9 @@ def test_a_client_cannot_ask_for_shadow_work(stack: ShadowStack) -> None:
     )
     # Pinned to the shadow version itself: nothing to copy.
     url = f"http://127.0.0.1:{stack.port}/v2/models/digits/versions/3/infer"
-    requests.post(url, data=_rows()[0], headers={"X-Weir-Shadow": "7"}, timeout=30)
+    requests.post(
+        url, data=rollout_models.digits_bodies()[0], headers={"X-Weir-Shadow": "7"}, timeout=30
+    )
     assert ("weir_shadow_comparisons_total", "3", "7") not in stack.shadow_counts()
 
 
